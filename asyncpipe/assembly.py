@@ -1,0 +1,124 @@
+"""Assemble puzzles from ranked themes: groups of distinct words, themes in draw order.
+
+Pure and deterministic: the same ranked themes in the same order give the same
+puzzles, however the embeddings arrived. A puzzle takes the next themes in
+order; each group takes its theme's best words that no other group of the
+puzzle holds (nor a case or inflection variant of one), and that are not a
+form of another theme's name in the puzzle. A theme that cannot fill its
+group beside the others is held over to the next puzzle; a theme that cannot
+fill a group at all is reported as failed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from asyncpipe.ranking import RankedTheme
+from asyncpipe.words import is_variant_of_theme, variant_key
+
+
+@dataclass(frozen=True)
+class Group:
+    theme: str
+    words: tuple[str, ...]
+    scores: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Puzzle:
+    groups: tuple[Group, ...]
+
+    @property
+    def themes(self) -> list[str]:
+        return [group.theme for group in self.groups]
+
+    @property
+    def words(self) -> list[str]:
+        return [word for group in self.groups for word in group.words]
+
+    @property
+    def scores(self) -> list[float]:
+        return [score for group in self.groups for score in group.scores]
+
+
+@dataclass(frozen=True)
+class AssemblyResult:
+    puzzles: tuple[Puzzle, ...]
+    failed_themes: dict[str, str]
+    failed_puzzles: dict[str, str]
+    unused_themes: tuple[str, ...] = field(default=())
+
+
+def assemble_puzzles(
+    ranked: Iterable[RankedTheme], puzzle_count: int, themes_per_puzzle: int, words_per_theme: int
+) -> AssemblyResult:
+    failed_themes: dict[str, str] = {}
+    pending: deque[RankedTheme] = deque()
+    for theme in ranked:
+        if len(theme.words) < words_per_theme:
+            failed_themes[theme.theme] = (
+                f"only {len(theme.words)} distinct candidate words, a group needs {words_per_theme}"
+            )
+        else:
+            pending.append(theme)
+
+    puzzles: list[Puzzle] = []
+    failed_puzzles: dict[str, str] = {}
+    while len(puzzles) < puzzle_count:
+        groups, held_over = _fill_puzzle(pending, themes_per_puzzle, words_per_theme)
+        if len(groups) < themes_per_puzzle:
+            # Nothing left can complete this puzzle; give its themes back as unused.
+            pending.extendleft(reversed(held_over))
+            taken = {group.theme for group in groups}
+            for index in range(len(puzzles) + 1, puzzle_count + 1):
+                failed_puzzles[f"puzzle_{index}"] = (
+                    f"ran out of themes: {len(groups)} of {themes_per_puzzle} groups could be filled "
+                    f"from the {len(taken) + len(held_over)} usable themes left"
+                )
+            unused = [group.theme for group in groups] + [theme.theme for theme in pending]
+            return AssemblyResult(tuple(puzzles), failed_themes, failed_puzzles, tuple(unused))
+        puzzles.append(Puzzle(tuple(groups)))
+        pending.extendleft(reversed(held_over))
+    return AssemblyResult(
+        tuple(puzzles), failed_themes, failed_puzzles, tuple(theme.theme for theme in pending)
+    )
+
+
+def _fill_puzzle(
+    pending: deque[RankedTheme], themes_per_puzzle: int, words_per_theme: int
+) -> tuple[list[Group], list[RankedTheme]]:
+    """Take themes from the front of `pending` until the puzzle is full or none is left."""
+    groups: list[Group] = []
+    held_over: list[RankedTheme] = []
+    used_keys: set[str] = set()
+    while len(groups) < themes_per_puzzle and pending:
+        theme = pending.popleft()
+        group = _group_for(theme, groups, used_keys, words_per_theme)
+        if group is None:
+            held_over.append(theme)
+            continue
+        groups.append(group)
+        used_keys.update(variant_key(word) for word in group.words)
+    return groups, held_over
+
+
+def _group_for(
+    theme: RankedTheme, groups: list[Group], used_keys: set[str], words_per_theme: int
+) -> Group | None:
+    other_themes = [group.theme for group in groups]
+    if any(is_variant_of_theme(word, theme.theme) for group in groups for word in group.words):
+        return None  # a word already on the grid names this theme
+    words: list[str] = []
+    scores: list[float] = []
+    for word, score in zip(theme.words, theme.scores, strict=True):
+        if variant_key(word) in used_keys:
+            continue
+        if any(is_variant_of_theme(word, other) for other in other_themes):
+            continue
+        words.append(word)
+        scores.append(score)
+        if len(words) == words_per_theme:
+            return Group(theme.theme, tuple(words), tuple(scores))
+    return None

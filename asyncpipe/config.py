@@ -1,0 +1,308 @@
+"""Typed, frozen settings read from params.yaml, validated once at the edge.
+
+Each section of params.yaml is a small pydantic model with named defaults, so
+the rest of asyncpipe receives plain values it can trust. Loading is the only
+place that knows about the older pipeline's layout: its `multiprocessing`
+section is accepted, the one setting of it that still means something
+(`max_concurrent_requests`) is carried over, and the rest is named in a single
+warning. Unknown keys are warnings too, so a typo never silently changes a run
+but an older file still loads.
+
+This module reads and validates; it does not resolve paths against a working
+directory (see `asyncpipe.workspace`) or decide exit codes (see `asyncpipe.cli`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from asyncpipe.errors import ConfigError
+
+#: The Gemini API answers 400 to a batch of more than 100 texts.
+MAX_TEXTS_PER_REQUEST = 100
+
+BUILTIN_THEMES = "builtin"
+BUILTIN_INDEX = "glove"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PuzzleGeneration(_Section):
+    total_puzzle_count: int = Field(80, gt=0)
+    words_per_theme: int = Field(4, ge=2, le=8)
+    themes_per_puzzle: int = Field(4, ge=2, le=8)
+    candidate_words_per_theme: int = Field(50, gt=0)
+    min_similarity_threshold: float = Field(0.3, ge=-1.0, le=1.0)
+    theme_selection_method: Literal["random", "sequential"] = "random"
+    random_seed: int = 42
+    #: Extra themes drawn beyond those the puzzles need, as a fraction of them,
+    #: so that a theme that yields too few words can be replaced.
+    spare_theme_fraction: float = Field(0.25, ge=0.0, le=10.0)
+
+    @model_validator(mode="after")
+    def _candidates_cover_a_group(self) -> PuzzleGeneration:
+        if self.candidate_words_per_theme < self.words_per_theme:
+            raise ValueError(
+                f"candidate_words_per_theme ({self.candidate_words_per_theme}) must be at least "
+                f"words_per_theme ({self.words_per_theme})"
+            )
+        return self
+
+    @property
+    def themes_needed(self) -> int:
+        return self.total_puzzle_count * self.themes_per_puzzle
+
+
+class Themes(_Section):
+    #: A text file with one theme per line, or "builtin" for the shipped list.
+    source: str = BUILTIN_THEMES
+    exclude_categories: tuple[str, ...] = ()
+    min_theme_length: int = Field(3, ge=1)
+    max_theme_length: int = Field(60, ge=1)
+
+
+class VectorSearch(_Section):
+    #: "glove" for the bundled GloVe 6B 50d index, or a folder in the older index format.
+    data_source: str = BUILTIN_INDEX
+    #: Collapse candidates that share a stem (dance, dances, dancing) to the closest one.
+    use_lemmatized: bool = True
+    similarity_metric: Literal["cosine", "dot"] = "cosine"
+    max_search_candidates: int = Field(50, gt=0)
+    #: Candidates come from the N most frequent words of the index.
+    vocabulary_size: int = Field(50_000, gt=0)
+    min_word_length: int = Field(3, ge=1)
+
+
+class Gemini(_Section):
+    model_id: str = Field("gemini-embedding-001", min_length=1)
+    embedding_dimension: int = Field(3072, ge=1, le=3072)
+    api_key_env: str = Field("GEMINI_API_KEY", min_length=1)
+    task_type: str = "SEMANTIC_SIMILARITY"
+    #: Overrides the API's address (a gateway, or a local test server).
+    base_url: str | None = None
+    requests_per_minute: int = Field(2900, gt=0)
+    min_request_interval: float = Field(0.0, ge=0.0)
+    retry_base_delay: float = Field(1.0, ge=0.0)
+    max_retries: int = Field(3, ge=0)
+
+
+class Paths(_Section):
+    themes: str = "data/themes/"
+    candidates: str = "data/candidates/"
+    embeddings: str = "data/embeddings/"
+    outputs: str = "data/outputs/"
+    reports: str = "reports/"
+    cache: str = "data/cache/"
+
+
+class Output(_Section):
+    format: Literal["json"] = "json"
+    include_metadata: bool = True
+    include_similarity_scores: bool = True
+    csv_precision: int = Field(6, ge=0, le=12)
+    embedding_cache_file: str = "data/cache/all_embeddings.csv"
+    puzzle_embeddings_file: str = "data/embeddings/puzzle_embeddings.csv"
+    #: "csv" keeps the older pipeline's tables; "parquet" writes the same columns,
+    #: with float32 vectors, to a file of the same name ending in .parquet.
+    embedding_table_format: Literal["csv", "parquet"] = "csv"
+
+
+class Logging(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    detailed_output: bool = True
+    log_embedding_stats: bool = True
+
+
+def _default_scoring_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+class Concurrency(_Section):
+    max_concurrent_requests: int = Field(8, gt=0)
+    batch_size: int = Field(MAX_TEXTS_PER_REQUEST, gt=0, le=MAX_TEXTS_PER_REQUEST)
+    scoring_workers: int = Field(default_factory=_default_scoring_workers, gt=0)
+    embedding_cache_size: int = Field(200_000, ge=0)
+
+
+class LegacyMultiprocessing(_Section):
+    """The older pipeline's process-pool settings, accepted so its files still load."""
+
+    enabled: bool | None = None
+    worker_count: int | None = None
+    task_queue_size: int | None = None
+    result_queue_size: int | None = None
+    max_concurrent_requests: int | None = Field(None, gt=0)
+    cache_sync_interval: float | None = None
+
+
+class Params(_Section):
+    puzzle_generation: PuzzleGeneration = PuzzleGeneration()
+    themes: Themes = Themes()
+    vector_search: VectorSearch = VectorSearch()
+    gemini: Gemini = Gemini()
+    paths: Paths = Paths()
+    output: Output = Output()
+    logging: Logging = Logging()
+    concurrency: Concurrency = Concurrency()
+    multiprocessing: LegacyMultiprocessing | None = None
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line flags that take precedence over params.yaml."""
+
+    count: int | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class LoadedParams:
+    """Validated params plus what the loader wants the user told."""
+
+    params: Params
+    source: str
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def load_params(path: Path | None, overrides: Overrides = Overrides()) -> LoadedParams:
+    """Read, migrate and validate a params file (or the defaults when `path` is None).
+
+    Raises ConfigError with one line naming the file, the key and the problem.
+    """
+    if path is None:
+        raw: dict[str, Any] = {}
+        source = "built-in defaults"
+    else:
+        raw = _read_yaml_mapping(path)
+        source = str(path)
+
+    warnings: list[str] = []
+    notes: list[str] = []
+    unknown = _drop_unknown_keys(raw, Params)
+    if unknown:
+        warnings.append(f"{source}: ignoring unknown keys: {', '.join(unknown)}")
+    _apply_overrides(raw, overrides)
+    _carry_over_legacy_concurrency(raw, source, warnings, notes)
+
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {_describe_first_error(error)}") from None
+    return LoadedParams(params=params, source=source, warnings=tuple(warnings), notes=tuple(notes))
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: params file is a directory") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: params file is not UTF-8 text") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read params file ({error.strerror})") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(loaded).__name__}")
+    return loaded
+
+
+def _drop_unknown_keys(raw: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Remove keys the model does not know, recursively; return their dotted names."""
+    unknown: list[str] = []
+    for key in list(raw):
+        dotted = f"{prefix}{key}"
+        fields = model.model_fields
+        if not isinstance(key, str) or key not in fields:
+            unknown.append(dotted)
+            del raw[key]
+            continue
+        annotation = fields[key].annotation
+        section = _section_model(annotation)
+        if section is not None and isinstance(raw[key], dict):
+            unknown.extend(_drop_unknown_keys(raw[key], section, prefix=f"{dotted}."))
+    return unknown
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for member in getattr(annotation, "__args__", ()):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return member
+    return None
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: Overrides) -> None:
+    generation = raw.get("puzzle_generation")
+    if generation is None:
+        generation = raw["puzzle_generation"] = {}
+    if not isinstance(generation, dict):
+        return  # validation reports the wrong type
+    if overrides.count is not None:
+        generation["total_puzzle_count"] = overrides.count
+    if overrides.seed is not None:
+        generation["random_seed"] = overrides.seed
+
+
+def _carry_over_legacy_concurrency(
+    raw: dict[str, Any], source: str, warnings: list[str], notes: list[str]
+) -> None:
+    legacy = raw.get("multiprocessing")
+    if not isinstance(legacy, dict):
+        return
+    obsolete = sorted(f"multiprocessing.{key}" for key in legacy if key != "max_concurrent_requests")
+    legacy_limit = legacy.get("max_concurrent_requests")
+    concurrency = raw.get("concurrency")
+    if legacy_limit is not None:
+        if isinstance(concurrency, dict) and "max_concurrent_requests" in concurrency:
+            notes.append(
+                "concurrency.max_concurrent_requests "
+                f"({concurrency['max_concurrent_requests']}) overrides "
+                f"multiprocessing.max_concurrent_requests ({legacy_limit})"
+            )
+        else:
+            if concurrency is None:
+                concurrency = raw["concurrency"] = {}
+            if isinstance(concurrency, dict):
+                concurrency["max_concurrent_requests"] = legacy_limit
+                notes.append(
+                    f"using multiprocessing.max_concurrent_requests ({legacy_limit}) "
+                    "as concurrency.max_concurrent_requests"
+                )
+    if obsolete:
+        warnings.append(
+            f"{source}: these settings no longer apply (asyncpipe runs as one asyncio process): "
+            + ", ".join(obsolete)
+        )
+
+
+def _describe_first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    more = len(error.errors()) - 1
+    suffix = f" [and {more} more problem{'s' if more > 1 else ''}]" if more else ""
+    return f"{location}: {message}{shown}{suffix}"

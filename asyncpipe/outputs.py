@@ -1,0 +1,155 @@
+"""Writing the files the puzzle app and the data pipeline read, atomically.
+
+Every file is written to a temporary file in its own folder, flushed to disk,
+and renamed into place: a reader sees the old file or the new one, never half
+of one, and a crash mid-write leaves the previous version. Failures to write
+become `OutputError` with the path and the reason, never a traceback.
+
+The embedding tables keep the older pipeline's CSV columns
+(theme, word, word_type, similarity_to_theme, rank, embedding_dim_1..D), or
+the same columns as Parquet with one float32 list column for the vector.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from asyncpipe.errors import InputError, OutputError
+
+
+@contextmanager
+def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of `path`; on success fsync it and rename it over `path`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise OutputError(f"{path}: cannot write ({_reason(error)})") from None
+    try:
+        with os.fdopen(descriptor, mode, encoding=None if "b" in mode else "utf-8", newline=None if "b" in mode else "") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        _remove_quietly(temporary)
+        raise OutputError(f"{path}: cannot write ({_reason(error)})") from None
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+
+
+def write_json(path: Path, document: Any) -> None:
+    """Write JSON with a stable layout (two-space indent, UTF-8, trailing newline)."""
+    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    with atomic_writer(path) as handle:
+        handle.write(text)
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read a JSON input of a stage, with one clear line when it is missing or broken."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} not found; run the stage that writes it first") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: {what} is not valid JSON ({error})") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read {what} ({_reason(error)})") from None
+
+
+@dataclass(frozen=True)
+class EmbeddingRows:
+    """Rows of an embedding table: one text each, with its vector."""
+
+    themes: Sequence[str]
+    words: Sequence[str]
+    word_types: Sequence[str]
+    similarities: Sequence[float]
+    ranks: Sequence[int]
+    vectors: np.ndarray
+
+    def __post_init__(self) -> None:
+        count = len(self.themes)
+        lengths = {len(self.words), len(self.word_types), len(self.similarities), len(self.ranks)}
+        if lengths != {count} or self.vectors.shape[0] != count:
+            raise ValueError("embedding table columns differ in length")
+
+
+def write_embedding_table(path: Path, rows: EmbeddingRows, table_format: str, precision: int) -> None:
+    if table_format == "parquet":
+        _write_parquet_table(path, rows)
+    else:
+        _write_csv_table(path, rows, precision)
+
+
+def _write_csv_table(path: Path, rows: EmbeddingRows, precision: int) -> None:
+    dimension = rows.vectors.shape[1] if rows.vectors.ndim == 2 else 0
+    header = ["theme", "word", "word_type", "similarity_to_theme", "rank"]
+    header += [f"embedding_dim_{index}" for index in range(1, dimension + 1)]
+    number = f"%.{precision}f"
+    # One %-format per row is the fastest pure-Python way to print many floats.
+    vector_format = "," + ",".join([number] * dimension) if dimension else ""
+    with atomic_writer(path) as handle:
+        handle.write(",".join(header) + "\n")
+        for position in range(len(rows.themes)):
+            fields = (
+                _csv_field(rows.themes[position]),
+                _csv_field(rows.words[position]),
+                rows.word_types[position],
+                number % rows.similarities[position],
+                str(rows.ranks[position]),
+            )
+            vector = vector_format % tuple(rows.vectors[position].tolist()) if dimension else ""
+            handle.write(",".join(fields) + vector + "\n")
+
+
+def _write_parquet_table(path: Path, rows: EmbeddingRows) -> None:
+    import pyarrow as arrow
+    import pyarrow.parquet as parquet
+
+    vectors = np.ascontiguousarray(rows.vectors, dtype=np.float32)
+    dimension = vectors.shape[1]
+    table = arrow.table(
+        {
+            "theme": arrow.array(list(rows.themes), arrow.string()),
+            "word": arrow.array(list(rows.words), arrow.string()),
+            "word_type": arrow.array(list(rows.word_types), arrow.string()),
+            "similarity_to_theme": arrow.array(list(rows.similarities), arrow.float64()),
+            "rank": arrow.array(list(rows.ranks), arrow.int32()),
+            "embedding": arrow.FixedSizeListArray.from_arrays(
+                arrow.array(vectors.reshape(-1)), dimension
+            ),
+        }
+    )
+    with atomic_writer(path, "wb") as handle:
+        parquet.write_table(table, handle)
+
+
+def _csv_field(text: str) -> str:
+    if any(character in text for character in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _reason(error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return "no space left on device"
+    return error.strerror or str(error)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,56 @@
+"""Rank a theme's candidates by how close the embedding provider puts them to the theme.
+
+Pure numpy, no I/O: the enhance stage calls it once a theme and its candidates
+are embedded. The ranked list is longer than a group so that assembly can
+step past a word another group of the same puzzle already holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from asyncpipe.words import variant_key
+
+
+@dataclass(frozen=True)
+class RankedTheme:
+    """A theme's candidates, closest first, one per variant family."""
+
+    theme: str
+    words: tuple[str, ...]
+    scores: tuple[float, ...]
+    #: Row of each ranked word in the candidate list it was ranked from.
+    source_rows: tuple[int, ...]
+
+
+def cosine_to(anchor: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of `vectors` to `anchor`, as float64 for stable rounding."""
+    anchor = np.asarray(anchor, dtype=np.float64)
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(anchor)
+    return (vectors @ anchor) / np.maximum(norms, np.finfo(np.float64).tiny)
+
+
+def rank_candidates(theme: str, words: Sequence[str], scores: np.ndarray) -> RankedTheme:
+    """Order candidates by their score (cosine to the theme); ties keep the candidate order.
+
+    Case and inflection variants (Dance, dances, dancing) collapse onto the
+    closest of them, so a group never holds two forms of one word.
+    """
+    order = np.lexsort((np.arange(len(words)), -scores))
+    seen: set[str] = set()
+    kept_words: list[str] = []
+    kept_scores: list[float] = []
+    kept_rows: list[int] = []
+    for row in order.tolist():
+        key = variant_key(words[row])
+        if key in seen:
+            continue
+        seen.add(key)
+        kept_words.append(words[row])
+        kept_scores.append(float(scores[row]))
+        kept_rows.append(row)
+    return RankedTheme(theme, tuple(kept_words), tuple(kept_scores), tuple(kept_rows))
