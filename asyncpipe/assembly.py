@@ -69,15 +69,16 @@ def assemble_puzzles(
     while len(puzzles) < puzzle_count:
         groups, held_over = _fill_puzzle(pending, themes_per_puzzle, words_per_theme)
         if len(groups) < themes_per_puzzle:
-            # Nothing left can complete this puzzle; give its themes back as unused.
-            pending.extendleft(reversed(held_over))
-            taken = {group.theme for group in groups}
-            for index in range(len(puzzles) + 1, puzzle_count + 1):
-                failed_puzzles[f"puzzle_{index}"] = (
-                    f"ran out of themes: {len(groups)} of {themes_per_puzzle} groups could be filled "
-                    f"from the {len(taken) + len(held_over)} usable themes left"
-                )
-            unused = [group.theme for group in groups] + [theme.theme for theme in pending]
+            left = len(groups) + len(held_over)
+            first_missing = len(puzzles) + 1
+            failed_puzzles[f"puzzle_{first_missing}"] = (
+                f"ran out of themes: the {left} usable themes left fill only "
+                f"{len(groups)} of {themes_per_puzzle} groups"
+            )
+            for number in range(first_missing + 1, puzzle_count + 1):
+                failed_puzzles[f"puzzle_{number}"] = "ran out of themes: none left"
+            unused = [group.theme for group in groups] + [theme.theme for theme in held_over]
+            unused += [theme.theme for theme in pending]
             return AssemblyResult(tuple(puzzles), failed_themes, failed_puzzles, tuple(unused))
         puzzles.append(Puzzle(tuple(groups)))
         pending.extendleft(reversed(held_over))

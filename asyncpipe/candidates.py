@@ -86,7 +86,8 @@ class CandidateSearch:
         for theme, found in candidates.items():
             if not found.words:
                 failed[theme] = (
-                    f"no candidate word at or above similarity {generation.min_similarity_threshold}"
+                    "no candidate word at or above similarity "
+                    f"{generation.min_similarity_threshold}"
                 )
         ordered = {theme: candidates[theme] for theme in themes if theme in candidates}
         return CandidateSearchResult(candidates=ordered, failed_themes=failed)
@@ -133,7 +134,9 @@ class CandidateSearch:
         return self._cut(found_words, found_scores, generation)
 
     @staticmethod
-    def _cut(words: list[str], scores: list[float], generation: PuzzleGeneration) -> ThemeCandidates:
+    def _cut(
+        words: list[str], scores: list[float], generation: PuzzleGeneration
+    ) -> ThemeCandidates:
         keep = generation.candidate_words_per_theme
         return ThemeCandidates(words=tuple(words[:keep]), similarity_scores=tuple(scores[:keep]))
 

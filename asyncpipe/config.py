@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from asyncpipe.errors import ConfigError
 
@@ -47,14 +54,14 @@ class PuzzleGeneration(_Section):
     #: so that a theme that yields too few words can be replaced.
     spare_theme_fraction: float = Field(0.25, ge=0.0, le=10.0)
 
-    @model_validator(mode="after")
-    def _candidates_cover_a_group(self) -> PuzzleGeneration:
-        if self.candidate_words_per_theme < self.words_per_theme:
-            raise ValueError(
-                f"candidate_words_per_theme ({self.candidate_words_per_theme}) must be at least "
-                f"words_per_theme ({self.words_per_theme})"
-            )
-        return self
+    @field_validator("candidate_words_per_theme")
+    @classmethod
+    def _candidates_cover_a_group(cls, value: int, info: ValidationInfo) -> int:
+        # words_per_theme is declared first, so it is validated by now (if valid at all).
+        words = info.data.get("words_per_theme")
+        if words is not None and value < words:
+            raise ValueError(f"must be at least words_per_theme ({words})")
+        return value
 
     @property
     def themes_needed(self) -> int:
@@ -64,7 +71,13 @@ class PuzzleGeneration(_Section):
 class Themes(_Section):
     #: A text file with one theme per line, or "builtin" for the shipped list.
     source: str = BUILTIN_THEMES
-    exclude_categories: tuple[str, ...] = ()
+    #: The older pipeline's exclusions: reference categories, not puzzle themes.
+    exclude_categories: tuple[str, ...] = (
+        "General reference",
+        "Research",
+        "Academic disciplines",
+        "Library science",
+    )
     min_theme_length: int = Field(3, ge=1)
     max_theme_length: int = Field(60, ge=1)
 
@@ -187,6 +200,7 @@ def load_params(path: Path | None, overrides: Overrides = Overrides()) -> Loaded
 
     warnings: list[str] = []
     notes: list[str] = []
+    _empty_sections_take_defaults(raw)
     unknown = _drop_unknown_keys(raw, Params)
     if unknown:
         warnings.append(f"{source}: ignoring unknown keys: {', '.join(unknown)}")
@@ -223,6 +237,13 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(loaded).__name__}")
     return loaded
+
+
+def _empty_sections_take_defaults(raw: dict[str, Any]) -> None:
+    """A section whose keys are all commented out reads as null in YAML: treat it as empty."""
+    for key, value in raw.items():
+        if value is None and key in Params.model_fields and key != "multiprocessing":
+            raw[key] = {}
 
 
 def _drop_unknown_keys(raw: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -269,7 +290,9 @@ def _carry_over_legacy_concurrency(
     legacy = raw.get("multiprocessing")
     if not isinstance(legacy, dict):
         return
-    obsolete = sorted(f"multiprocessing.{key}" for key in legacy if key != "max_concurrent_requests")
+    obsolete = sorted(
+        f"multiprocessing.{key}" for key in legacy if key != "max_concurrent_requests"
+    )
     legacy_limit = legacy.get("max_concurrent_requests")
     concurrency = raw.get("concurrency")
     if legacy_limit is not None:

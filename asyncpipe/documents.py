@@ -27,7 +27,9 @@ def final_puzzles_document(puzzles: Iterable[Puzzle], include_scores: bool) -> d
     for number, puzzle in enumerate(puzzles, start=1):
         entry: dict[str, Any] = {"words": puzzle.words, "themes": puzzle.themes}
         if include_scores:
-            entry["theme_similarity_scores"] = [round(score, SCORE_DECIMALS) for score in puzzle.scores]
+            entry["theme_similarity_scores"] = [
+                round(score, SCORE_DECIMALS) for score in puzzle.scores
+            ]
         document[f"puzzle_{number}"] = entry
     return document
 
@@ -54,7 +56,9 @@ def embedding_analysis_document(
         "per_theme_similarity": per_theme,
         "embedding_summary": {
             "themes_embedded": len(embedded),
-            "candidate_vectors": int(sum(len(result.candidate_words) for result in embedded.values())),
+            "candidate_vectors": int(
+                sum(len(result.candidate_words) for result in embedded.values())
+            ),
             "dimension": int(provider.get("dimension", 0)),
             "theme_vector_norm": _summary(np.asarray(theme_norms, dtype=np.float64)),
         },

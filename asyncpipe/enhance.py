@@ -24,7 +24,7 @@ from asyncpipe.ranking import RankedTheme, cosine_to, rank_candidates
 
 @dataclass(frozen=True)
 class EmbeddedTheme:
-    """A theme's vector, its candidates' vectors and cosines (candidate order), and their ranking."""
+    """A theme's vector; its candidates' vectors and cosines, in candidate order; their ranking."""
 
     theme_vector: np.ndarray
     candidate_words: tuple[str, ...]

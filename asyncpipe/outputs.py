@@ -12,6 +12,7 @@ the same columns as Parquet with one float32 list column for the vector.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -32,11 +33,18 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary sibling of `path`; on success fsync it and rename it over `path`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
     except OSError as error:
         raise OutputError(f"{path}: cannot write ({_reason(error)})") from None
     try:
-        with os.fdopen(descriptor, mode, encoding=None if "b" in mode else "utf-8", newline=None if "b" in mode else "") as handle:
+        with os.fdopen(
+            descriptor,
+            mode,
+            encoding=None if "b" in mode else "utf-8",
+            newline=None if "b" in mode else "",
+        ) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -86,7 +94,9 @@ class EmbeddingRows:
             raise ValueError("embedding table columns differ in length")
 
 
-def write_embedding_table(path: Path, rows: EmbeddingRows, table_format: str, precision: int) -> None:
+def write_embedding_table(
+    path: Path, rows: EmbeddingRows, table_format: str, precision: int
+) -> None:
     if table_format == "parquet":
         _write_parquet_table(path, rows)
     else:
@@ -149,7 +159,5 @@ def _reason(error: OSError) -> str:
 
 
 def _remove_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass

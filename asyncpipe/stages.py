@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 from asyncpipe import __version__
 from asyncpipe.assembly import AssemblyResult, assemble_puzzles
 from asyncpipe.candidates import CandidateSearch, CandidateSearchResult, ThemeCandidates
-from asyncpipe.config import LoadedParams, Params
+from asyncpipe.config import LoadedParams, Logging, Params, PuzzleGeneration
 from asyncpipe.documents import (
     all_embeddings_rows,
     embedding_analysis_document,
@@ -49,6 +51,8 @@ class Pipeline:
     loaded: LoadedParams
     workspace: Workspace
     provider_choice: ProviderChoice = "auto"
+    #: Seconds spent per step in this invocation, for the run metadata.
+    timings: dict[str, float] = field(default_factory=dict)
     _index: VocabularyIndex | None = field(default=None, repr=False)
 
     @property
@@ -58,16 +62,24 @@ class Pipeline:
     def index(self) -> VocabularyIndex:
         """The vector index, loaded on first use and kept for the later stages."""
         if self._index is None:
-            started = time.perf_counter()
-            self._index = load_index(self.workspace.index_source)
+            with self.timed("load_index"):
+                self._index = load_index(self.workspace.index_source)
             log.info(
                 "Loaded vector index %s: %d words x %d dimensions in %.2fs",
                 self._index.name,
                 len(self._index),
                 self._index.dimension,
-                time.perf_counter() - started,
+                self.timings["load_index"],
             )
         return self._index
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = round(time.perf_counter() - started, 3)
 
 
 @dataclass(frozen=True)
@@ -97,14 +109,15 @@ def run_select_candidates(
 ) -> CandidateSearchResult:
     params = pipeline.params
     selection = selection or _load_selection(pipeline.workspace)
-    started = time.perf_counter()
-    search = CandidateSearch(pipeline.index(), params.vector_search)
-    result = search.search(list(selection.all_themes), params.puzzle_generation)
+    index = pipeline.index()
+    with pipeline.timed("select_candidates"):
+        search = CandidateSearch(index, params.vector_search)
+        result = search.search(list(selection.all_themes), params.puzzle_generation)
     document = {
         "candidates": {theme: found.to_json() for theme, found in result.candidates.items()},
         "metadata": {
-            "index": pipeline.index().name,
-            "index_metadata": pipeline.index().metadata,
+            "index": index.name,
+            "index_metadata": index.metadata,
             "search_pool_size": search.pool_size,
             "vocabulary_size": params.vector_search.vocabulary_size,
             "similarity_metric": params.vector_search.similarity_metric,
@@ -121,7 +134,7 @@ def run_select_candidates(
         "Found candidates for %d of %d themes in %.2fs -> %s",
         sum(1 for found in result.candidates.values() if found.words),
         len(selection.all_themes),
-        time.perf_counter() - started,
+        pipeline.timings["select_candidates"],
         pipeline.workspace.candidate_words,
     )
     for theme, reason in result.failed_themes.items():
@@ -135,77 +148,113 @@ def run_enhance(
     candidates: CandidateSearchResult | None = None,
 ) -> EnhanceReport:
     params = pipeline.params
-    generation = params.puzzle_generation
     workspace = pipeline.workspace
-    started = time.perf_counter()
     selection = selection or _load_selection(workspace)
     candidates = candidates or _load_candidates(workspace)
     chosen = choose_provider(pipeline.provider_choice, params, pipeline.index())
-    provider = chosen.provider
     log.info("Embedding provider: %s", chosen.reason)
+    provider_json = {
+        "name": chosen.provider.info.name,
+        "model": chosen.provider.info.model,
+        "dimension": chosen.provider.info.dimension,
+        "task_type": chosen.provider.info.task_type,
+        "chosen_because": chosen.reason,
+    }
 
-    failed_themes = dict(candidates.failed_themes)
+    usable, failed_themes = _usable_themes(selection, candidates, params.puzzle_generation)
+    with pipeline.timed("embed_and_assemble"):
+        outcome, assembly = asyncio.run(
+            _embed_and_assemble(pipeline, selection, usable, chosen.provider)
+        )
+    failed_themes.update(outcome.failed_themes)
+    failed_themes.update(assembly.failed_themes)
+
+    with pipeline.timed("write_outputs"):
+        write_json(
+            workspace.final_puzzles,
+            final_puzzles_document(assembly.puzzles, params.output.include_similarity_scores),
+        )
+        _write_tables(pipeline, outcome, assembly)
+        analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
+        write_json(workspace.embedding_analysis, analysis)
+    if params.output.include_metadata:
+        metadata = _metadata_document(
+            pipeline, selection, assembly, failed_themes, outcome, provider_json
+        )
+        write_json(workspace.puzzle_metadata, metadata)
+    report = EnhanceReport(params.puzzle_generation.total_puzzle_count, len(assembly.puzzles))
+    log.info(
+        "Generated %d of %d puzzles -> %s",
+        report.puzzles_generated,
+        report.puzzles_requested,
+        workspace.final_puzzles,
+    )
+    _log_details(params.logging, failed_themes, assembly, analysis)
+    return report
+
+
+def _usable_themes(
+    selection: ThemeSelection, candidates: CandidateSearchResult, generation: PuzzleGeneration
+) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Themes with enough candidates to fill a group, and why the others are out."""
+    failed = dict(candidates.failed_themes)
     usable: dict[str, tuple[str, ...]] = {}
     for theme in selection.all_themes:
         found = candidates.candidates.get(theme)
         if found is None:
-            failed_themes.setdefault(theme, "no candidates were searched for this theme")
+            failed.setdefault(theme, "no candidates were searched for this theme")
         elif len(found.words) < generation.words_per_theme:
-            failed_themes.setdefault(
+            failed.setdefault(
                 theme,
-                f"only {len(found.words)} candidate words, a group needs {generation.words_per_theme}",
+                f"only {len(found.words)} candidate words, "
+                f"a group needs {generation.words_per_theme}",
             )
         else:
             usable[theme] = found.words
+    return usable, failed
 
-    outcome, assembly = asyncio.run(_embed_and_assemble(pipeline, selection, usable, provider))
-    failed_themes.update(outcome.failed_themes)
-    failed_themes.update(assembly.failed_themes)
 
-    provider_json = {
-        "name": provider.info.name,
-        "model": provider.info.model,
-        "dimension": provider.info.dimension,
-        "task_type": provider.info.task_type,
-        "chosen_because": chosen.reason,
-    }
-    table_format = params.output.embedding_table_format
-    precision = params.output.csv_precision
-    write_json(
-        workspace.final_puzzles,
-        final_puzzles_document(assembly.puzzles, params.output.include_similarity_scores),
+def _write_tables(pipeline: Pipeline, outcome: EnhanceOutcome, assembly: AssemblyResult) -> None:
+    output = pipeline.params.output
+    tables = (
+        (pipeline.workspace.embedding_cache_table, all_embeddings_rows(outcome.embedded)),
+        (
+            pipeline.workspace.puzzle_embeddings_table,
+            puzzle_embeddings_rows(assembly.puzzles, outcome.embedded),
+        ),
     )
-    write_embedding_table(
-        workspace.embedding_cache_table, all_embeddings_rows(outcome.embedded), table_format, precision
-    )
-    write_embedding_table(
-        workspace.puzzle_embeddings_table,
-        puzzle_embeddings_rows(assembly.puzzles, outcome.embedded),
-        table_format,
-        precision,
-    )
-    write_json(
-        workspace.embedding_analysis,
-        embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json),
-    )
-    report = EnhanceReport(generation.total_puzzle_count, len(assembly.puzzles))
-    if params.output.include_metadata:
-        write_json(
-            workspace.puzzle_metadata,
-            _metadata_document(
-                pipeline, selection, assembly, failed_themes, outcome, provider_json, started
-            ),
-        )
-    log.info(
-        "Generated %d of %d puzzles in %.2fs -> %s",
-        report.puzzles_generated,
-        report.puzzles_requested,
-        time.perf_counter() - started,
-        workspace.final_puzzles,
-    )
+    for path, rows in tables:
+        write_embedding_table(path, rows, output.embedding_table_format, output.csv_precision)
+
+
+def _log_details(
+    settings: Logging,
+    failed_themes: dict[str, str],
+    assembly: AssemblyResult,
+    analysis: dict[str, Any],
+) -> None:
+    if settings.detailed_output:
+        for theme, reason in failed_themes.items():
+            log.info("Theme %r replaced: %s", theme, reason)
+    elif failed_themes:
+        log.info("%d themes replaced (reasons in the metadata)", len(failed_themes))
     for name, reason in assembly.failed_puzzles.items():
         log.warning("%s not generated: %s", name, reason)
-    return report
+    if settings.log_embedding_stats:
+        for label, key in (
+            ("candidates", "candidate_similarity"),
+            ("puzzle words", "puzzle_word_similarity"),
+        ):
+            summary = analysis[key]
+            if summary.get("count"):
+                log.info(
+                    "Similarity to theme, %s: mean %.3f, median %.3f, min %.3f (%d words)",
+                    label,
+                    summary["mean"],
+                    summary["median"],
+                    summary["min"],
+                    summary["count"],
+                )
 
 
 def run_all(pipeline: Pipeline) -> EnhanceReport:
@@ -279,7 +328,6 @@ def _metadata_document(
     failed_themes: dict[str, str],
     outcome: EnhanceOutcome,
     provider_json: dict[str, Any],
-    started: float,
 ) -> dict[str, Any]:
     params = pipeline.params
     used = {theme for puzzle in assembly.puzzles for theme in puzzle.themes}
@@ -301,7 +349,7 @@ def _metadata_document(
         "failed_puzzles": assembly.failed_puzzles,
         "unused_themes": list(assembly.unused_themes),
         "provider": provider_json,
-        "timing": {"enhance_seconds": round(time.perf_counter() - started, 3)},
+        "timing_seconds": dict(pipeline.timings),
         "run_statistics": outcome.statistics.to_json(),
         "puzzle_generation": params.puzzle_generation.model_dump(),
     }

@@ -7,6 +7,7 @@ the next spare, so one weak theme never leaves a puzzle short.
 
 from __future__ import annotations
 
+import codecs
 import random
 import unicodedata
 from dataclasses import dataclass
@@ -83,11 +84,12 @@ def read_theme_source(path: Path | None) -> tuple[list[str], str]:
             raise InputError(f"{path}: cannot read theme source ({error.strerror})") from None
         if b"\x00" in raw:
             raise InputError(f"{path}: theme source looks binary (contains NUL bytes)")
+        bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
         try:
-            text = raw.decode("utf-8-sig")
+            text = raw[bom:].decode("utf-8")
         except UnicodeDecodeError as error:
             raise InputError(
-                f"{path}: theme source is not UTF-8 text (bad byte at offset {error.start})"
+                f"{path}: theme source is not UTF-8 text (bad byte at offset {bom + error.start})"
             ) from None
     themes = [_clean(line) for line in text.splitlines()]
     themes = [theme for theme in themes if theme and not theme.startswith("#")]
@@ -124,7 +126,9 @@ def select_themes(
     if generation.theme_selection_method == "random":
         random.Random(generation.random_seed).shuffle(ordered)
     # At least one puzzle's worth of spares, however small the batch.
-    spare_target = max(generation.themes_per_puzzle, round(needed * generation.spare_theme_fraction))
+    spare_target = max(
+        generation.themes_per_puzzle, round(needed * generation.spare_theme_fraction)
+    )
     spares = min(len(ordered) - needed, spare_target)
     return ThemeSelection(
         themes=tuple(ordered[:needed]),

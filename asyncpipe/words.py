@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 
-import snowballstemmer
+import Stemmer  # PyStemmer: the Snowball stemmers in C
 
 _PUZZLE_WORD = re.compile(r"[a-z]+")
-_THEME_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
+# Letters, with inner apostrophes (straight or typographic) kept: "Children's games".
+_THEME_WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
 
 #: A theme word shorter than this is too generic to rule out the words it begins
 #: ("art" would exclude "artist"; "card" rules out "cardboard").
@@ -31,8 +32,8 @@ def stopwords() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
-def _stemmer() -> snowballstemmer.stemmer:
-    return snowballstemmer.stemmer("english")
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
 
 
 @lru_cache(maxsize=65_536)
