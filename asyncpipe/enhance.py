@@ -93,6 +93,12 @@ async def embed_and_rank(
         for _ in range(max(1, min(max_concurrent, len(themes)))):
             group.create_task(worker())
     outcome.statistics.seconds = time.perf_counter() - started
+    # Workers finish in any order; the outputs list themes in the order they were given.
+    order = [theme for theme, _ in themes]
+    outcome.embedded = {t: outcome.embedded[t] for t in order if t in outcome.embedded}
+    outcome.failed_themes = {
+        t: outcome.failed_themes[t] for t in order if t in outcome.failed_themes
+    }
     return outcome
 
 

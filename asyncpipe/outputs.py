@@ -59,7 +59,10 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
 
 def write_json(path: Path, document: Any) -> None:
     """Write JSON with a stable layout (two-space indent, UTF-8, trailing newline)."""
-    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as error:
+        raise OutputError(f"{path}: cannot encode as JSON ({error})") from None
     with atomic_writer(path) as handle:
         handle.write(text)
 
@@ -129,7 +132,13 @@ def _write_parquet_table(path: Path, rows: EmbeddingRows) -> None:
     import pyarrow.parquet as parquet
 
     vectors = np.ascontiguousarray(rows.vectors, dtype=np.float32)
-    dimension = vectors.shape[1]
+    dimension = vectors.shape[1] if vectors.ndim == 2 else 0
+    if dimension:
+        embedding = arrow.FixedSizeListArray.from_arrays(
+            arrow.array(vectors.reshape(-1)), dimension
+        )
+    else:  # no rows, so no dimension to fix: an empty list column reads back the same
+        embedding = arrow.array([], arrow.list_(arrow.float32()))
     table = arrow.table(
         {
             "theme": arrow.array(list(rows.themes), arrow.string()),
@@ -137,9 +146,7 @@ def _write_parquet_table(path: Path, rows: EmbeddingRows) -> None:
             "word_type": arrow.array(list(rows.word_types), arrow.string()),
             "similarity_to_theme": arrow.array(list(rows.similarities), arrow.float64()),
             "rank": arrow.array(list(rows.ranks), arrow.int32()),
-            "embedding": arrow.FixedSizeListArray.from_arrays(
-                arrow.array(vectors.reshape(-1)), dimension
-            ),
+            "embedding": embedding,
         }
     )
     with atomic_writer(path, "wb") as handle:
