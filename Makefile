@@ -7,13 +7,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test install install-test clean
+.PHONY: run test bench install install-test clean
 
 run: $(VENV)/.installed
 	$(BIN)/python -m asyncpipe run $(ARGS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(ARGS)
+
+# Not part of `make test`: minutes of runs against the local test server, figures in README.
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/embedding_bench.py $(ARGS)
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

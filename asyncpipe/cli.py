@@ -200,3 +200,6 @@ def _configure_logging(level: str | None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or "INFO")
+    # One line per HTTP request drowns the progress lines; their failures reach us anyway.
+    for chatty in ("httpx", "httpx2", "httpcore", "google_genai"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -8,7 +8,7 @@ that varies goes into `puzzle_metadata.json`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -65,61 +65,49 @@ def embedding_analysis_document(
     }
 
 
-def all_embeddings_rows(embedded: Mapping[str, EmbeddedTheme]) -> EmbeddingRows:
-    """Every text the run embedded: each theme (rank 0), then its candidates by rank."""
-    themes: list[str] = []
-    words: list[str] = []
-    types: list[str] = []
-    similarities: list[float] = []
-    ranks: list[int] = []
-    blocks: list[np.ndarray] = []
+def all_embeddings_blocks(embedded: Mapping[str, EmbeddedTheme]) -> Iterator[EmbeddingRows]:
+    """Every text the run embedded, one block per theme: the theme (rank 0), then its
+    candidates in candidate order with their rank. Blocks keep memory flat: at 3072
+    dimensions the whole table would be hundreds of MB at once."""
     for theme, result in embedded.items():
-        themes.append(theme)
-        words.append(theme)
-        types.append("theme")
-        similarities.append(1.0)
-        ranks.append(0)
-        blocks.append(result.theme_vector[np.newaxis, :])
         rank_of = {row: rank for rank, row in enumerate(result.ranked.source_rows, start=1)}
-        for row, word in enumerate(result.candidate_words):
-            themes.append(theme)
-            words.append(word)
-            # Variants dropped from the ranking are still embedded texts: keep them, unranked.
-            rank = rank_of.get(row, -1)
-            types.append("candidate" if rank > 0 else "variant")
-            similarities.append(float(result.candidate_scores[row]))
-            ranks.append(rank)
-        blocks.append(result.candidate_vectors)
-    return EmbeddingRows(themes, words, types, similarities, ranks, _stack(blocks))
+        # Variants dropped from the ranking are still embedded texts: kept, rank -1.
+        ranks = [0] + [rank_of.get(row, -1) for row in range(len(result.candidate_words))]
+        count = len(ranks)
+        yield EmbeddingRows(
+            themes=[theme] * count,
+            words=[theme, *result.candidate_words],
+            word_types=["theme"] + ["candidate" if rank > 0 else "variant" for rank in ranks[1:]],
+            similarities=[1.0, *(float(score) for score in result.candidate_scores)],
+            ranks=ranks,
+            vectors=np.concatenate([result.theme_vector[np.newaxis, :], result.candidate_vectors]),
+        )
 
 
-def puzzle_embeddings_rows(
+def puzzle_embeddings_blocks(
     puzzles: Iterable[Puzzle], embedded: Mapping[str, EmbeddedTheme]
-) -> EmbeddingRows:
-    """The words of the puzzles only, one row per word per puzzle, in grid order."""
-    themes: list[str] = []
-    words: list[str] = []
-    types: list[str] = []
-    similarities: list[float] = []
-    ranks: list[int] = []
-    blocks: list[np.ndarray] = []
+) -> Iterator[EmbeddingRows]:
+    """The words of the puzzles only, one block per puzzle, in grid order."""
     for number, puzzle in enumerate(puzzles, start=1):
+        themes: list[str] = []
+        ranks: list[int] = []
+        rows: list[np.ndarray] = []
         for group in puzzle.groups:
             result = embedded[group.theme]
             rank_of_word = {word: rank for rank, word in enumerate(result.ranked.words, start=1)}
             row_of_word = dict(zip(result.ranked.words, result.ranked.source_rows, strict=True))
-            for word, score in zip(group.words, group.scores, strict=True):
+            for word in group.words:
                 themes.append(group.theme)
-                words.append(word)
-                types.append(f"puzzle_{number}")
-                similarities.append(score)
                 ranks.append(rank_of_word[word])
-                blocks.append(result.candidate_vectors[row_of_word[word]][np.newaxis, :])
-    return EmbeddingRows(themes, words, types, similarities, ranks, _stack(blocks))
-
-
-def _stack(blocks: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(blocks).astype(np.float32) if blocks else np.zeros((0, 0), np.float32)
+                rows.append(result.candidate_vectors[row_of_word[word]])
+        yield EmbeddingRows(
+            themes=themes,
+            words=puzzle.words,
+            word_types=[f"puzzle_{number}"] * len(themes),
+            similarities=puzzle.scores,
+            ranks=ranks,
+            vectors=np.stack(rows),
+        )
 
 
 def _summary(values: np.ndarray) -> dict[str, float | int]:

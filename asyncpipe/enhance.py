@@ -1,25 +1,41 @@
-"""Embed every theme and its candidates with the provider, concurrently, and rank them.
+"""Embed every theme and its candidates through the engine, concurrently, and rank them.
 
-One asyncio task group runs a fixed number of workers that pull themes from a
-shared iterator, so a batch of any size holds at most `max_concurrent` themes
-in flight and never creates one task per theme. A theme whose embedding
-fails is recorded with its reason and the run goes on; the assembly replaces
-it with a spare. Results are keyed by theme, so the order in which themes
-finish never changes what is assembled.
+An `asyncio.TaskGroup` runs a fixed number of theme workers that pull from a
+shared iterator, so a batch of 100,000 themes holds only a bounded number in
+flight and never creates one task per theme. The workers are many more than
+the requests in flight: the engine coalesces their texts into full batches,
+so enough themes must be waiting to fill them.
+
+A theme whose embeddings still fail after the engine's retries, or that has a
+text the provider cannot embed, is recorded with its reason and the run goes
+on; the assembly replaces it with a spare. A fatal provider error (bad key)
+propagates and stops the run. Results are keyed by theme and listed in input
+order, so the order in which themes finish never shows in the outputs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from asyncpipe.embeddings.provider import EmbeddingProvider
-from asyncpipe.errors import EmbeddingError
+from asyncpipe.embeddings.engine import EmbeddingEngine
+from asyncpipe.errors import RetryableEmbeddingError, UnembeddableTextError
+from asyncpipe.progress import ProgressReporter
 from asyncpipe.ranking import RankedTheme, cosine_to, rank_candidates
+
+#: Theme workers per request slot, beyond what one full batch needs, so the next
+#: batch is already filling while the current ones are in flight.
+_QUEUE_DEPTH = 2
+#: Themes of a batch share many candidates (in-flight de-duplication and the cache
+#: absorb them): measured on the default batch, a theme brings about a quarter of
+#: its texts as new ones.
+_NEW_TEXT_SHARE = 0.25
+_MAX_THEME_WORKERS = 1024
 
 
 @dataclass(frozen=True)
@@ -34,42 +50,27 @@ class EmbeddedTheme:
 
 
 @dataclass
-class EmbeddingStatistics:
-    requests: int = 0
-    texts_embedded: int = 0
-    themes_done: int = 0
-    themes_failed: int = 0
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, float | int]:
-        return {
-            "requests": self.requests,
-            "texts_embedded": self.texts_embedded,
-            "themes_embedded": self.themes_done,
-            "themes_failed": self.themes_failed,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-@dataclass
 class EnhanceOutcome:
     # repr=False: on Python 3.11, asyncio.run() formats the repr of its main task,
     # result included, each time it checks the SIGINT handler; printing every
     # vector of a batch there cost seconds.
     embedded: dict[str, EmbeddedTheme] = field(default_factory=dict, repr=False)
     failed_themes: dict[str, str] = field(default_factory=dict)
-    statistics: EmbeddingStatistics = field(default_factory=EmbeddingStatistics)
+    seconds: float = 0.0
 
 
-ProgressCallback = Callable[[EmbeddingStatistics, int], None]
+def theme_workers(max_concurrent: int, batch_size: int, texts_per_theme: float) -> int:
+    """Themes to keep in flight so every request slot has full batches waiting."""
+    new_texts = max(1.0, texts_per_theme * _NEW_TEXT_SHARE)
+    themes_per_batch = max(1, math.ceil(batch_size / new_texts))
+    return min(_MAX_THEME_WORKERS, max_concurrent * themes_per_batch * _QUEUE_DEPTH)
 
 
 async def embed_and_rank(
     themes: Sequence[tuple[str, Sequence[str]]],
-    provider: EmbeddingProvider,
-    max_concurrent: int,
-    batch_size: int,
-    on_progress: ProgressCallback | None = None,
+    engine: EmbeddingEngine,
+    workers: int,
+    progress: ProgressReporter | None = None,
 ) -> EnhanceOutcome:
     """Embed each (theme, candidates) pair and rank the candidates against the theme."""
     outcome = EnhanceOutcome()
@@ -79,20 +80,16 @@ async def embed_and_rank(
     async def worker() -> None:
         for theme, candidates in work:
             try:
-                outcome.embedded[theme] = await _embed_theme(
-                    theme, candidates, provider, batch_size, outcome.statistics
-                )
-                outcome.statistics.themes_done += 1
-            except EmbeddingError as error:
+                outcome.embedded[theme] = await _embed_theme(theme, candidates, engine)
+            except (RetryableEmbeddingError, UnembeddableTextError) as error:
                 outcome.failed_themes[theme] = f"embedding failed: {error}"
-                outcome.statistics.themes_failed += 1
-            if on_progress is not None:
-                on_progress(outcome.statistics, len(themes))
+            if progress is not None:
+                progress.record(successful=theme in outcome.embedded)
 
     async with asyncio.TaskGroup() as group:
-        for _ in range(max(1, min(max_concurrent, len(themes)))):
+        for _ in range(max(1, min(workers, len(themes)))):
             group.create_task(worker())
-    outcome.statistics.seconds = time.perf_counter() - started
+    outcome.seconds = time.perf_counter() - started
     # Workers finish in any order; the outputs list themes in the order they were given.
     order = [theme for theme, _ in themes]
     outcome.embedded = {t: outcome.embedded[t] for t in order if t in outcome.embedded}
@@ -103,20 +100,9 @@ async def embed_and_rank(
 
 
 async def _embed_theme(
-    theme: str,
-    candidates: Sequence[str],
-    provider: EmbeddingProvider,
-    batch_size: int,
-    statistics: EmbeddingStatistics,
+    theme: str, candidates: Sequence[str], engine: EmbeddingEngine
 ) -> EmbeddedTheme:
-    texts = [theme, *candidates]
-    parts = []
-    for start in range(0, len(texts), batch_size):
-        batch = texts[start : start + batch_size]
-        parts.append(await provider.embed(batch))
-        statistics.requests += 1
-        statistics.texts_embedded += len(batch)
-    matrix = np.concatenate(parts)
+    matrix = await engine.embed([theme, *candidates])
     theme_vector, candidate_vectors = matrix[0], matrix[1:]
     scores = cosine_to(theme_vector, candidate_vectors)
     ranked = rank_candidates(theme, candidates, scores)

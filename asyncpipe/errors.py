@@ -5,8 +5,13 @@
     ├── InputError                 an input file is missing, empty or malformed
     ├── OutputError                an output cannot be written (permissions, full disk)
     └── EmbeddingError             an embedding could not be obtained
-        ├── RetryableEmbeddingError   worth trying again later (throttling, 5xx, timeouts)
-        └── FatalEmbeddingError       retrying cannot help (bad key, bad request, unknown text)
+        ├── RetryableEmbeddingError   worth trying again later (throttling, 5xx, timeouts,
+        │                             malformed answers); after the retries, the themes
+        │                             that needed it fail and are replaced
+        ├── UnembeddableTextError     this text cannot be embedded (the offline index knows
+        │                             none of its words); its theme fails and is replaced
+        └── FatalEmbeddingError       retrying cannot help and nothing else will work
+                                      either (bad key, bad request): the run stops
 
 Exit codes are chosen in one place, at the command-line edge (`asyncpipe.cli`),
 never here and never deep inside the pipeline.
@@ -36,12 +41,39 @@ class OutputError(AsyncpipeError):
 
 
 class EmbeddingError(AsyncpipeError):
-    """An embedding could not be obtained from the provider."""
+    """An embedding could not be obtained from the provider.
+
+    `status` is the HTTP status when there was an answer (None for a dropped
+    connection or a timeout).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RetryableEmbeddingError(EmbeddingError):
-    """A transient provider failure: the same request may succeed later."""
+    """A transient provider failure: the same request may succeed later.
+
+    `retry_after` is the delay in seconds the server asked for (RetryInfo or
+    Retry-After), when it gave one.
+    """
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+    @property
+    def throttled(self) -> bool:
+        """The server said the quota is exhausted (HTTP 429)."""
+        return self.status == 429
+
+
+class UnembeddableTextError(EmbeddingError):
+    """The provider cannot embed one of the texts; other texts are unaffected."""
 
 
 class FatalEmbeddingError(EmbeddingError):
-    """A provider failure that retrying cannot fix."""
+    """A provider failure that retrying cannot fix and that stops the run (bad key, bad request)."""

@@ -17,7 +17,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,9 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600; the app and the data pipeline read these files: give them
+        # the mode an ordinary open() would have given (0666 less the umask).
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except OSError as error:
         _remove_quietly(temporary)
@@ -98,16 +101,22 @@ class EmbeddingRows:
 
 
 def write_embedding_table(
-    path: Path, rows: EmbeddingRows, table_format: str, precision: int
+    path: Path,
+    blocks: Iterable[EmbeddingRows],
+    dimension: int,
+    table_format: str,
+    precision: int,
 ) -> None:
+    """Write an embedding table block by block, so memory holds one block, not the table."""
     if table_format == "parquet":
-        _write_parquet_table(path, rows)
+        _write_parquet_table(path, blocks, dimension)
     else:
-        _write_csv_table(path, rows, precision)
+        _write_csv_table(path, blocks, dimension, precision)
 
 
-def _write_csv_table(path: Path, rows: EmbeddingRows, precision: int) -> None:
-    dimension = rows.vectors.shape[1] if rows.vectors.ndim == 2 else 0
+def _write_csv_table(
+    path: Path, blocks: Iterable[EmbeddingRows], dimension: int, precision: int
+) -> None:
     header = ["theme", "word", "word_type", "similarity_to_theme", "rank"]
     header += [f"embedding_dim_{index}" for index in range(1, dimension + 1)]
     number = f"%.{precision}f"
@@ -115,48 +124,94 @@ def _write_csv_table(path: Path, rows: EmbeddingRows, precision: int) -> None:
     vector_format = "," + ",".join([number] * dimension) if dimension else ""
     with atomic_writer(path) as handle:
         handle.write(",".join(header) + "\n")
-        for position in range(len(rows.themes)):
-            fields = (
-                _csv_field(rows.themes[position]),
-                _csv_field(rows.words[position]),
-                rows.word_types[position],
-                number % rows.similarities[position],
-                str(rows.ranks[position]),
-            )
-            vector = vector_format % tuple(rows.vectors[position].tolist()) if dimension else ""
-            handle.write(",".join(fields) + vector + "\n")
+        for rows in blocks:
+            _check_dimension(rows, dimension, path)
+            for position in range(len(rows.themes)):
+                fields = (
+                    _csv_field(rows.themes[position]),
+                    _csv_field(rows.words[position]),
+                    rows.word_types[position],
+                    number % rows.similarities[position],
+                    str(rows.ranks[position]),
+                )
+                vector = vector_format % tuple(rows.vectors[position].tolist()) if dimension else ""
+                handle.write(",".join(fields) + vector + "\n")
 
 
-def _write_parquet_table(path: Path, rows: EmbeddingRows) -> None:
+#: Rows gathered into one Parquet row group: small groups make slow reads.
+_ROW_GROUP_ROWS = 4096
+
+
+def _write_parquet_table(path: Path, blocks: Iterable[EmbeddingRows], dimension: int) -> None:
     import pyarrow as arrow
     import pyarrow.parquet as parquet
 
-    vectors = np.ascontiguousarray(rows.vectors, dtype=np.float32)
-    dimension = vectors.shape[1] if vectors.ndim == 2 else 0
-    if dimension:
-        embedding = arrow.FixedSizeListArray.from_arrays(
-            arrow.array(vectors.reshape(-1)), dimension
-        )
-    else:  # no rows, so no dimension to fix: an empty list column reads back the same
-        embedding = arrow.array([], arrow.list_(arrow.float32()))
-    table = arrow.table(
-        {
-            "theme": arrow.array(list(rows.themes), arrow.string()),
-            "word": arrow.array(list(rows.words), arrow.string()),
-            "word_type": arrow.array(list(rows.word_types), arrow.string()),
-            "similarity_to_theme": arrow.array(list(rows.similarities), arrow.float64()),
-            "rank": arrow.array(list(rows.ranks), arrow.int32()),
-            "embedding": embedding,
-        }
+    # No dimension (no rows at all): a plain list column reads back the same.
+    vector_type = (
+        arrow.list_(arrow.float32(), dimension) if dimension else arrow.list_(arrow.float32())
     )
-    with atomic_writer(path, "wb") as handle:
-        parquet.write_table(table, handle)
+    schema = arrow.schema(
+        [
+            ("theme", arrow.string()),
+            ("word", arrow.string()),
+            ("word_type", arrow.string()),
+            ("similarity_to_theme", arrow.float64()),
+            ("rank", arrow.int32()),
+            ("embedding", vector_type),
+        ]
+    )
+
+    def table_of(group: list[EmbeddingRows]) -> Any:
+        vectors = np.concatenate([np.asarray(rows.vectors, dtype=np.float32) for rows in group])
+        flat = arrow.array(np.ascontiguousarray(vectors).reshape(-1), arrow.float32())
+        embedding = (
+            arrow.FixedSizeListArray.from_arrays(flat, dimension)
+            if dimension
+            else arrow.array([[] for _ in range(len(vectors))], vector_type)
+        )
+        columns = [
+            arrow.array([text for rows in group for text in rows.themes], arrow.string()),
+            arrow.array([text for rows in group for text in rows.words], arrow.string()),
+            arrow.array([text for rows in group for text in rows.word_types], arrow.string()),
+            arrow.array([v for rows in group for v in rows.similarities], arrow.float64()),
+            arrow.array([v for rows in group for v in rows.ranks], arrow.int32()),
+            embedding,
+        ]
+        return arrow.Table.from_arrays(columns, schema=schema)
+
+    with atomic_writer(path, "wb") as handle, parquet.ParquetWriter(handle, schema) as writer:
+        group: list[EmbeddingRows] = []
+        size = 0
+        for rows in blocks:
+            _check_dimension(rows, dimension, path)
+            group.append(rows)
+            size += len(rows.themes)
+            if size >= _ROW_GROUP_ROWS:
+                writer.write_table(table_of(group))
+                group, size = [], 0
+        if group:
+            writer.write_table(table_of(group))
+
+
+def _check_dimension(rows: EmbeddingRows, dimension: int, path: Path) -> None:
+    if len(rows.themes) and (rows.vectors.ndim != 2 or rows.vectors.shape[1] != dimension):
+        raise ValueError(f"{path}: vectors of shape {rows.vectors.shape}, table has {dimension}")
 
 
 def _csv_field(text: str) -> str:
     if any(character in text for character in ',"\n\r'):
         return '"' + text.replace('"', '""') + '"'
     return text
+
+
+def _read_umask() -> int:
+    # Reading the umask means setting it: done once at import, before any thread starts.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def _reason(error: OSError) -> str:

@@ -16,32 +16,40 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from asyncpipe import __version__
 from asyncpipe.assembly import AssemblyResult, assemble_puzzles
 from asyncpipe.candidates import CandidateSearch, CandidateSearchResult, ThemeCandidates
 from asyncpipe.config import LoadedParams, Logging, Params, PuzzleGeneration
 from asyncpipe.documents import (
-    all_embeddings_rows,
+    all_embeddings_blocks,
     embedding_analysis_document,
     final_puzzles_document,
-    puzzle_embeddings_rows,
+    puzzle_embeddings_blocks,
 )
 from asyncpipe.embeddings.provider import EmbeddingProvider
-from asyncpipe.embeddings.select import ProviderChoice, choose_provider
-from asyncpipe.enhance import EnhanceOutcome, embed_and_rank
-from asyncpipe.errors import InputError
+from asyncpipe.embeddings.select import (
+    ProviderChoice,
+    ProviderPlan,
+    build_provider,
+    plan_provider,
+)
+from asyncpipe.embeddings.session import open_engine
+from asyncpipe.enhance import EnhanceOutcome, embed_and_rank, theme_workers
+from asyncpipe.errors import AsyncpipeError, InputError
 from asyncpipe.outputs import read_json, write_embedding_table, write_json
+from asyncpipe.progress import ProgressReporter
 from asyncpipe.themes import ThemeSelection, read_theme_source, select_themes
 from asyncpipe.vocabulary import VocabularyIndex, load_index
 from asyncpipe.workspace import Workspace
 
 log = logging.getLogger("asyncpipe")
+_Result = TypeVar("_Result")
 
 
 @dataclass
@@ -54,6 +62,7 @@ class Pipeline:
     #: Seconds spent per step in this invocation, for the run metadata.
     timings: dict[str, float] = field(default_factory=dict)
     _index: VocabularyIndex | None = field(default=None, repr=False)
+    _plan: ProviderPlan | None = field(default=None, repr=False)
 
     @property
     def params(self) -> Params:
@@ -72,6 +81,12 @@ class Pipeline:
                 self.timings["load_index"],
             )
         return self._index
+
+    def provider_plan(self) -> ProviderPlan:
+        """Which provider the run uses; decided once, before any stage needs it."""
+        if self._plan is None:
+            self._plan = plan_provider(self.provider_choice, self.params)
+        return self._plan
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
@@ -151,20 +166,21 @@ def run_enhance(
     workspace = pipeline.workspace
     selection = selection or _load_selection(workspace)
     candidates = candidates or _load_candidates(workspace)
-    chosen = choose_provider(pipeline.provider_choice, params, pipeline.index())
-    log.info("Embedding provider: %s", chosen.reason)
+    plan = pipeline.provider_plan()
+    provider = build_provider(plan, params, pipeline.index())
+    log.info("Embedding provider: %s", plan.reason)
     provider_json = {
-        "name": chosen.provider.info.name,
-        "model": chosen.provider.info.model,
-        "dimension": chosen.provider.info.dimension,
-        "task_type": chosen.provider.info.task_type,
-        "chosen_because": chosen.reason,
+        "name": provider.info.name,
+        "model": provider.info.model,
+        "dimension": provider.info.dimension,
+        "task_type": provider.info.task_type,
+        "chosen_because": plan.reason,
     }
 
     usable, failed_themes = _usable_themes(selection, candidates, params.puzzle_generation)
     with pipeline.timed("embed_and_assemble"):
-        outcome, assembly = asyncio.run(
-            _embed_and_assemble(pipeline, selection, usable, chosen.provider)
+        outcome, assembly, statistics = _run_async(
+            _embed_and_assemble(pipeline, selection, usable, provider)
         )
     failed_themes.update(outcome.failed_themes)
     failed_themes.update(assembly.failed_themes)
@@ -174,12 +190,12 @@ def run_enhance(
             workspace.final_puzzles,
             final_puzzles_document(assembly.puzzles, params.output.include_similarity_scores),
         )
-        _write_tables(pipeline, outcome, assembly)
+        _write_tables(pipeline, outcome, assembly, provider.info.dimension)
         analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
         write_json(workspace.embedding_analysis, analysis)
     if params.output.include_metadata:
         metadata = _metadata_document(
-            pipeline, selection, assembly, failed_themes, outcome, provider_json
+            pipeline, selection, assembly, failed_themes, statistics, provider_json
         )
         write_json(workspace.puzzle_metadata, metadata)
     report = EnhanceReport(params.puzzle_generation.total_puzzle_count, len(assembly.puzzles))
@@ -214,17 +230,21 @@ def _usable_themes(
     return usable, failed
 
 
-def _write_tables(pipeline: Pipeline, outcome: EnhanceOutcome, assembly: AssemblyResult) -> None:
+def _write_tables(
+    pipeline: Pipeline, outcome: EnhanceOutcome, assembly: AssemblyResult, dimension: int
+) -> None:
     output = pipeline.params.output
     tables = (
-        (pipeline.workspace.embedding_cache_table, all_embeddings_rows(outcome.embedded)),
+        (pipeline.workspace.embedding_cache_table, all_embeddings_blocks(outcome.embedded)),
         (
             pipeline.workspace.puzzle_embeddings_table,
-            puzzle_embeddings_rows(assembly.puzzles, outcome.embedded),
+            puzzle_embeddings_blocks(assembly.puzzles, outcome.embedded),
         ),
     )
-    for path, rows in tables:
-        write_embedding_table(path, rows, output.embedding_table_format, output.csv_precision)
+    for path, blocks in tables:
+        write_embedding_table(
+            path, blocks, dimension, output.embedding_table_format, output.csv_precision
+        )
 
 
 def _log_details(
@@ -258,6 +278,7 @@ def _log_details(
 
 
 def run_all(pipeline: Pipeline) -> EnhanceReport:
+    pipeline.provider_plan()  # a missing key stops the run here, before any stage
     selection = run_select_themes(pipeline)
     candidates = run_select_candidates(pipeline, selection)
     return run_enhance(pipeline, selection, candidates)
@@ -268,7 +289,7 @@ async def _embed_and_assemble(
     selection: ThemeSelection,
     usable: dict[str, tuple[str, ...]],
     provider: EmbeddingProvider,
-) -> tuple[EnhanceOutcome, AssemblyResult]:
+) -> tuple[EnhanceOutcome, AssemblyResult, dict[str, Any]]:
     """Embed the primary themes, then spares only as far as failures require.
 
     Spares cost API calls with a paid provider, so they are embedded in rounds,
@@ -281,19 +302,23 @@ async def _embed_and_assemble(
     primary = set(selection.themes)
     queue = [theme for theme in ordered if theme in primary]
     spares = [theme for theme in ordered if theme not in primary]
+    mean_texts = 1 + sum(len(usable[theme]) for theme in ordered) / max(1, len(ordered))
+    workers = theme_workers(
+        params.concurrency.max_concurrent_requests, params.concurrency.batch_size, mean_texts
+    )
     outcome = EnhanceOutcome()
-    try:
+    async with (
+        open_engine(provider, params, pipeline.workspace.cache_dir) as engine,
+        ProgressReporter(len(queue), params.logging.progress_interval) as progress,
+    ):
         while True:
             if queue:
-                round_outcome = await embed_and_rank(
-                    [(theme, usable[theme]) for theme in queue],
-                    provider,
-                    params.concurrency.max_concurrent_requests,
-                    params.concurrency.batch_size,
+                part = await embed_and_rank(
+                    [(theme, usable[theme]) for theme in queue], engine, workers, progress
                 )
-                outcome.embedded.update(round_outcome.embedded)
-                outcome.failed_themes.update(round_outcome.failed_themes)
-                _add_statistics(outcome, round_outcome)
+                outcome.embedded.update(part.embedded)
+                outcome.failed_themes.update(part.failed_themes)
+                outcome.seconds += part.seconds
             ranked = [outcome.embedded[t].ranked for t in ordered if t in outcome.embedded]
             assembly = assemble_puzzles(
                 ranked,
@@ -303,22 +328,66 @@ async def _embed_and_assemble(
             )
             missing = generation.total_puzzle_count - len(assembly.puzzles)
             if missing == 0 or not spares:
-                return outcome, assembly
+                break
             shortfall = missing * generation.themes_per_puzzle - len(assembly.unused_themes)
             take = max(shortfall, generation.themes_per_puzzle)
             queue, spares = spares[:take], spares[take:]
+            progress.add_total(len(queue))
             log.info("Embedding %d spare themes to replace failed ones", len(queue))
-    finally:
-        await provider.aclose()
+        statistics = {
+            "themes_embedded": len(outcome.embedded),
+            "themes_failed_embedding": len(outcome.failed_themes),
+            "embedding_seconds": round(outcome.seconds, 3),
+            **engine.summary(),
+        }
+    _log_statistics(statistics)
+    return outcome, assembly, statistics
 
 
-def _add_statistics(total: EnhanceOutcome, part: EnhanceOutcome) -> None:
-    mine, theirs = total.statistics, part.statistics
-    mine.requests += theirs.requests
-    mine.texts_embedded += theirs.texts_embedded
-    mine.themes_done += theirs.themes_done
-    mine.themes_failed += theirs.themes_failed
-    mine.seconds += theirs.seconds
+def _run_async(work: Coroutine[Any, Any, _Result]) -> _Result:
+    """asyncio.run, with task-group failures unwrapped to the asyncpipe error behind them.
+
+    A fatal error in one theme task reaches us wrapped in ExceptionGroups (one per
+    task group it crossed); the command line wants the error itself, to print it
+    as one line.
+    """
+    try:
+        return asyncio.run(work)
+    except BaseExceptionGroup as group:
+        cause = _first_leaf(group, AsyncpipeError) or _first_leaf(group, KeyboardInterrupt)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def _first_leaf(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found = _first_leaf(error, kind)
+            if found is not None:
+                return found
+        elif isinstance(error, kind):
+            return error
+    return None
+
+
+def _log_statistics(statistics: dict[str, Any]) -> None:
+    log.info(
+        "Embedding summary: %d requests, %d texts sent, cache hits %d memory / %d disk, "
+        "%d in-flight duplicates, %d retries, %d throttled (429), latency p50 %s s / p95 %s s, "
+        "%.2f s waiting on the rate limiter, %.2f s wall",
+        statistics["requests"],
+        statistics["texts_requested"],
+        statistics["cache_hits_memory"],
+        statistics["cache_hits_disk"],
+        statistics["in_flight_dedup_hits"],
+        statistics["retries"],
+        statistics["throttled_429"],
+        statistics["latency_p50_seconds"],
+        statistics["latency_p95_seconds"],
+        statistics["limiter_wait_seconds"],
+        statistics["embedding_seconds"],
+    )
 
 
 def _metadata_document(
@@ -326,7 +395,7 @@ def _metadata_document(
     selection: ThemeSelection,
     assembly: AssemblyResult,
     failed_themes: dict[str, str],
-    outcome: EnhanceOutcome,
+    statistics: dict[str, Any],
     provider_json: dict[str, Any],
 ) -> dict[str, Any]:
     params = pipeline.params
@@ -350,7 +419,7 @@ def _metadata_document(
         "unused_themes": list(assembly.unused_themes),
         "provider": provider_json,
         "timing_seconds": dict(pipeline.timings),
-        "run_statistics": outcome.statistics.to_json(),
+        "run_statistics": statistics,
         "puzzle_generation": params.puzzle_generation.model_dump(),
     }
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,13 @@ from pyarrow import parquet
 
 from asyncpipe.vocabulary import VocabularyIndex, write_legacy_index
 from asyncpipe.words import is_variant_of_theme, variant_key
+from tests.gemini_server import GeminiTestServer, ServerConfig
 from tests.support import REFERENCE, REPO, run_cli
 
 pytestmark = pytest.mark.slow
+
+#: A key distinctive enough that finding it in a log or a file cannot be chance.
+GEMINI_KEY = "AIzaSy-asyncpipe-CLI-2e6b9d4f17"
 
 FINAL = Path("data/outputs/final_puzzles.json")
 METADATA = Path("data/outputs/puzzle_metadata.json")
@@ -181,8 +187,17 @@ def test_run_writes_the_puzzle_metadata(baseline: Path) -> None:
     assert metadata["provider"]["model"] == "glove-6B-50d"
     assert metadata["provider"]["dimension"] == 50
     statistics = metadata["run_statistics"]
-    assert statistics["requests"] >= 12
-    assert statistics["texts_embedded"] >= 12 * 5
+    # Every theme asks for itself and at least 4 candidates; texts several themes share are
+    # embedded once, and the texts go in batches of up to concurrency.batch_size (100).
+    assert statistics["texts_asked"] >= 12 * 5
+    assert 12 * 5 <= statistics["texts_requested"] <= statistics["texts_asked"]
+    batches = math.ceil(statistics["texts_requested"] / 100)
+    assert batches <= statistics["requests"] <= batches + 2
+    assert statistics["retries"] == statistics["failed_requests"] == 0
+    # GloVe is local: no persistent store, nothing read from or written to one.
+    assert statistics["cache_hits_disk"] == 0
+    assert "store_path" not in statistics
+    assert not (baseline / "data/cache/embeddings.sqlite3").exists()
 
 
 def test_run_writes_the_embedding_analysis(baseline: Path) -> None:
@@ -501,30 +516,78 @@ def test_gemini_without_its_key_exits_2_with_one_clear_line(stage_inputs: Path) 
     assert not (stage_inputs / FINAL).exists()
 
 
-def test_gemini_with_its_key_exits_2_as_not_available_yet(stage_inputs: Path) -> None:
-    env = {"GEMINI_API_KEY": "test-key-not-used"}
-
-    result = run_cli(["enhance", "--count", "3", "--provider", "gemini"], cwd=stage_inputs, env=env)
-
-    assert result.returncode == 2
-    assert_one_clear_error(result.stderr, "not available yet")
-    assert "test-key-not-used" not in result.stderr
-    assert not (stage_inputs / FINAL).exists()
+@pytest.fixture
+def gemini_server() -> Iterator[GeminiTestServer]:
+    with GeminiTestServer(ServerConfig(valid_keys=frozenset({GEMINI_KEY}))) as server:
+        yield server
 
 
-def test_auto_with_the_gemini_key_falls_back_to_glove_and_says_so(
-    stage_inputs: Path, baseline: Path
+def gemini_env(server: GeminiTestServer) -> dict[str, str]:
+    return {"GEMINI_API_KEY": GEMINI_KEY, "GOOGLE_GEMINI_BASE_URL": server.base_url}
+
+
+def test_gemini_with_its_key_embeds_through_the_gemini_api(
+    stage_inputs: Path, gemini_server: GeminiTestServer
 ) -> None:
-    env = {"GEMINI_API_KEY": "test-key-not-used"}
+    new_workdir(stage_inputs, {"gemini.embedding_dimension": 64})
 
-    result = run_cli(["enhance", "--count", "3", "--provider", "auto"], cwd=stage_inputs, env=env)
+    result = run_cli(
+        ["enhance", "--count", "3", "--provider", "gemini"],
+        cwd=stage_inputs,
+        env=gemini_env(gemini_server),
+    )
 
     assert result.returncode == 0, result.stderr
-    assert "not available yet" in result.stderr and "using glove" in result.stderr
-    assert "test-key-not-used" not in result.stderr
+    candidates = load(stage_inputs, CANDIDATES)["candidates"]
+    assert_complete_puzzles(load(stage_inputs, FINAL), 3, candidates)
+    metadata = load(stage_inputs, METADATA)
+    provider = metadata["provider"]
+    assert (provider["name"], provider["model"], provider["dimension"]) == (
+        "gemini",
+        "gemini-embedding-001",
+        64,
+    )
+    assert "requested" in provider["chosen_because"]
+    assert metadata["run_statistics"]["requests"] == gemini_server.request_count > 0
+    assert {arrival.api_key for arrival in gemini_server.arrivals()} == {GEMINI_KEY}
+    assert GEMINI_KEY not in result.stderr
+
+
+def test_auto_with_the_gemini_key_uses_gemini_and_says_so(
+    stage_inputs: Path, gemini_server: GeminiTestServer
+) -> None:
+    new_workdir(stage_inputs, {"gemini.embedding_dimension": 64})
+
+    result = run_cli(
+        ["enhance", "--count", "3", "--provider", "auto"],
+        cwd=stage_inputs,
+        env=gemini_env(gemini_server),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Embedding provider: gemini (GEMINI_API_KEY is set" in result.stderr
+    assert GEMINI_KEY not in result.stderr
     provider = load(stage_inputs, METADATA)["provider"]
-    assert provider["name"] == "glove"
-    assert "not available yet" in provider["chosen_because"]
+    assert provider["name"] == "gemini"
+    assert "GEMINI_API_KEY is set" in provider["chosen_because"]
+    assert gemini_server.request_count > 0
+    assert_complete_puzzles(load(stage_inputs, FINAL), 3)
+
+
+def test_provider_glove_with_the_gemini_key_set_still_uses_glove(
+    stage_inputs: Path, baseline: Path, gemini_server: GeminiTestServer
+) -> None:
+    result = run_cli(
+        ["enhance", "--count", "3", "--provider", "glove"],
+        cwd=stage_inputs,
+        env=gemini_env(gemini_server),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Embedding provider: glove (requested)" in result.stderr
+    assert GEMINI_KEY not in result.stderr
+    assert load(stage_inputs, METADATA)["provider"]["name"] == "glove"
+    assert gemini_server.request_count == 0
     assert (stage_inputs / FINAL).read_bytes() == (baseline / FINAL).read_bytes()
 
 

@@ -8,11 +8,12 @@ import numpy as np
 
 from asyncpipe.assembly import Group, Puzzle
 from asyncpipe.documents import (
-    all_embeddings_rows,
+    all_embeddings_blocks,
     final_puzzles_document,
-    puzzle_embeddings_rows,
+    puzzle_embeddings_blocks,
 )
 from asyncpipe.enhance import EmbeddedTheme
+from asyncpipe.outputs import EmbeddingRows
 from asyncpipe.ranking import cosine_to, rank_candidates
 
 
@@ -105,13 +106,27 @@ def embedded_theme(theme: str, words: list[str], seed: int) -> EmbeddedTheme:
     return EmbeddedTheme(theme_vector, tuple(words), candidate_vectors, scores, ranked)
 
 
+def concatenated(blocks: list[EmbeddingRows]) -> EmbeddingRows:
+    """One table of all the blocks, as a reader of the written file sees it."""
+    return EmbeddingRows(
+        themes=[text for block in blocks for text in block.themes],
+        words=[text for block in blocks for text in block.words],
+        word_types=[text for block in blocks for text in block.word_types],
+        similarities=[value for block in blocks for value in block.similarities],
+        ranks=[value for block in blocks for value in block.ranks],
+        vectors=np.concatenate([block.vectors for block in blocks]),
+    )
+
+
 def test_all_embeddings_rows_hold_each_theme_then_its_candidates_and_variants() -> None:
     embedded = {
         "Dance": embedded_theme("Dance", ["tango", "waltzes", "waltz", "salsa"], seed=1),
         "Fruit": embedded_theme("Fruit", ["apple", "pear"], seed=2),
     }
 
-    rows = all_embeddings_rows(embedded)
+    blocks = list(all_embeddings_blocks(embedded))
+    assert [len(block.themes) for block in blocks] == [5, 3]  # one block per theme
+    rows = concatenated(blocks)
 
     assert list(rows.themes) == ["Dance"] * 5 + ["Fruit"] * 3
     assert list(rows.words) == [
@@ -157,7 +172,9 @@ def test_puzzle_embeddings_rows_follow_the_grid_with_each_words_vector() -> None
         for theme, result in embedded.items()
     )
 
-    rows = puzzle_embeddings_rows([Puzzle(groups)], embedded)
+    blocks = list(puzzle_embeddings_blocks([Puzzle(groups)], embedded))
+    assert len(blocks) == 1  # one block per puzzle
+    rows = concatenated(blocks)
 
     assert list(rows.words) == [*groups[0].words, *groups[1].words]
     assert list(rows.word_types) == ["puzzle_1"] * 8

@@ -20,6 +20,12 @@ from asyncpipe.outputs import EmbeddingRows, read_json, write_embedding_table, w
 HEADER_START = ["theme", "word", "word_type", "similarity_to_theme", "rank"]
 
 
+def write_table(target: Path, rows: EmbeddingRows, table_format: str, precision: int) -> None:
+    """Write `rows` as the one block of a table, of the dimension its vectors have."""
+    dimension = rows.vectors.shape[1] if rows.vectors.ndim == 2 else 0
+    write_embedding_table(target, [rows], dimension, table_format, precision)
+
+
 def sample_rows() -> EmbeddingRows:
     vectors = np.array(
         [
@@ -131,7 +137,7 @@ def test_a_write_failing_midway_keeps_the_previous_file_and_raises_output_error(
 
 def test_a_table_failing_midway_keeps_the_previous_table(tmp_path: Path) -> None:
     target = tmp_path / "table.csv"
-    write_embedding_table(target, sample_rows(), "csv", 6)
+    write_table(target, sample_rows(), "csv", 6)
     before = target.read_bytes()
     rows = sample_rows()
     broken = EmbeddingRows(
@@ -144,7 +150,7 @@ def test_a_table_failing_midway_keeps_the_previous_table(tmp_path: Path) -> None
     )
 
     with pytest.raises((OutputError, TypeError)):
-        write_embedding_table(target, broken, "csv", 6)
+        write_table(target, broken, "csv", 6)
 
     assert target.read_bytes() == before
     assert [path.name for path in tmp_path.iterdir()] == ["table.csv"]
@@ -190,7 +196,7 @@ def test_read_json_returns_what_write_json_wrote(tmp_path: Path) -> None:
 def test_csv_table_has_the_older_pipelines_columns(tmp_path: Path) -> None:
     target = tmp_path / "all_embeddings.csv"
 
-    write_embedding_table(target, sample_rows(), "csv", 6)
+    write_table(target, sample_rows(), "csv", 6)
 
     header = read_csv(target)[0]
     assert header == HEADER_START + ["embedding_dim_1", "embedding_dim_2", "embedding_dim_3"]
@@ -199,7 +205,7 @@ def test_csv_table_has_the_older_pipelines_columns(tmp_path: Path) -> None:
 def test_csv_values_are_rounded_to_the_given_precision(tmp_path: Path) -> None:
     target = tmp_path / "table.csv"
 
-    write_embedding_table(target, sample_rows(), "csv", 3)
+    write_table(target, sample_rows(), "csv", 3)
 
     rows = read_csv(target)[1:]
     assert rows[0][3:] == ["1.000", "0", "0.123", "-0.500", "1.000"]
@@ -212,7 +218,7 @@ def test_csv_fields_with_commas_quotes_and_newlines_parse_back(tmp_path: Path) -
     target = tmp_path / "table.csv"
     expected = sample_rows()
 
-    write_embedding_table(target, expected, "csv", 6)
+    write_table(target, expected, "csv", 6)
 
     rows = read_csv(target)[1:]
     assert len(rows) == 4
@@ -228,8 +234,8 @@ def test_csv_fields_with_commas_quotes_and_newlines_parse_back(tmp_path: Path) -
 def test_csv_table_is_written_atomically(tmp_path: Path) -> None:
     target = tmp_path / "tables" / "puzzle_embeddings.csv"
 
-    write_embedding_table(target, sample_rows(), "csv", 6)
-    write_embedding_table(target, sample_rows(), "csv", 2)
+    write_table(target, sample_rows(), "csv", 6)
+    write_table(target, sample_rows(), "csv", 2)
 
     assert [path.name for path in target.parent.iterdir()] == ["puzzle_embeddings.csv"]
     assert read_csv(target)[1][5] == "0.12"
@@ -239,7 +245,7 @@ def test_parquet_table_reads_back_with_the_same_rows_and_float32_vectors(tmp_pat
     target = tmp_path / "all_embeddings.parquet"
     expected = sample_rows()
 
-    write_embedding_table(target, expected, "parquet", 6)
+    write_table(target, expected, "parquet", 6)
 
     table = parquet.read_table(target)
     assert table.column_names == HEADER_START + ["embedding"]
@@ -261,7 +267,7 @@ def test_a_parquet_table_with_no_rows_is_written_and_reads_back_empty(tmp_path: 
     target = tmp_path / "puzzle_embeddings.parquet"
     empty = EmbeddingRows([], [], [], [], [], np.zeros((0, 0), dtype=np.float32))
 
-    write_embedding_table(target, empty, "parquet", 6)
+    write_table(target, empty, "parquet", 6)
 
     table = parquet.read_table(target)
     assert table.num_rows == 0
@@ -272,7 +278,7 @@ def test_a_csv_table_with_no_rows_has_only_the_fixed_header(tmp_path: Path) -> N
     target = tmp_path / "puzzle_embeddings.csv"
     empty = EmbeddingRows([], [], [], [], [], np.zeros((0, 0), dtype=np.float32))
 
-    write_embedding_table(target, empty, "csv", 6)
+    write_table(target, empty, "csv", 6)
 
     assert read_csv(target) == [HEADER_START]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from asyncpipe.embeddings.provider import ProviderInfo
-from asyncpipe.errors import FatalEmbeddingError
+from asyncpipe.errors import UnembeddableTextError
 from asyncpipe.vocabulary import VocabularyIndex
 
 
@@ -21,7 +21,9 @@ class GloveProvider:
 
     def __init__(self, index: VocabularyIndex) -> None:
         self._index = index
-        self._info = ProviderInfo(name="glove", model=index.name, dimension=index.dimension)
+        self._info = ProviderInfo(
+            name="glove", model=index.name, dimension=index.dimension, local=True
+        )
 
     @property
     def info(self) -> ProviderInfo:
@@ -36,7 +38,7 @@ class GloveProvider:
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         if not norms.all():
             zero = texts[int(np.flatnonzero(norms[:, 0] == 0)[0])]
-            raise FatalEmbeddingError(f"the vector of {zero!r} is zero")
+            raise UnembeddableTextError(f"the vector of {zero!r} is zero")
         return matrix / norms
 
     async def aclose(self) -> None:
@@ -45,5 +47,5 @@ class GloveProvider:
     def _mean_of(self, text: str) -> np.ndarray:
         mean = self._index.text_vector(text)
         if mean is None:
-            raise FatalEmbeddingError(f"no word of {text!r} is in the index {self._index.name!r}")
+            raise UnembeddableTextError(f"no word of {text!r} is in the index {self._index.name!r}")
         return mean

@@ -17,6 +17,8 @@ class ProviderInfo:
     model: str
     dimension: int
     task_type: str | None = None
+    #: A local provider has no quota and nothing worth keeping on disk between runs.
+    local: bool = False
 
 
 class EmbeddingProvider(Protocol):

@@ -1,15 +1,17 @@
 """Choosing the embedding provider for a run: `--provider auto|glove|gemini`.
 
 `auto` means Gemini when the key variable named in `gemini.api_key_env` is set,
-else the offline GloVe provider; the choice and its reason are returned so the
-run can log them (never the key itself).
+else the offline GloVe provider. The choice is planned before any stage runs,
+so a missing key stops the run at once rather than after two stages; the
+provider itself is built when the enhance stage needs it. The plan carries the
+key but never shows it (its repr leaves it out).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from asyncpipe.config import Params
@@ -23,32 +25,40 @@ PROVIDER_CHOICES: tuple[ProviderChoice, ...] = ("auto", "glove", "gemini")
 
 
 @dataclass(frozen=True)
-class ChosenProvider:
-    provider: EmbeddingProvider
+class ProviderPlan:
+    name: Literal["glove", "gemini"]
     reason: str
+    api_key: str | None = field(default=None, repr=False)
 
 
-def choose_provider(
-    choice: ProviderChoice,
-    params: Params,
-    index: VocabularyIndex,
-    environment: Mapping[str, str] | None = None,
-) -> ChosenProvider:
+def plan_provider(
+    choice: ProviderChoice, params: Params, environment: Mapping[str, str] | None = None
+) -> ProviderPlan:
     environment = os.environ if environment is None else environment
     key_variable = params.gemini.api_key_env
-    has_key = bool(environment.get(key_variable))
-    if choice == "gemini" or (choice == "auto" and has_key):
-        if not has_key:
-            raise ConfigError(
-                f"provider gemini needs an API key in the environment variable {key_variable}"
-            )
-        if choice == "auto":
-            return ChosenProvider(
-                GloveProvider(index),
-                f"{key_variable} is set, but the gemini provider is not available yet: using glove",
-            )
+    api_key = environment.get(key_variable) or None
+    if choice == "glove":
+        return ProviderPlan("glove", "glove (requested)")
+    if choice == "gemini" and api_key is None:
         raise ConfigError(
-            "provider gemini is not available yet in this version; use --provider glove"
+            f"provider gemini needs an API key in the environment variable {key_variable}"
         )
-    reason = "requested" if choice == "glove" else f"{key_variable} is not set"
-    return ChosenProvider(GloveProvider(index), f"glove ({reason})")
+    if api_key is None:
+        return ProviderPlan("glove", f"glove ({key_variable} is not set)")
+    how = "requested" if choice == "gemini" else f"{key_variable} is set"
+    return ProviderPlan(
+        "gemini",
+        f"gemini ({how}; model {params.gemini.model_id}, "
+        f"{params.gemini.embedding_dimension} dimensions)",
+        api_key,
+    )
+
+
+def build_provider(plan: ProviderPlan, params: Params, index: VocabularyIndex) -> EmbeddingProvider:
+    if plan.name == "glove":
+        return GloveProvider(index)
+    from asyncpipe.embeddings.gemini import GeminiProvider  # imports the SDK: only when used
+
+    if plan.api_key is None:
+        raise ConfigError(f"provider gemini needs an API key in {params.gemini.api_key_env}")
+    return GeminiProvider(params.gemini, plan.api_key)

@@ -1,0 +1,366 @@
+"""The embedding engine: every text embedded once, in full batches, within the limits.
+
+A theme asks for its texts with `await engine.embed(texts)`. Each text goes,
+in order, to:
+
+1. the in-memory LRU (`cache.LruVectorCache`);
+2. a request already in flight for the same text (in-flight de-duplication:
+   a text several themes need at the same moment is requested once);
+3. the persistent store (`store.EmbeddingStore`), looked up in one query;
+4. the batcher: uncached texts from all themes in flight are coalesced into
+   requests of up to `batch_size` texts. A batch goes out when full, or after a
+   short linger so that a lone theme is not held back;
+5. the gate (`limits.RequestGate`: concurrency, rate, spacing, 429 pause) and
+   the provider, retried by `retry.RetryPolicy`.
+
+Vectors that come back fill the cache and are committed to the store before
+the themes waiting on them resume. A fatal provider error (bad key, bad
+request) fails every waiting theme with it, so the run stops; a request that
+still fails after its retries fails only the themes that needed it.
+
+The batch sends run in the engine's own task group: `async with engine:`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from asyncpipe.embeddings.cache import LruVectorCache, normalise_text
+from asyncpipe.embeddings.limits import RequestGate
+from asyncpipe.embeddings.provider import EmbeddingProvider
+from asyncpipe.embeddings.retry import RetryPolicy
+from asyncpipe.embeddings.store import EmbeddingStore
+from asyncpipe.errors import (
+    EmbeddingError,
+    FatalEmbeddingError,
+    RetryableEmbeddingError,
+    UnembeddableTextError,
+)
+
+#: How long a part-filled batch waits for more texts before it goes out anyway.
+DEFAULT_LINGER = 0.01
+
+
+@dataclass
+class EngineStatistics:
+    requests: int = 0
+    texts_requested: int = 0
+    texts_asked: int = 0
+    memory_hits: int = 0
+    store_hits: int = 0
+    in_flight_hits: int = 0
+    retries: int = 0
+    throttled: int = 0
+    failed_requests: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, float | int | None]:
+        latencies = np.asarray(self.latencies, dtype=np.float64)
+        return {
+            "requests": self.requests,
+            "texts_requested": self.texts_requested,
+            "texts_asked": self.texts_asked,
+            "cache_hits_memory": self.memory_hits,
+            "cache_hits_disk": self.store_hits,
+            "in_flight_dedup_hits": self.in_flight_hits,
+            "retries": self.retries,
+            "throttled_429": self.throttled,
+            "failed_requests": self.failed_requests,
+            "latency_p50_seconds": _percentile(latencies, 50),
+            "latency_p95_seconds": _percentile(latencies, 95),
+        }
+
+
+class EmbeddingEngine:
+    """Cache, de-duplication, batching, limits and retries around one provider."""
+
+    def __init__(
+        self,
+        provider: EmbeddingProvider,
+        gate: RequestGate,
+        retry: RetryPolicy,
+        batch_size: int,
+        memory: LruVectorCache,
+        store: EmbeddingStore | None = None,
+        linger: float = DEFAULT_LINGER,
+        seed: int = 0,
+    ) -> None:
+        self._provider = provider
+        self._gate = gate
+        self._retry = retry
+        self._batch_size = batch_size
+        self._memory = memory
+        self._store = store
+        self._linger = linger
+        self._rng = random.Random(seed)  # jitter only; never affects results
+        self._in_flight: dict[str, asyncio.Future[np.ndarray]] = {}
+        self._pending: list[str] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._sending = 0  # batches handed to a send task and not finished
+        self._fatal: FatalEmbeddingError | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._statistics = EngineStatistics()
+
+    @property
+    def provider(self) -> EmbeddingProvider:
+        return self._provider
+
+    @property
+    def gate(self) -> RequestGate:
+        return self._gate
+
+    async def __aenter__(self) -> EmbeddingEngine:
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is None:
+            self._flush()  # the last part-filled batch
+        try:
+            if self._tasks is not None:
+                await self._tasks.__aexit__(kind, error, traceback)
+        finally:
+            # Whatever is still pending now has nobody to send it: the run is ending.
+            self._tasks = None
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
+            abandoned, self._pending = self._pending, []
+            for key in abandoned:
+                self._settle(key, error=asyncio.CancelledError())
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for `texts`, one row each, in order."""
+        if self._tasks is None:
+            raise RuntimeError("EmbeddingEngine used outside `async with engine:`")
+        if self._fatal is not None:
+            raise self._fatal
+        keys = [normalise_text(text) for text in texts]
+        self._statistics.texts_asked += len(keys)
+        found: dict[str, np.ndarray] = {}
+        waiting: dict[str, asyncio.Future[np.ndarray]] = {}
+        missing: list[str] = []
+        for key in dict.fromkeys(keys):
+            vector = self._memory.get(key)
+            if vector is not None:
+                found[key] = vector
+                self._statistics.memory_hits += 1
+            elif key in self._in_flight:
+                waiting[key] = self._in_flight[key]
+                self._statistics.in_flight_hits += 1
+            else:
+                # Claimed before any await, so a theme asking for it meanwhile waits on us.
+                waiting[key] = self._claim(key)
+                missing.append(key)
+        if missing and self._store is not None:
+            # A task of the engine's, not ours: if this theme is cancelled, the themes
+            # now waiting on the same texts still get them.
+            self._tasks.create_task(self._look_up_store(self._store, missing))
+        else:
+            for key in missing:
+                self._enqueue(key)
+        for key, future in waiting.items():
+            # Shielded: cancelling one theme must not cancel a text others wait for.
+            found[key] = await asyncio.shield(future)
+        if not keys:
+            return np.zeros((0, self._provider.info.dimension), dtype=np.float32)
+        return np.stack([found[key] for key in keys])
+
+    def statistics(self) -> EngineStatistics:
+        return self._statistics
+
+    def summary(self) -> dict[str, Any]:
+        """Every component's figures in one flat mapping, for the log and the metadata."""
+        gate = self._gate.statistics()
+        memory = self._memory.statistics()
+        summary: dict[str, Any] = self._statistics.to_json()
+        summary.update(
+            max_requests_in_flight=gate.max_in_flight,
+            slot_wait_seconds=round(gate.slot_wait_seconds, 3),
+            limiter_wait_seconds=round(gate.limiter_wait_seconds, 3),
+            throttle_pause_seconds=round(gate.pause_seconds, 3),
+            memory_cache_size=memory.size,
+            memory_cache_evictions=memory.evictions,
+        )
+        if self._store is not None:
+            store = self._store.statistics()
+            summary.update(store_path=str(self._store.path), store_written=store.written)
+        return summary
+
+    def _claim(self, key: str) -> asyncio.Future[np.ndarray]:
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        # A theme cancelled while waiting never reads its future: mark errors as seen.
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._in_flight[key] = future
+        return future
+
+    async def _look_up_store(self, store: EmbeddingStore, keys: list[str]) -> None:
+        try:
+            stored = await store.get_many(keys)
+        except BaseException as error:
+            for key in keys:
+                self._settle(key, error=error)
+            raise
+        for key in keys:
+            vector = stored.get(key)
+            if vector is not None:
+                self._statistics.store_hits += 1
+                self._memory.put(key, vector)
+                self._settle(key, vector=vector)
+            else:
+                self._enqueue(key)
+
+    def _enqueue(self, key: str) -> None:
+        self._pending.append(key)
+        while len(self._pending) >= self._batch_size:
+            self._dispatch(self._batch_size)
+        self._arm_linger()
+
+    def _arm_linger(self) -> None:
+        """Send a part-filled batch after the linger, but only while a request slot is free.
+
+        With every slot busy a part-filled batch gains nothing by going out (it
+        would queue at the gate) and loses by going out small: it keeps filling
+        until a slot frees up.
+        """
+        if (
+            self._pending
+            and self._tasks is not None
+            and self._flush_timer is None
+            and self._sending < self._gate.max_concurrent
+        ):
+            self._flush_timer = asyncio.get_running_loop().call_later(self._linger, self._flush)
+
+    def _flush(self) -> None:
+        """Send everything pending now, part-filled batch included."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        while self._pending:
+            self._dispatch(self._batch_size)
+
+    def _dispatch(self, size: int) -> None:
+        if self._tasks is None:
+            raise RuntimeError("EmbeddingEngine used outside `async with engine:`")
+        batch = self._pending[:size]
+        del self._pending[:size]
+        self._sending += 1
+        self._tasks.create_task(self._send_and_release(batch))
+
+    async def _send_and_release(self, batch: list[str]) -> None:
+        try:
+            await self._send(batch)
+        finally:
+            self._sending -= 1
+            self._arm_linger()
+
+    async def _send(self, batch: list[str]) -> None:
+        """Request one batch until it succeeds, retries run out, or a fatal error."""
+        if self._fatal is not None:
+            for key in batch:
+                self._settle(key, error=self._fatal)
+            return
+        try:
+            vectors = await self._request_with_retries(batch)
+        except UnembeddableTextError as error:
+            if len(batch) > 1:
+                # One text spoils the batch: send each alone, so only its own theme fails.
+                for key in batch:
+                    await self._send([key])
+                return
+            for key in batch:
+                self._settle(key, error=error)
+            return
+        except FatalEmbeddingError as error:
+            if error is not self._fatal:  # the first fatal answer, not a batch turned back
+                self._statistics.failed_requests += 1
+                self._fail_everything(error)
+            for key in batch:
+                self._settle(key, error=error)
+            return
+        except EmbeddingError as error:
+            self._statistics.failed_requests += 1
+            for key in batch:
+                self._settle(key, error=error)
+            return
+        except BaseException as error:  # cancelled: the waiting themes are cancelled too
+            for key in batch:
+                self._settle(key, error=error)
+            raise
+        for key, vector in zip(batch, vectors, strict=True):
+            self._memory.put(key, vector)
+        if self._store is not None:
+            try:
+                await self._store.put_many(zip(batch, vectors, strict=True))
+            except BaseException as error:
+                for key in batch:
+                    self._settle(key, error=error)
+                raise
+        for key, vector in zip(batch, vectors, strict=True):
+            self._settle(key, vector=vector)
+
+    async def _request_with_retries(self, batch: list[str]) -> np.ndarray:
+        attempt = 0
+        while True:
+            try:
+                async with self._gate.slot():
+                    if self._fatal is not None:  # it came while we queued for the slot
+                        raise self._fatal
+                    started = time.perf_counter()
+                    self._statistics.requests += 1
+                    self._statistics.texts_requested += len(batch)
+                    vectors = await self._provider.embed(batch)
+                    self._statistics.latencies.append(time.perf_counter() - started)
+                self._gate.succeeded()
+                return vectors
+            except RetryableEmbeddingError as error:
+                if error.throttled:
+                    self._statistics.throttled += 1
+                    self._gate.throttled(error.retry_after)
+                attempt += 1
+                if not self._retry.should_retry(attempt):
+                    raise
+                self._statistics.retries += 1
+                # Sleep outside the gate, so a waiting retry holds no request slot.
+                await asyncio.sleep(self._retry.delay(attempt, error, self._rng))
+
+    def _fail_everything(self, error: FatalEmbeddingError) -> None:
+        """Nothing more can succeed (bad key, bad request): every waiting theme gets the error."""
+        self._fatal = error
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self._pending.clear()
+        for key in list(self._in_flight):
+            self._settle(key, error=error)
+
+    def _settle(
+        self, key: str, vector: np.ndarray | None = None, error: BaseException | None = None
+    ) -> None:
+        future = self._in_flight.pop(key, None)
+        if future is None or future.done():
+            return
+        if error is None:
+            future.set_result(vector)  # type: ignore[arg-type]
+        elif isinstance(error, asyncio.CancelledError):
+            future.cancel()
+        else:
+            future.set_exception(error)
+
+
+def _percentile(values: np.ndarray, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 4) if values.size else None

@@ -1,0 +1,62 @@
+"""Assemble an embedding engine for one run, in one obvious place, and take it down again.
+
+The pieces (provider, request gate, retry policy, LRU cache, persistent store)
+each do one job and know nothing of each other; this is where params.yaml
+decides how they are sized and joined. A local provider (GloVe) gets no rate
+limit and no store: it has no quota, and recomputing is cheaper than storing.
+On the way out, whatever happened, the store is closed (its last transaction
+committed) and the provider's client is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from asyncpipe.config import Params
+from asyncpipe.embeddings.cache import LruVectorCache, Namespace
+from asyncpipe.embeddings.engine import EmbeddingEngine
+from asyncpipe.embeddings.limits import RequestGate
+from asyncpipe.embeddings.provider import EmbeddingProvider
+from asyncpipe.embeddings.retry import RetryPolicy
+from asyncpipe.embeddings.store import STORE_FILE, EmbeddingStore
+
+
+@asynccontextmanager
+async def open_engine(
+    provider: EmbeddingProvider, params: Params, cache_dir: Path
+) -> AsyncIterator[EmbeddingEngine]:
+    info = provider.info
+    remote = not info.local
+    gate = RequestGate(
+        max_concurrent=params.concurrency.max_concurrent_requests,
+        requests_per_minute=params.gemini.requests_per_minute if remote else None,
+        min_interval=params.gemini.min_request_interval if remote else 0.0,
+    )
+    retry = RetryPolicy(
+        max_retries=params.gemini.max_retries, base_delay=params.gemini.retry_base_delay
+    )
+    store: EmbeddingStore | None = None
+    try:
+        if remote:
+            namespace = Namespace(info.model, info.dimension, info.task_type or "")
+            store = EmbeddingStore(cache_dir / STORE_FILE, namespace)
+            await store.open()
+        engine = EmbeddingEngine(
+            provider,
+            gate,
+            retry,
+            batch_size=params.concurrency.batch_size,
+            memory=LruVectorCache(params.concurrency.embedding_cache_size),
+            store=store,
+            seed=params.puzzle_generation.random_seed,
+        )
+        async with engine:
+            yield engine
+    finally:
+        try:
+            if store is not None:
+                await store.close()
+        finally:
+            await provider.aclose()

@@ -1,0 +1,1005 @@
+"""A local Gemini-compatible embedding server, for tests and benchmarks of the Gemini provider.
+
+It answers the two Gemini API (not Vertex) embedding methods the `google-genai` SDK calls:
+
+- ``POST /{version}/models/{model}:batchEmbedContents`` with
+  ``{"requests": [{"model": "models/{model}", "content": {"parts": [{"text": ...}],
+  "role": "user"}, "taskType": ..., "outputDimensionality": D}, ...]}``,
+  answered ``{"embeddings": [{"values": [...]}, ...]}``;
+- ``POST /{version}/models/{model}:embedContent`` with ``{"content": ..., "taskType": ...,
+  "outputDimensionality": D}``, answered ``{"embedding": {"values": [...]}}``.
+
+The SDK sends the key in the ``x-goog-api-key`` header (``?key=`` is accepted too) and uses
+API version ``v1`` by default (``v1beta`` when ``GOOGLE_GENAI_API_VERSION=beta``); any version
+segment is accepted. Errors use Google's shape, ``{"error": {"code", "message", "status",
+"details"}}``, which the SDK turns into ``google.genai.errors.ClientError`` (4xx) or
+``ServerError`` (5xx).
+
+Embeddings are deterministic: a vector depends only on (model, text). The full 3072-value
+vector has unit length; a smaller ``outputDimensionality`` gets its prefix, not renormalised,
+as the real API does. `expected_embedding` gives exactly the values a client receives.
+
+Misbehaviour is configurable (`ServerConfig`) or scripted (`GeminiTestServer.fail_next`):
+latency, a key check, the 100-texts limit, a rolling-window quota answering 429 with a
+``google.rpc.RetryInfo`` detail and a ``Retry-After`` header, random 500/503 answers,
+dropped connections, wrong dimensions, wrong vector counts and non-JSON bodies.
+
+Every arrival is recorded (`Arrival`) together with the peak number of requests in flight.
+
+Two ways to run it:
+
+- in-process: ``with GeminiTestServer(ServerConfig(latency=0.1)) as server: server.base_url``;
+- standalone: ``python -m tests.gemini_server --port 0 --latency 0.3 --stats-file s.json``
+  prints its base URL as the first line of stdout, serves until SIGTERM or SIGINT, writes
+  its statistics to the stats file and exits 0.
+
+It is not a model: the vectors carry no meaning, so similarities between texts are noise.
+It listens on 127.0.0.1 only. Standard library and numpy only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import enum
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+HOST = "127.0.0.1"
+#: The key `ServerConfig` accepts unless told otherwise.
+DEFAULT_API_KEY = "test-key"
+#: gemini-embedding-001's full size; only vectors of this size come back normalised.
+FULL_DIMENSION = 3072
+#: Largest request body read; bigger ones are refused without reading them.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+#: Idle keep-alive connections are closed after this many seconds.
+CONNECTION_IDLE_TIMEOUT = 60.0
+
+_PATH = re.compile(
+    r"^/(?:(?P<version>v\d+[a-z0-9]*)/)?models/(?P<model>[^/:]+)"
+    r":(?P<method>batchEmbedContents|embedContent)$"
+)
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_RATE_FIELDS = (
+    "drop_rate",
+    "server_error_rate",
+    "unavailable_rate",
+    "wrong_dimension_rate",
+    "wrong_count_rate",
+    "garbage_rate",
+)
+_ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+_SERVICE = "generativelanguage.googleapis.com"
+#: Values are written with this many decimals (and |value| < 1, true of any unit vector).
+_DECIMALS = 10
+_SCALE = 10.0**_DECIMALS
+#: The five ASCII digits of every number below 100000 (500 KB): a table lookup formats
+#: ten digits as two halves, far faster than integer division per digit.
+_FIVE_DIGITS = np.asarray(
+    np.arange(100_000)[:, None] // 10 ** np.arange(4, -1, -1) % 10 + ord("0"), dtype=np.uint8
+)
+
+
+class Fault(enum.StrEnum):
+    """Answers that are not an HTTP error status."""
+
+    #: Close the connection with a TCP reset and no answer at all.
+    DROP = "drop"
+    #: 200 with a body that is not JSON.
+    GARBAGE = "garbage"
+    #: 200 with vectors one value shorter than asked for.
+    WRONG_DIMENSION = "wrong_dimension"
+    #: 200 with one vector fewer than texts sent.
+    WRONG_COUNT = "wrong_count"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server behaves. Rates are fractions of requests, drawn from a `seed`-ed RNG."""
+
+    port: int = 0
+    #: Accepted keys; None accepts any non-empty key.
+    valid_keys: frozenset[str] | None = frozenset({DEFAULT_API_KEY})
+    #: Status for a wrong key: 400 INVALID_ARGUMENT/API_KEY_INVALID is what Google sends.
+    invalid_key_status: int = 400
+    #: Status for no key at all: Google sends 403 PERMISSION_DENIED ("unregistered callers").
+    missing_key_status: int = 403
+    #: Model names served (without "models/"); None serves any name. Others get 404.
+    models: frozenset[str] | None = None
+    max_texts_per_request: int = 100
+    max_dimension: int = FULL_DIMENSION
+    default_dimension: int = FULL_DIMENSION
+    #: Seconds waited before every answer, plus uniform(0, latency_jitter).
+    latency: float = 0.0
+    latency_jitter: float = 0.0
+    #: At most this many requests admitted per rolling `quota_window` seconds; None: no quota.
+    quota_requests: int | None = None
+    quota_window: float = 60.0
+    #: The RetryInfo delay sent with a quota 429; None: until the oldest admission leaves.
+    quota_retry_delay: float | None = None
+    retry_after_header: bool = True
+    drop_rate: float = 0.0
+    server_error_rate: float = 0.0
+    unavailable_rate: float = 0.0
+    wrong_dimension_rate: float = 0.0
+    wrong_count_rate: float = 0.0
+    garbage_rate: float = 0.0
+    seed: int = 0
+    #: Keep the texts of each arrival (for `texts_requested`); off saves memory in long runs.
+    record_texts: bool = True
+    #: Budget of the cache of encoded vectors, in bytes (a 3072-value vector is ~43 KB).
+    fragment_cache_bytes: int = 256 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in _RATE_FIELDS:
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], not {value}")
+        if sum(getattr(self, name) for name in _RATE_FIELDS) > 1.0:
+            raise ValueError("the failure rates add up to more than 1")
+        for name in ("invalid_key_status", "missing_key_status"):
+            if getattr(self, name) not in (400, 401, 403):
+                raise ValueError(f"{name} must be 400, 401 or 403")
+        if self.latency < 0 or self.latency_jitter < 0:
+            raise ValueError("latency and latency_jitter must not be negative")
+        if self.quota_requests is not None and self.quota_requests < 1:
+            raise ValueError("quota_requests must be at least 1")
+        if self.quota_window <= 0:
+            raise ValueError("quota_window must be positive")
+        if self.quota_retry_delay is not None and self.quota_retry_delay < 0:
+            raise ValueError("quota_retry_delay must not be negative")
+        if not 1 <= self.default_dimension <= self.max_dimension <= FULL_DIMENSION:
+            raise ValueError(f"need 1 <= default_dimension <= max_dimension <= {FULL_DIMENSION}")
+        if self.max_texts_per_request < 1:
+            raise ValueError("max_texts_per_request must be at least 1")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be within [0, 65535]")
+
+
+@dataclass(slots=True)
+class Arrival:
+    """One request as the server saw it. `status` is None when no HTTP answer was sent."""
+
+    #: time.monotonic() when its headers had been read (CLOCK_MONOTONIC on Linux, so a
+    #: benchmark in another process can compare it with its own clock).
+    time: float
+    path: str
+    model: str | None
+    text_count: int
+    texts: tuple[str, ...]
+    api_key: str | None
+    dimension: int | None = None
+    status: int | None = None
+    #: "pending" until answered, then "ok", a `Fault` value, "scripted", "bad_key",
+    #: "missing_key", "not_found", "invalid_argument", "too_many_texts", "quota",
+    #: "server_error", "unavailable", "shutdown" or "client_gone".
+    outcome: str = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    outcome: int | Fault | None  # None: answer normally
+    delay: float
+    retry_delay: float | None
+
+
+@dataclass(slots=True)
+class _Request:
+    path: str
+    method: str | None  # "batchEmbedContents", "embedContent" or None for an unknown path
+    model: str | None
+    texts: tuple[str, ...]
+    dimensions: tuple[int, ...]
+    api_key: str | None
+    body_error: str | None  # why the JSON body could not be used, if it could not
+
+
+@dataclass(slots=True)
+class _Reply:
+    status: int
+    outcome: str
+    body: bytes = b""
+    content_type: str = "application/json; charset=UTF-8"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    drop: bool = False
+
+
+def _quantised(model: str, text: str, dimension: int) -> np.ndarray:
+    """The vector as signed integers of 1e-10: the exact decimals the server writes."""
+    if not 1 <= dimension <= FULL_DIMENSION:
+        raise ValueError(f"dimension must be within [1, {FULL_DIMENSION}]")
+    digest = hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=8).digest()
+    full = np.random.default_rng(int.from_bytes(digest, "little")).standard_normal(FULL_DIMENSION)
+    full /= np.linalg.norm(full)
+    magnitude = np.minimum(np.rint(np.abs(full[:dimension]) * _SCALE), _SCALE - 1)
+    return np.where(full[:dimension] < 0, -magnitude, magnitude).astype(np.int64)
+
+
+def expected_embedding(model: str, text: str, dimension: int = FULL_DIMENSION) -> np.ndarray:
+    """The float32 vector the server sends for (model, text), exactly as a client parses it.
+
+    `model` is the bare name ("gemini-embedding-001"), as in the request path. The values
+    are sent with 10 decimals; parsed as float64 they equal ``q / 1e10`` for the integers
+    ``q`` behind them, so float32 and float64 comparisons against this are both exact.
+    """
+    return (_quantised(model, text, dimension) / _SCALE).astype(np.float32)
+
+
+def _encode_values(quantised: np.ndarray) -> bytes:
+    """``{"values":[...]}`` with fixed-width numbers, formatted by numpy in one go.
+
+    Formatting 3072 floats one by one in Python costs milliseconds; this, a fifth of one.
+    Each number is a sign (or a space, which JSON allows between values), "0." and ten
+    digits, then a comma.
+    """
+    high, low = np.divmod(np.abs(quantised), 100_000)
+    chars = np.empty((len(quantised), _DECIMALS + 4), dtype=np.uint8)
+    chars[:, 0] = np.where(quantised < 0, ord("-"), ord(" "))
+    chars[:, 1] = ord("0")
+    chars[:, 2] = ord(".")
+    chars[:, 3:8] = np.take(_FIVE_DIGITS, high, axis=0)
+    chars[:, 8:13] = np.take(_FIVE_DIGITS, low, axis=0)
+    chars[:, 13] = ord(",")
+    return b'{"values":[' + chars.tobytes()[:-1] + b"]}"
+
+
+def _duration(seconds: float) -> str:
+    """A google.protobuf.Duration in JSON form: "2s", "1.5s", "0.25s"."""
+    text = f"{max(seconds, 0.001):.3f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+def _error(
+    code: int, message: str, details: Sequence[dict[str, Any]] = (), status: str | None = None
+) -> bytes:
+    error: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "status": status or _STATUS_NAMES.get(code, "UNKNOWN"),
+    }
+    if details:
+        error["details"] = list(details)
+    return json.dumps({"error": error}, indent=2).encode()
+
+
+def _retry_info(delay: float) -> dict[str, Any]:
+    return {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": _duration(delay)}
+
+
+def _retry_after(delay: float) -> tuple[str, str]:
+    # RFC 9110 delta-seconds are whole seconds; RetryInfo carries the precise delay.
+    return ("Retry-After", str(max(1, math.ceil(delay))))
+
+
+def _key_error(status: int, missing: bool) -> _Reply:
+    outcome = "missing_key" if missing else "bad_key"
+    if missing and status == 403:
+        message = (
+            "Method doesn't allow unregistered callers (callers without established identity)."
+            " Please use API Key or other form of API consumer identity to call this API."
+        )
+        return _Reply(status, outcome, _error(status, message))
+    if missing and status == 401:
+        message = "Request is missing required authentication credential."
+        return _Reply(status, outcome, _error(status, message))
+    message = "API key not valid. Please pass a valid API key."
+    details: list[dict[str, Any]] = [
+        {
+            "@type": _ERROR_INFO,
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": _SERVICE},
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+            "locale": "en-US",
+            "message": message,
+        },
+    ]
+    return _Reply(status, outcome, _error(status, message, details))
+
+
+def _invalid(
+    message: str, outcome: str = "invalid_argument", field_name: str | None = None
+) -> _Reply:
+    details: list[dict[str, Any]] = []
+    if field_name is not None:
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": field_name, "description": message}],
+            }
+        )
+    return _Reply(400, outcome, _error(400, f"* {message}\n" if field_name else message, details))
+
+
+def _texts_of(content: Any) -> str:
+    if not isinstance(content, dict) or not isinstance(content.get("parts"), list):
+        raise TypeError("content.parts must be a list")
+    texts = [part.get("text") for part in content["parts"] if isinstance(part, dict)]
+    strings = [text for text in texts if isinstance(text, str)]
+    if not strings or len(strings) != len(content["parts"]):
+        raise TypeError("only text parts are supported")
+    return "".join(strings)
+
+
+def _parse(method: str, payload: Any, default_dimension: int) -> tuple[list[str], list[int]]:
+    """Texts and output dimensions of a request body; TypeError if it is malformed."""
+    if not isinstance(payload, dict):
+        raise TypeError("the body must be a JSON object")
+    entries: Any = [payload] if method == "embedContent" else payload.get("requests")
+    if not isinstance(entries, list):
+        raise TypeError("BatchEmbedContentsRequest.requests must be a list")
+    texts: list[str] = []
+    dimensions: list[int] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise TypeError("every request must be an object")
+        texts.append(_texts_of(entry.get("content")))
+        dimension = entry.get("outputDimensionality", default_dimension)
+        if not isinstance(dimension, int) or isinstance(dimension, bool):
+            raise TypeError("outputDimensionality must be an integer")
+        dimensions.append(dimension)
+    return texts, dimensions
+
+
+class _FragmentCache:
+    """Encoded ``{"values":[...]}`` fragments by (model, text, dimension), least recent out.
+
+    Caching keeps the server's own CPU low when a benchmark asks for the same texts again
+    while sharing the machine with it.
+    """
+
+    def __init__(self, budget_bytes: int) -> None:
+        self._budget = budget_bytes
+        self._size = 0
+        self._fragments: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, model: str, text: str, dimension: int) -> bytes:
+        key = (model, text, dimension)
+        with self._lock:
+            fragment = self._fragments.get(key)
+            if fragment is not None:
+                self._fragments.move_to_end(key)
+                return fragment
+        # Computed outside the lock: two threads may both encode a text, which is harmless.
+        fragment = _encode_values(_quantised(model, text, dimension))
+        with self._lock:
+            if key not in self._fragments and len(fragment) <= self._budget:
+                self._fragments[key] = fragment
+                self._size += len(fragment)
+                while self._size > self._budget:
+                    _, evicted = self._fragments.popitem(last=False)
+                    self._size -= len(evicted)
+        return fragment
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Handler threads are not joined on close: open connections are shut down instead.
+    block_on_close = False
+
+    def __init__(self, owner: GeminiTestServer, port: int) -> None:
+        self.owner = owner
+        super().__init__((HOST, port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that went away, or a connection shut down at close
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = CONNECTION_IDLE_TIMEOUT
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._connection_opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.owner._connection_closed(self.connection)
+
+    def do_POST(self) -> None:  # http.server's naming
+        self.server.owner._handle(self)
+
+    def do_GET(self) -> None:
+        body = _error(404, f"{urlsplit(self.path).path} is not served here.")
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # arrivals are recorded instead of logged
+
+
+class GeminiTestServer:
+    """The server: start it with ``with`` (or `start`/`close`), read `base_url`, then stats.
+
+    Every accessor is thread-safe; the HTTP handlers run in daemon threads.
+    """
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self._config = config or ServerConfig()
+        self._lock = threading.Lock()
+        self._random = random.Random(self._config.seed)
+        self._cache = _FragmentCache(self._config.fragment_cache_bytes)
+        self._arrivals: list[Arrival] = []
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._admitted: deque[float] = deque()  # admission times inside the quota window
+        self._script: deque[_Script] = deque()
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+
+    # --- life cycle ------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._httpd is not None:
+            raise RuntimeError("the server is already started")
+        self._stopping.clear()
+        self._httpd = _HTTPServer(self, self._config.port)
+        self._port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"gemini-test-server-{self._port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def close(self, drain_timeout: float = 2.0) -> None:
+        """Stop accepting, cut open connections, wait (bounded) for handlers to finish."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()  # wakes handlers sleeping out a latency or a scripted delay
+        httpd.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=drain_timeout)
+        deadline = time.monotonic() + drain_timeout
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the server is not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as ``HttpOptions(base_url=...)``: ``http://127.0.0.1:PORT``."""
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def config(self) -> ServerConfig:
+        return self._config
+
+    def reconfigure(self, config: ServerConfig) -> None:
+        """Behave by `config` from the next request on (port, RNG and cache budget stay)."""
+        with self._lock:
+            self._config = config
+
+    # --- scripting -------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        count: int = 1,
+        outcome: int | Fault | None = 503,
+        *,
+        delay: float = 0.0,
+        retry_delay: float | None = None,
+    ) -> None:
+        """The next `count` requests get `outcome`, whatever their key, body or the quota.
+
+        `outcome` is an HTTP status (answered with Google's error body for that status; a 429
+        carries RetryInfo of `retry_delay` seconds, default 1, and Retry-After), a `Fault`,
+        or None to answer normally. `delay` seconds are waited on top of the latency.
+        Scripts queue up behind ones already set.
+        """
+        if count < 0 or delay < 0:
+            raise ValueError("count and delay must not be negative")
+        if isinstance(outcome, int) and not 400 <= outcome <= 599:
+            raise ValueError("a scripted status must be an HTTP error (400-599)")
+        with self._lock:
+            self._script.extend(_Script(outcome, delay, retry_delay) for _ in range(count))
+
+    def delay_next(self, count: int, seconds: float) -> None:
+        """The next `count` requests are answered normally, `seconds` later than usual."""
+        self.fail_next(count, None, delay=seconds)
+
+    def clear_script(self) -> None:
+        with self._lock:
+            self._script.clear()
+
+    # --- statistics ------------------------------------------------------------------
+
+    def arrivals(self) -> list[Arrival]:
+        """A copy of every arrival since the start (or the last `reset_stats`), in order."""
+        with self._lock:
+            return [replace(arrival) for arrival in self._arrivals]
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self._arrivals)
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests being handled at once (headers read, answer not yet sent)."""
+        with self._lock:
+            return self._max_in_flight
+
+    def texts_requested(self, *, answered_only: bool = False) -> Counter[str]:
+        """How many times each text was sent; with `answered_only`, only in 200 "ok" answers."""
+        counts: Counter[str] = Counter()
+        with self._lock:
+            for arrival in self._arrivals:
+                if not answered_only or arrival.outcome == "ok":
+                    counts.update(arrival.texts)
+        return counts
+
+    def max_requests_in_any_window(self, seconds: float) -> int:
+        """The most arrivals within any `seconds`-long window (arrivals t with t - t0 < seconds)."""
+        with self._lock:
+            times = sorted(arrival.time for arrival in self._arrivals)
+        best = 0
+        first = 0
+        for last, now in enumerate(times):
+            while now - times[first] >= seconds:
+                first += 1
+            best = max(best, last - first + 1)
+        return best
+
+    def reset_stats(self) -> None:
+        """Forget arrivals and the in-flight peak; quota, script and RNG state are kept."""
+        with self._lock:
+            self._arrivals.clear()
+            self._max_in_flight = self._in_flight
+
+    def statistics(self) -> dict[str, Any]:
+        """A JSON-ready summary (what the standalone mode writes to its stats file)."""
+        arrivals = self.arrivals()
+        texts: Counter[str] = Counter()
+        for arrival in arrivals:
+            texts.update(arrival.texts)
+        return {
+            "base_url": self.base_url if self._port is not None else None,
+            "request_count": len(arrivals),
+            "max_in_flight": self.max_in_flight,
+            "text_count": sum(arrival.text_count for arrival in arrivals),
+            "unique_texts": len(texts),
+            "statuses": dict(Counter(str(arrival.status) for arrival in arrivals)),
+            "outcomes": dict(Counter(arrival.outcome for arrival in arrivals)),
+            "max_requests_in_1s": self.max_requests_in_any_window(1.0),
+            "max_requests_in_60s": self.max_requests_in_any_window(60.0),
+            "texts_requested": dict(texts),
+            "arrivals": [
+                {key: value for key, value in asdict(arrival).items() if key != "texts"}
+                for arrival in arrivals
+            ],
+        }
+
+    # --- request handling (handler threads) ------------------------------------------
+
+    def _connection_opened(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(connection)
+
+    def _connection_closed(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    def _handle(self, handler: _Handler) -> None:
+        arrived = time.monotonic()
+        with self._lock:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            config = self._config
+        try:
+            self._answer(handler, arrived, config)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(self, handler: _Handler, arrived: float, config: ServerConfig) -> None:
+        try:
+            length = int(handler.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            handler.close_connection = True
+            message = "Request payload size exceeds the limit, or has no valid length."
+            reply = _Reply(413, "invalid_argument", _error(413, message))
+            self._send(handler, reply)
+            return
+        request = self._read(handler, handler.rfile.read(length), config)
+        arrival = Arrival(
+            time=arrived,
+            path=request.path,
+            model=request.model,
+            text_count=len(request.texts),
+            texts=request.texts if config.record_texts else (),
+            api_key=request.api_key,
+            dimension=request.dimensions[0] if request.dimensions else None,
+        )
+        with self._lock:
+            self._arrivals.append(arrival)
+            reply, delay = self._decide(request, arrived, config)
+        if reply.status == 200 and not reply.body and not reply.drop:
+            reply.body = self._embeddings_body(request, reply.outcome)
+        if delay > 0 and self._stopping.wait(delay):
+            reply = _Reply(0, "shutdown", drop=True)
+        # Recorded before sending, so a client that has its answer also sees it recorded.
+        with self._lock:
+            arrival.status = None if reply.drop else reply.status
+            arrival.outcome = reply.outcome
+        if not self._send(handler, reply):
+            with self._lock:
+                arrival.status, arrival.outcome = None, "client_gone"
+
+    def _read(self, handler: _Handler, raw: bytes, config: ServerConfig) -> _Request:
+        url = urlsplit(handler.path)
+        key = handler.headers.get("x-goog-api-key")
+        if key is None:
+            keys = parse_qs(url.query).get("key")
+            key = keys[0] if keys else None
+        match = _PATH.match(url.path)
+        request = _Request(url.path, None, None, (), (), key, None)
+        if match is None:
+            return request
+        request.method = match["method"]
+        request.model = match["model"].removeprefix("models/")
+        try:
+            texts, dimensions = _parse(request.method, json.loads(raw), config.default_dimension)
+        except (ValueError, TypeError) as error:  # json.JSONDecodeError is a ValueError
+            request.body_error = str(error)
+        else:
+            request.texts, request.dimensions = tuple(texts), tuple(dimensions)
+        return request
+
+    def _decide(self, request: _Request, now: float, config: ServerConfig) -> tuple[_Reply, float]:
+        """What to answer and after how long. Runs under the lock: it draws from the RNG."""
+        delay = config.latency
+        if config.latency_jitter:
+            delay += self._random.uniform(0.0, config.latency_jitter)
+        script = self._script.popleft() if self._script else None
+        if script is not None:
+            delay += script.delay
+            if script.outcome is not None:
+                return self._scripted(script), delay
+        return self._judge(request, now, config), delay
+
+    def _scripted(self, script: _Script) -> _Reply:
+        outcome = script.outcome
+        if isinstance(outcome, Fault):
+            return (
+                _Reply(0, outcome.value, drop=True)
+                if outcome is Fault.DROP
+                else _Reply(200, outcome.value)
+            )
+        assert outcome is not None
+        if outcome == 429:
+            retry_delay = 1.0 if script.retry_delay is None else script.retry_delay
+            return self._quota_reply(retry_delay, None, None)
+        details = [_retry_info(script.retry_delay)] if script.retry_delay is not None else []
+        headers = [_retry_after(script.retry_delay)] if script.retry_delay is not None else []
+        message = f"Scripted failure with status {outcome}."
+        return _Reply(outcome, "scripted", _error(outcome, message, details), headers=headers)
+
+    def _judge(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        if not request.api_key:
+            return _key_error(config.missing_key_status, missing=True)
+        if config.valid_keys is not None and request.api_key not in config.valid_keys:
+            return _key_error(config.invalid_key_status, missing=False)
+        if request.method is None or request.model is None:
+            return _Reply(404, "not_found", _error(404, f"{request.path} is not served here."))
+        if config.models is not None and request.model not in config.models:
+            message = (
+                f"models/{request.model} is not found for this API version, or is not"
+                " supported for embedContent. Call ListModels to see the available models."
+            )
+            return _Reply(404, "not_found", _error(404, message))
+        if request.body_error is not None:
+            return _invalid(f"Invalid JSON payload received: {request.body_error}")
+        if not request.texts:
+            return _invalid(
+                "BatchEmbedContentsRequest.requests: must not be empty", field_name="requests"
+            )
+        if len(request.texts) > config.max_texts_per_request:
+            message = (
+                "BatchEmbedContentsRequest.requests: at most"
+                f" {config.max_texts_per_request} requests can be in one batch"
+            )
+            return _invalid(message, "too_many_texts", field_name="requests")
+        for dimension in request.dimensions:
+            if not 1 <= dimension <= config.max_dimension:
+                limit = config.max_dimension
+                message = f"outputDimensionality must be within [1, {limit}], not {dimension}"
+                return _invalid(message, field_name="outputDimensionality")
+        if config.quota_requests is not None:
+            while self._admitted and now - self._admitted[0] >= config.quota_window:
+                self._admitted.popleft()
+            if len(self._admitted) >= config.quota_requests:
+                retry_delay = config.quota_retry_delay
+                if retry_delay is None:
+                    retry_delay = config.quota_window - (now - self._admitted[0])
+                return self._quota_reply(retry_delay, config.quota_requests, config.quota_window)
+            self._admitted.append(now)
+        return self._chance(config)
+
+    def _chance(self, config: ServerConfig) -> _Reply:
+        if not any(getattr(config, name) for name in _RATE_FIELDS):
+            return _Reply(200, "ok")
+        draw = self._random.random()
+        for name in _RATE_FIELDS:
+            rate: float = getattr(config, name)
+            if draw < rate:
+                break
+            draw -= rate
+        else:
+            return _Reply(200, "ok")
+        if name == "drop_rate":
+            return _Reply(0, Fault.DROP.value, drop=True)
+        if name == "server_error_rate":
+            message = "An internal error has occurred. Please retry or report the problem."
+            return _Reply(500, "server_error", _error(500, message))
+        if name == "unavailable_rate":
+            return _Reply(
+                503, "unavailable", _error(503, "The model is overloaded. Please try again later.")
+            )
+        return _Reply(200, name.removesuffix("_rate"))
+
+    def _quota_reply(self, retry_delay: float, limit: int | None, window: float | None) -> _Reply:
+        rule = f" (limit: {limit} per {window:g} s)" if limit is not None and window else ""
+        message = (
+            f"Quota exceeded for embedding requests{rule}; this is a test server."
+            f" Please retry in {_duration(retry_delay)}."
+        )
+        details = [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": f"{_SERVICE}/embed_content_requests",
+                        "quotaId": "EmbedContentRequestsPerMinutePerProjectPerModel",
+                        "quotaValue": str(limit) if limit is not None else "0",
+                    }
+                ],
+            },
+            _retry_info(retry_delay),
+        ]
+        headers = [_retry_after(retry_delay)] if self._config.retry_after_header else []
+        return _Reply(429, "quota", _error(429, message, details), headers=headers)
+
+    def _embeddings_body(self, request: _Request, outcome: str) -> bytes:
+        if outcome == Fault.GARBAGE:
+            return b"<html><body>502 Bad Gateway (test server garbage)</body></html>"
+        model = request.model or ""  # a scripted fault may meet a request without a model
+        pairs = list(zip(request.texts, request.dimensions, strict=True))
+        if outcome == Fault.WRONG_COUNT:
+            pairs = pairs[:-1]
+        if outcome == Fault.WRONG_DIMENSION:
+            pairs = [(text, dimension - 1 if dimension > 1 else 2) for text, dimension in pairs]
+        fragments = [self._cache.get(model, text, dimension) for text, dimension in pairs]
+        if request.method == "embedContent":
+            return b'{"embedding":' + (fragments[0] if fragments else b"{}") + b"}"
+        return b'{"embeddings":[' + b",".join(fragments) + b"]}"
+
+    def _send(self, handler: _Handler, reply: _Reply) -> bool:
+        """Write the reply (or cut the connection); False if the client had gone."""
+        try:
+            if reply.drop:
+                handler.close_connection = True
+                # Linger 0 makes close() send a TCP reset: no answer, no orderly FIN.
+                handler.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                handler.connection.close()
+                return True
+            content_type = (
+                "text/html; charset=UTF-8" if reply.outcome == Fault.GARBAGE else reply.content_type
+            )
+            handler.send_response(reply.status)
+            handler.send_header("Content-Type", content_type)
+            handler.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers:
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(reply.body)
+            return True
+        except OSError:
+            handler.close_connection = True
+            return False
+
+
+# --- standalone mode ------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = ServerConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.gemini_server",
+        description="Serve Gemini-compatible embeddings on 127.0.0.1 until SIGTERM or SIGINT.",
+    )
+    add = parser.add_argument
+    add("--port", type=int, default=0, help="0 lets the OS choose (default)")
+    add(
+        "--key",
+        action="append",
+        dest="keys",
+        metavar="KEY",
+        help=f"a valid API key (repeatable; default {DEFAULT_API_KEY!r})",
+    )
+    add("--any-key", action="store_true", help="accept any non-empty key")
+    add(
+        "--invalid-key-status",
+        type=int,
+        default=defaults.invalid_key_status,
+        choices=(400, 401, 403),
+    )
+    add(
+        "--missing-key-status",
+        type=int,
+        default=defaults.missing_key_status,
+        choices=(400, 401, 403),
+    )
+    add(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME",
+        help="a served model (repeatable; default any)",
+    )
+    add("--max-texts", type=int, default=defaults.max_texts_per_request)
+    add("--max-dimension", type=int, default=defaults.max_dimension)
+    add("--default-dimension", type=int, default=defaults.default_dimension)
+    add("--latency", type=float, default=defaults.latency, help="seconds before every answer")
+    add("--latency-jitter", type=float, default=defaults.latency_jitter)
+    add(
+        "--quota-requests",
+        type=int,
+        default=None,
+        help="requests admitted per window (default no quota)",
+    )
+    add("--quota-window", type=float, default=defaults.quota_window)
+    add("--quota-retry-delay", type=float, default=None)
+    add("--no-retry-after", action="store_true", help="omit the Retry-After header on 429")
+    for name in _RATE_FIELDS:
+        add(f"--{name.replace('_', '-')}", type=float, default=0.0, dest=name)
+    add("--seed", type=int, default=defaults.seed)
+    add("--no-record-texts", action="store_true")
+    add("--fragment-cache-mb", type=float, default=defaults.fragment_cache_bytes / 2**20)
+    add("--stats-file", type=Path, default=None, help="JSON statistics written here on exit")
+    add("--lifetime", type=float, default=None, help="exit by itself after this many seconds")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    valid_keys = None if args.any_key else frozenset(args.keys or [DEFAULT_API_KEY])
+    return ServerConfig(
+        port=args.port,
+        valid_keys=valid_keys,
+        invalid_key_status=args.invalid_key_status,
+        missing_key_status=args.missing_key_status,
+        models=frozenset(args.models) if args.models else None,
+        max_texts_per_request=args.max_texts,
+        max_dimension=args.max_dimension,
+        default_dimension=args.default_dimension,
+        latency=args.latency,
+        latency_jitter=args.latency_jitter,
+        quota_requests=args.quota_requests,
+        quota_window=args.quota_window,
+        quota_retry_delay=args.quota_retry_delay,
+        retry_after_header=not args.no_retry_after,
+        seed=args.seed,
+        record_texts=not args.no_record_texts,
+        fragment_cache_bytes=int(args.fragment_cache_mb * 2**20),
+        **{name: getattr(args, name) for name in _RATE_FIELDS},
+    )
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(None if argv is None else list(argv))
+    try:
+        config = config_from_args(args)
+    except ValueError as error:
+        parser.error(str(error))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server = GeminiTestServer(config)
+    with server:
+        print(server.base_url, flush=True)
+        deadline = None if args.lifetime is None else time.monotonic() + args.lifetime
+        # Short waits keep the main thread responsive to signals; each is bounded.
+        while not stop.wait(0.2):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    if args.stats_file is not None:
+        _write_json(args.stats_file, server.statistics())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
