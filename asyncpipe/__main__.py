@@ -2,4 +2,7 @@
 
 from asyncpipe.cli import main
 
-raise SystemExit(main())
+# Guarded: the scoring pool's spawned workers import this module as `__mp_main__`,
+# and must not start a run of their own.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,7 +8,7 @@ that varies goes into `puzzle_metadata.json`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,13 +16,19 @@ import numpy as np
 from asyncpipe.assembly import Puzzle
 from asyncpipe.enhance import EmbeddedTheme
 from asyncpipe.outputs import EmbeddingRows
+from asyncpipe.scoring import PuzzleScore
 
 #: Decimal places of similarity scores in the JSON outputs: enough to rank, and
 #: few enough that last-bit differences between machines rarely show.
 SCORE_DECIMALS = 6
 
 
-def final_puzzles_document(puzzles: Iterable[Puzzle], include_scores: bool) -> dict[str, Any]:
+def final_puzzles_document(
+    puzzles: Iterable[Puzzle],
+    include_scores: bool,
+    quality: Sequence[PuzzleScore] | None = None,
+) -> dict[str, Any]:
+    """The app's file; `quality` (one score per puzzle) adds each puzzle's scores and verdict."""
     document: dict[str, Any] = {}
     for number, puzzle in enumerate(puzzles, start=1):
         entry: dict[str, Any] = {"words": puzzle.words, "themes": puzzle.themes}
@@ -30,6 +36,8 @@ def final_puzzles_document(puzzles: Iterable[Puzzle], include_scores: bool) -> d
             entry["theme_similarity_scores"] = [
                 round(score, SCORE_DECIMALS) for score in puzzle.scores
             ]
+        if quality is not None:
+            entry["quality"] = quality[number - 1].to_json()
         document[f"puzzle_{number}"] = entry
     return document
 

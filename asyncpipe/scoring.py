@@ -42,10 +42,12 @@ TEXTUAL_PAIR_WEIGHT = 0.25
 _SHARED_STEM = "shared stem"
 _COMMON_SUBSTRING = "common substring"
 _EDIT_DISTANCE = "edit distance"
-#: A common substring this long always counts ("flower" in "sunflower").
-_SUBSTRING_LETTERS = 4
+#: A common substring this long always counts ("flower" in "sunflower", "motor" in
+#: motorbikes and motorcycles); four letters were too few on real puzzles: "sing" in
+#: cruising and singers, "king" in biking and trekking.
+_SUBSTRING_LETTERS = 5
 #: ...and a shorter one counts when it is this share of the shorter word ("car" in "cars"),
-_SUBSTRING_SHARE = 0.6
+_SUBSTRING_SHARE = 0.75
 #: but never below this length: "cat" and "hat" share only "at".
 _SUBSTRING_FLOOR = 3
 #: Words this close by Levenshtein distance ("cart", "card") look alike...
@@ -467,7 +469,7 @@ def textual_pairs(words: Sequence[str]) -> tuple[tuple[int, int, str], ...]:
     dance, dancing), "edit distance" (Levenshtein distance at most 2 and at most a
     third of the shorter word, both words at least 4 letters: cart, card; not
     river, tiger), "common substring" (a common run of at least
-    4 letters, or of at least 60% of the shorter word and 3 letters: sunflower,
+    5 letters, or of at least 75% of the shorter word and 3 letters: sunflower,
     flower). Case is ignored.
     """
     lowered = [word.lower() for word in words]

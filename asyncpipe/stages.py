@@ -44,6 +44,9 @@ from asyncpipe.enhance import EnhanceOutcome, embed_and_rank, theme_workers
 from asyncpipe.errors import AsyncpipeError, InputError
 from asyncpipe.outputs import read_json, write_embedding_table, write_json
 from asyncpipe.progress import ProgressReporter
+from asyncpipe.quality import puzzle_arrays, quality_report
+from asyncpipe.scoring import PuzzleScore
+from asyncpipe.scoring_pool import ScoringPool
 from asyncpipe.themes import ThemeSelection, read_theme_source, select_themes
 from asyncpipe.vocabulary import VocabularyIndex, load_index
 from asyncpipe.workspace import Workspace
@@ -179,7 +182,7 @@ def run_enhance(
 
     usable, failed_themes = _usable_themes(selection, candidates, params.puzzle_generation)
     with pipeline.timed("embed_and_assemble"):
-        outcome, assembly, statistics = _run_async(
+        outcome, assembly, scores, statistics = _run_async(
             _embed_and_assemble(pipeline, selection, usable, provider)
         )
     failed_themes.update(outcome.failed_themes)
@@ -188,11 +191,15 @@ def run_enhance(
     with pipeline.timed("write_outputs"):
         write_json(
             workspace.final_puzzles,
-            final_puzzles_document(assembly.puzzles, params.output.include_similarity_scores),
+            final_puzzles_document(
+                assembly.puzzles, params.output.include_similarity_scores, scores
+            ),
         )
         _write_tables(pipeline, outcome, assembly, provider.info.dimension)
         analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
         write_json(workspace.embedding_analysis, analysis)
+        quality = quality_report(scores)
+        write_json(workspace.puzzle_quality, quality)
     if params.output.include_metadata:
         metadata = _metadata_document(
             pipeline, selection, assembly, failed_themes, statistics, provider_json
@@ -206,6 +213,16 @@ def run_enhance(
         workspace.final_puzzles,
     )
     _log_details(params.logging, failed_themes, assembly, analysis)
+    log.info(
+        "Quality: the embedding solver recovers %d of %d puzzles; %d ambiguous, "
+        "%d with a word closer to another theme, %d with look-alike words -> %s",
+        quality["solver_recovers_intended_grouping"],
+        quality["puzzles_scored"],
+        quality["ambiguous"],
+        quality["with_misplaced_words"],
+        quality["with_textual_look_alikes"],
+        workspace.puzzle_quality,
+    )
     return report
 
 
@@ -289,7 +306,7 @@ async def _embed_and_assemble(
     selection: ThemeSelection,
     usable: dict[str, tuple[str, ...]],
     provider: EmbeddingProvider,
-) -> tuple[EnhanceOutcome, AssemblyResult, dict[str, Any]]:
+) -> tuple[EnhanceOutcome, AssemblyResult, list[PuzzleScore], dict[str, Any]]:
     """Embed the primary themes, then spares only as far as failures require.
 
     Spares cost API calls with a paid provider, so they are embedded in rounds,
@@ -308,6 +325,12 @@ async def _embed_and_assemble(
     )
     outcome = EnhanceOutcome()
     async with (
+        # Opened first: the workers start while the themes are embedded.
+        ScoringPool(
+            params.concurrency.scoring_workers,
+            generation.themes_per_puzzle,
+            generation.words_per_theme,
+        ) as pool,
         open_engine(provider, params, pipeline.workspace.cache_dir) as engine,
         ProgressReporter(len(queue), params.logging.progress_interval) as progress,
     ):
@@ -340,8 +363,21 @@ async def _embed_and_assemble(
             "embedding_seconds": round(outcome.seconds, 3),
             **engine.summary(),
         }
+        started = time.perf_counter()
+        scores = await asyncio.gather(
+            *(
+                pool.score(puzzle.words, *puzzle_arrays(puzzle, outcome.embedded))
+                for puzzle in assembly.puzzles
+            )
+        )
+        pool_statistics = pool.statistics()
+        statistics.update(
+            scoring_workers=pool_statistics.workers,
+            puzzles_scored=pool_statistics.puzzles_scored,
+            scoring_seconds=round(time.perf_counter() - started, 3),
+        )
     _log_statistics(statistics)
-    return outcome, assembly, statistics
+    return outcome, assembly, list(scores), statistics
 
 
 def _run_async(work: Coroutine[Any, Any, _Result]) -> _Result:

@@ -56,6 +56,10 @@ class Workspace:
         return self.resolve(self.params.paths.reports) / "embedding_analysis.json"
 
     @property
+    def puzzle_quality(self) -> Path:
+        return self.resolve(self.params.paths.reports) / "puzzle_quality.json"
+
+    @property
     def embedding_cache_table(self) -> Path:
         return self._table(self.params.output.embedding_cache_file)
 

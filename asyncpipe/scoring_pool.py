@@ -1,0 +1,109 @@
+"""The small process pool that scores puzzles, so the event loop never does CPU-heavy work.
+
+Scoring a puzzle (`asyncpipe.scoring.score_puzzle`) is about 0.1 s of numpy on
+one core: done on the event loop it would stall every request in flight. This
+pool runs it in `scoring_workers` child processes through
+`loop.run_in_executor`, sending compact float32 arrays and getting a small
+picklable `PuzzleScore` back.
+
+- Workers are started with `spawn`: safe in a process that has threads (the
+  embedding store's, the SDK's), unlike `fork`. Each builds the solver's split
+  table once, as it starts, and ignores SIGINT: Ctrl-C is the parent's to handle.
+- A capacity limit (twice the workers) caps the puzzles handed over at once, in
+  the manner of anyio's `to_process.run_sync(limiter=...)`, so a huge batch
+  does not queue all its arrays in the executor.
+- The pool lives for one run: `async with ScoringPool(...)`. On the way out it
+  shuts down and waits for its workers; after an error or a cancellation it
+  first cancels the pending work. No child process outlives the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import multiprocessing
+import signal
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+
+from asyncpipe.scoring import DEFAULT_AMBIGUITY_MARGIN, PuzzleScore, score_puzzle, split_table
+
+
+@dataclass
+class PoolStatistics:
+    workers: int = 0
+    puzzles_scored: int = 0
+    seconds_in_pool: float = 0.0
+
+
+def _start_worker(groups: int, size: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    split_table(groups, size)  # built once per worker, before the first puzzle
+
+
+class ScoringPool:
+    def __init__(
+        self,
+        workers: int,
+        groups: int,
+        size: int,
+        ambiguity_margin: float = DEFAULT_AMBIGUITY_MARGIN,
+    ) -> None:
+        self._workers = workers
+        self._groups = groups
+        self._size = size
+        self._ambiguity_margin = ambiguity_margin
+        self._executor: ProcessPoolExecutor | None = None
+        self._capacity = asyncio.Semaphore(2 * workers)
+        self._statistics = PoolStatistics(workers=workers)
+
+    async def __aenter__(self) -> ScoringPool:
+        self._executor = ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(self._groups, self._size),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        # Waiting for the workers blocks; in a thread, so the loop can finish its own
+        # shutdown meanwhile. An error cancels what has not started yet.
+        shutdown = functools.partial(executor.shutdown, wait=True, cancel_futures=error is not None)
+        await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, shutdown))
+
+    async def score(
+        self, words: Sequence[str], word_vectors: np.ndarray, theme_vectors: np.ndarray
+    ) -> PuzzleScore:
+        if self._executor is None:
+            raise RuntimeError("ScoringPool used outside `async with pool:`")
+        work = functools.partial(
+            score_puzzle,
+            np.ascontiguousarray(word_vectors, dtype=np.float32),
+            np.ascontiguousarray(theme_vectors, dtype=np.float32),
+            list(words),
+            self._size,
+            self._ambiguity_margin,
+        )
+        async with self._capacity:
+            started = time.perf_counter()
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, work)
+            self._statistics.seconds_in_pool += time.perf_counter() - started
+        self._statistics.puzzles_scored += 1
+        return result
+
+    def statistics(self) -> PoolStatistics:
+        return PoolStatistics(**vars(self._statistics))
