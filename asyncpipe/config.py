@@ -102,7 +102,7 @@ class Gemini(_Section):
     #: Overrides the API's address (a gateway, or a local test server); else the SDK's
     #: GOOGLE_GEMINI_BASE_URL variable, else Google's address.
     base_url: str | None = None
-    #: "rest": the REST method through httpx, decoded by msgspec (about 3x less CPU per
+    #: "rest": the REST method through httpx, decoded by msgspec (about half the CPU per
     #: vector); "sdk": the google-genai SDK's async client. Same requests, same errors.
     transport: Literal["rest", "sdk"] = "rest"
     api_version: str = Field("v1beta", pattern=r"^v[0-9a-z]+$")
