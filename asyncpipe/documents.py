@@ -53,14 +53,14 @@ def embedding_analysis_document(
         (score for puzzle in puzzles for score in puzzle.scores), dtype=np.float64
     )
     per_theme = {
-        theme: _summary(np.asarray(result.ranked.scores, dtype=np.float64))
+        theme: distribution(np.asarray(result.ranked.scores, dtype=np.float64))
         for theme, result in embedded.items()
     }
     theme_norms = [float(np.linalg.norm(result.theme_vector)) for result in embedded.values()]
     return {
         "provider": dict(provider),
-        "candidate_similarity": _summary(all_scores),
-        "puzzle_word_similarity": _summary(puzzle_scores),
+        "candidate_similarity": distribution(all_scores),
+        "puzzle_word_similarity": distribution(puzzle_scores),
         "per_theme_similarity": per_theme,
         "embedding_summary": {
             "themes_embedded": len(embedded),
@@ -68,7 +68,7 @@ def embedding_analysis_document(
                 sum(len(result.candidate_words) for result in embedded.values())
             ),
             "dimension": int(provider.get("dimension", 0)),
-            "theme_vector_norm": _summary(np.asarray(theme_norms, dtype=np.float64)),
+            "theme_vector_norm": distribution(np.asarray(theme_norms, dtype=np.float64)),
         },
     }
 
@@ -118,16 +118,22 @@ def puzzle_embeddings_blocks(
         )
 
 
-def _summary(values: np.ndarray) -> dict[str, float | int]:
-    if values.size == 0:
+def distribution(values: Sequence[float] | np.ndarray) -> dict[str, float | int]:
+    """Count, mean, spread and percentiles of some scores, rounded for a report."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
         return {"count": 0}
-    return {
-        "count": int(values.size),
-        "mean": round(float(values.mean()), SCORE_DECIMALS),
-        "std": round(float(values.std()), SCORE_DECIMALS),
-        "min": round(float(values.min()), SCORE_DECIMALS),
-        "p25": round(float(np.percentile(values, 25)), SCORE_DECIMALS),
-        "median": round(float(np.median(values)), SCORE_DECIMALS),
-        "p75": round(float(np.percentile(values, 75)), SCORE_DECIMALS),
-        "max": round(float(values.max()), SCORE_DECIMALS),
+    figures: dict[str, float | int] = {"count": int(array.size)}
+    named = {
+        "mean": array.mean(),
+        "std": array.std(),
+        "min": array.min(),
+        "p10": np.percentile(array, 10),
+        "p25": np.percentile(array, 25),
+        "median": np.median(array),
+        "p75": np.percentile(array, 75),
+        "p90": np.percentile(array, 90),
+        "max": array.max(),
     }
+    figures.update({name: round(float(value), SCORE_DECIMALS) for name, value in named.items()})
+    return figures

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from asyncpipe.assembly import Puzzle
+from asyncpipe.documents import distribution
 from asyncpipe.enhance import EmbeddedTheme
 from asyncpipe.scoring import PuzzleScore
 
@@ -43,24 +44,9 @@ def quality_report(scores: Sequence[PuzzleScore]) -> dict[str, Any]:
         "with_misplaced_words": sum(bool(score.misplaced_words) for score in scores),
         "with_textual_look_alikes": sum(bool(score.textual_pairs) for score in scores),
         "rebuilt": 0,
-        "difficulty": _distribution([score.difficulty for score in scores]),
-        "solver_margin": _distribution([score.solver_margin for score in scores]),
-        "mean_silhouette": _distribution([score.mean_silhouette for score in scores]),
-        "separation": _distribution([score.separation for score in scores]),
-        "textual_penalty": _distribution([score.textual_penalty for score in scores]),
-    }
-
-
-def _distribution(values: Sequence[float]) -> dict[str, float | int]:
-    if not values:
-        return {"count": 0}
-    array = np.asarray(values, dtype=np.float64)
-    return {
-        "count": int(array.size),
-        "mean": round(float(array.mean()), 6),
-        "min": round(float(array.min()), 6),
-        "p10": round(float(np.percentile(array, 10)), 6),
-        "median": round(float(np.median(array)), 6),
-        "p90": round(float(np.percentile(array, 90)), 6),
-        "max": round(float(array.max()), 6),
+        "difficulty": distribution([score.difficulty for score in scores]),
+        "solver_margin": distribution([score.solver_margin for score in scores]),
+        "mean_silhouette": distribution([score.mean_silhouette for score in scores]),
+        "separation": distribution([score.separation for score in scores]),
+        "textual_penalty": distribution([score.textual_penalty for score in scores]),
     }
