@@ -42,6 +42,7 @@ from asyncpipe.embeddings.select import (
 from asyncpipe.embeddings.session import open_engine
 from asyncpipe.enhance import EnhanceOutcome, embed_and_rank, theme_workers
 from asyncpipe.errors import AsyncpipeError, InputError
+from asyncpipe.loop_lag import LoopLagMonitor
 from asyncpipe.outputs import read_json, write_embedding_table, write_json
 from asyncpipe.progress import ProgressReporter
 from asyncpipe.quality import puzzle_arrays, quality_report
@@ -333,6 +334,7 @@ async def _embed_and_assemble(
         ) as pool,
         open_engine(provider, params, pipeline.workspace.cache_dir) as engine,
         ProgressReporter(len(queue), params.logging.progress_interval) as progress,
+        LoopLagMonitor() as lag,
     ):
         while True:
             if queue:
@@ -375,6 +377,7 @@ async def _embed_and_assemble(
             scoring_workers=pool_statistics.workers,
             puzzles_scored=pool_statistics.puzzles_scored,
             scoring_seconds=round(time.perf_counter() - started, 3),
+            **lag.summary(),
         )
     _log_statistics(statistics)
     return outcome, assembly, list(scores), statistics
@@ -411,7 +414,7 @@ def _log_statistics(statistics: dict[str, Any]) -> None:
     log.info(
         "Embedding summary: %d requests, %d texts sent, cache hits %d memory / %d disk, "
         "%d in-flight duplicates, %d retries, %d throttled (429), latency p50 %s s / p95 %s s, "
-        "%.2f s waiting on the rate limiter, %.2f s wall",
+        "%.2f s waiting on the rate limiter, %.2f s wall, event-loop lag p99 %s ms",
         statistics["requests"],
         statistics["texts_requested"],
         statistics["cache_hits_memory"],
@@ -423,6 +426,7 @@ def _log_statistics(statistics: dict[str, Any]) -> None:
         statistics["latency_p95_seconds"],
         statistics["limiter_wait_seconds"],
         statistics["embedding_seconds"],
+        statistics["loop_lag_p99_ms"],
     )
 
 

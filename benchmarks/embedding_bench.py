@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,6 +124,10 @@ def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[st
         "latency_p50": statistics["latency_p50_seconds"],
         "latency_p95": statistics["latency_p95_seconds"],
         "limiter_wait_seconds": statistics["limiter_wait_seconds"],
+        "loop_lag_p50_ms": statistics["loop_lag_p50_ms"],
+        "loop_lag_p99_ms": statistics["loop_lag_p99_ms"],
+        "scoring_seconds": statistics["scoring_seconds"],
+        "scoring_workers": statistics["scoring_workers"],
     }
     figures["warm_rerun"] = {
         "wall_seconds": round(warm["wall"], 2),
@@ -130,6 +135,7 @@ def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[st
         "cache_hits_disk": warm["metadata"]["run_statistics"]["cache_hits_disk"],
     }
     figures["decode_cpu_ms_per_vector"] = asyncio.run(_decode_cost(url, dimension))
+    figures["solver_ms_per_puzzle"] = _solver_time(dimension)
     naive = asyncio.run(_naive(url, dimension, themes, arguments.latency))
     figures["naive"] = naive
     figures["speedup_vs_naive_texts_per_second"] = round(
@@ -137,6 +143,27 @@ def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[st
     )
     _print(dimension, figures)
     return figures
+
+
+def _solver_time(dimension: int) -> dict[str, float]:
+    """score_puzzle on one core, in this process: the table build, then per puzzle."""
+    from asyncpipe.scoring import score_puzzle, split_table
+
+    started = time.perf_counter()
+    split_table(4, 4)
+    build = time.perf_counter() - started
+    generator = np.random.default_rng(0)
+    times = []
+    for _ in range(10):
+        vectors = generator.normal(size=(16, dimension)).astype(np.float32)
+        themes = generator.normal(size=(4, dimension)).astype(np.float32)
+        started = time.perf_counter()
+        score_puzzle(vectors, themes, [f"w{i}" for i in range(16)])
+        times.append(time.perf_counter() - started)
+    return {
+        "table_build_ms": round(build * 1000, 1),
+        "median_ms": round(float(np.median(times)) * 1000, 1),
+    }
 
 
 def _params(workdir: Path, url: str, dimension: int) -> dict[str, Any]:
@@ -223,8 +250,12 @@ def _print(dimension: int, figures: dict[str, Any]) -> None:
         f"x 100): ratio {cold['ratio_to_text_bound']} "
         f"({cold['ratio_to_request_bound_at_actual_batch']} at the actual batch size, "
         f"{cold['ratio_to_bound_at_measured_p50']} at the measured p50 latency)\n"
-        f"  latency p50 {cold['latency_p50']} s, p95 {cold['latency_p95']} s"
+        f"  latency p50 {cold['latency_p50']} s, p95 {cold['latency_p95']} s\n"
+        f"  event-loop lag p50 {cold['loop_lag_p50_ms']} ms, p99 {cold['loop_lag_p99_ms']} ms "
+        f"(requests in flight, scoring in {cold['scoring_workers']} worker processes: "
+        f"{cold['scoring_seconds']} s for the batch)"
     )
+    print(f"solver per puzzle, one core: {figures['solver_ms_per_puzzle']}")
     warm = figures["warm_rerun"]
     print(f"warm rerun: {warm['requests']} requests, {warm['wall_seconds']} s wall")
     print(f"decode CPU per vector (ms): {figures['decode_cpu_ms_per_vector']}")

@@ -1,0 +1,57 @@
+"""How late the event loop runs: a sampler of scheduling lag while a run works.
+
+A task asks to wake every `interval` seconds and records how much later than
+asked it actually woke. A loop that stays responsive (no CPU-heavy work on it,
+scoring in the process pool) shows a lag of a millisecond or two; decoding a
+large answer or scoring a puzzle on the loop would show as tens of milliseconds.
+The figures go into the run statistics and `make bench`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import TracebackType
+
+import numpy as np
+
+DEFAULT_INTERVAL = 0.01
+
+
+class LoopLagMonitor:
+    """`async with LoopLagMonitor() as lag: ...; lag.summary()`."""
+
+    def __init__(self, interval: float = DEFAULT_INTERVAL) -> None:
+        self._interval = interval
+        self._lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopLagMonitor:
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()  # not awaited: that could swallow our caller's cancellation
+
+    def summary(self) -> dict[str, float | int | None]:
+        lags = np.asarray(self._lags, dtype=np.float64) * 1000
+        if lags.size == 0:
+            return {"loop_lag_samples": 0, "loop_lag_p50_ms": None, "loop_lag_p99_ms": None}
+        return {
+            "loop_lag_samples": int(lags.size),
+            "loop_lag_p50_ms": round(float(np.percentile(lags, 50)), 2),
+            "loop_lag_p99_ms": round(float(np.percentile(lags, 99)), 2),
+            "loop_lag_max_ms": round(float(lags.max()), 2),
+        }
+
+    async def _sample(self) -> None:
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(self._interval)
+            self._lags.append(max(0.0, time.perf_counter() - asked - self._interval))
