@@ -12,7 +12,7 @@ fill a group at all is reported as failed.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from asyncpipe.ranking import RankedTheme
@@ -51,12 +51,28 @@ class AssemblyResult:
     unused_themes: tuple[str, ...] = field(default=())
 
 
+#: Whether a word of one theme sits closer to another theme: (word, own theme, other theme).
+CloserElsewhere = Callable[[str, str, str], bool]
+
+
 def assemble_puzzles(
-    ranked: Iterable[RankedTheme], puzzle_count: int, themes_per_puzzle: int, words_per_theme: int
+    ranked: Iterable[RankedTheme],
+    puzzle_count: int,
+    themes_per_puzzle: int,
+    words_per_theme: int,
+    closer_elsewhere: CloserElsewhere | None = None,
 ) -> AssemblyResult:
+    """Puzzles from ranked themes, in order.
+
+    With `closer_elsewhere`, once a puzzle's themes are chosen each group trades a word
+    that sits closer to another theme of the puzzle than to its own for its theme's next
+    candidate, where the candidates allow it (else the group stays as it was).
+    """
     failed_themes: dict[str, str] = {}
     pending: deque[RankedTheme] = deque()
+    by_name: dict[str, RankedTheme] = {}
     for theme in ranked:
+        by_name[theme.theme] = theme
         if len(theme.words) < words_per_theme:
             failed_themes[theme.theme] = (
                 f"only {len(theme.words)} distinct candidate words, a group needs {words_per_theme}"
@@ -80,6 +96,8 @@ def assemble_puzzles(
             unused = [group.theme for group in groups] + [theme.theme for theme in held_over]
             unused += [theme.theme for theme in pending]
             return AssemblyResult(tuple(puzzles), failed_themes, failed_puzzles, tuple(unused))
+        if closer_elsewhere is not None:
+            groups = _keep_words_home(groups, by_name, closer_elsewhere, words_per_theme)
         puzzles.append(Puzzle(tuple(groups)))
         pending.extendleft(reversed(held_over))
     return AssemblyResult(
@@ -103,6 +121,41 @@ def _fill_puzzle(
         groups.append(group)
         used_keys.update(variant_key(word) for word in group.words)
     return groups, held_over
+
+
+def _keep_words_home(
+    groups: list[Group],
+    by_name: dict[str, RankedTheme],
+    closer_elsewhere: CloserElsewhere,
+    words_per_theme: int,
+) -> list[Group]:
+    """Re-pick each group's words, leaving out those that belong with another theme."""
+    groups = list(groups)
+    themes = [group.theme for group in groups]
+    for position, group in enumerate(groups):
+        others = [other for other in themes if other != group.theme]
+        if not any(closer_elsewhere(w, group.theme, o) for w in group.words for o in others):
+            continue
+        taken = {
+            variant_key(word)
+            for index, other_group in enumerate(groups)
+            if index != position
+            for word in other_group.words
+        }
+        words: list[str] = []
+        scores: list[float] = []
+        ranked = by_name[group.theme]
+        for word, score in zip(ranked.words, ranked.scores, strict=True):
+            if variant_key(word) in taken or any(is_variant_of_theme(word, o) for o in others):
+                continue
+            if any(closer_elsewhere(word, group.theme, other) for other in others):
+                continue
+            words.append(word)
+            scores.append(score)
+            if len(words) == words_per_theme:
+                groups[position] = Group(group.theme, tuple(words), tuple(scores))
+                break
+    return groups
 
 
 def _group_for(

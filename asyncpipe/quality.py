@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from asyncpipe.assembly import Puzzle
+from asyncpipe.assembly import CloserElsewhere, Puzzle
 from asyncpipe.documents import distribution
 from asyncpipe.enhance import EmbeddedTheme
 from asyncpipe.scoring import PuzzleScore
@@ -33,6 +33,32 @@ def puzzle_arrays(
         np.asarray(word_rows, dtype=np.float32),
         np.asarray(theme_rows, dtype=np.float32),
     )
+
+
+def closer_elsewhere_in(embedded: Mapping[str, EmbeddedTheme]) -> CloserElsewhere:
+    """The assembly's test: is `word` (a candidate of `own`) closer to `other` than to `own`?
+
+    Both sides are cosines of the provider's vectors, the same the ranking used.
+    """
+    rows: dict[str, dict[str, int]] = {}
+    units: dict[str, np.ndarray] = {}
+
+    def unit_theme(theme: str) -> np.ndarray:
+        if theme not in units:
+            vector = embedded[theme].theme_vector.astype(np.float64)
+            units[theme] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        return units[theme]
+
+    def check(word: str, own: str, other: str) -> bool:
+        result = embedded[own]
+        if own not in rows:
+            rows[own] = {candidate: row for row, candidate in enumerate(result.candidate_words)}
+        row = rows[own][word]
+        vector = result.candidate_vectors[row].astype(np.float64)
+        to_other = float(vector @ unit_theme(other)) / max(float(np.linalg.norm(vector)), 1e-12)
+        return to_other > float(result.candidate_scores[row])
+
+    return check
 
 
 def quality_report(scores: Sequence[PuzzleScore]) -> dict[str, Any]:

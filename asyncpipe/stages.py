@@ -45,7 +45,7 @@ from asyncpipe.errors import AsyncpipeError, InputError
 from asyncpipe.loop_lag import LoopLagMonitor
 from asyncpipe.outputs import read_json, write_embedding_table, write_json
 from asyncpipe.progress import ProgressReporter
-from asyncpipe.quality import puzzle_arrays, quality_report
+from asyncpipe.quality import closer_elsewhere_in, puzzle_arrays, quality_report
 from asyncpipe.scoring import PuzzleScore
 from asyncpipe.scoring_pool import ScoringPool
 from asyncpipe.themes import ThemeSelection, read_theme_source, select_themes
@@ -350,6 +350,7 @@ async def _embed_and_assemble(
                 generation.total_puzzle_count,
                 generation.themes_per_puzzle,
                 generation.words_per_theme,
+                closer_elsewhere=closer_elsewhere_in(outcome.embedded),
             )
             missing = generation.total_puzzle_count - len(assembly.puzzles)
             if missing == 0 or not spares:

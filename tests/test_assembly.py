@@ -227,3 +227,60 @@ def test_the_same_ranked_themes_always_give_the_same_puzzles() -> None:
 
     assert first == second
     assert len(first.puzzles) == 3
+
+
+def test_a_word_closer_to_another_theme_is_swapped_for_the_next_candidate() -> None:
+    themes = [
+        ranked("Birds", ["robin", "wren", "crane", "finch", "sparrow"]),
+        ranked("Machines", ["lever", "pulley", "winch", "gear", "motor"]),
+        filler("Alpha", "qa"),
+        filler("Beta", "qb"),
+    ]
+    # "crane" is a bird, but it sits closer to the Machines theme.
+    belongs_elsewhere = {("crane", "Birds", "Machines")}
+
+    def closer_elsewhere(word: str, own: str, other: str) -> bool:
+        return (word, own, other) in belongs_elsewhere
+
+    plain = assemble_puzzles(themes, 1, 4, 4)
+    kept_home = assemble_puzzles(themes, 1, 4, 4, closer_elsewhere=closer_elsewhere)
+
+    assert plain.puzzles[0].groups[0].words == ("robin", "wren", "crane", "finch")
+    birds = kept_home.puzzles[0].groups[0]
+    assert birds.words == ("robin", "wren", "finch", "sparrow")
+    assert birds.scores == (0.9, 0.89, 0.87, 0.86)  # each word keeps its own score
+    assert kept_home.puzzles[0].groups[1:] == plain.puzzles[0].groups[1:]
+    assert_valid_puzzles(kept_home, 4, 4)
+
+
+def test_a_group_keeps_a_misplaced_word_when_its_candidates_run_out() -> None:
+    themes = [
+        ranked("Birds", ["robin", "wren", "crane", "finch"]),  # no fifth candidate
+        ranked("Machines", ["lever", "pulley", "winch", "gear"]),
+        filler("Alpha", "qa"),
+        filler("Beta", "qb"),
+    ]
+
+    def closer_elsewhere(word: str, own: str, other: str) -> bool:
+        return (word, own, other) == ("crane", "Birds", "Machines")
+
+    result = assemble_puzzles(themes, 1, 4, 4, closer_elsewhere=closer_elsewhere)
+
+    assert result.puzzles[0].groups[0].words == ("robin", "wren", "crane", "finch")
+
+
+def test_a_replacement_word_never_repeats_a_word_of_another_group() -> None:
+    themes = [
+        ranked("Birds", ["robin", "crane", "wren", "finch", "lever", "sparrow"]),
+        ranked("Machines", ["lever", "pulley", "winch", "gear"]),
+        filler("Alpha", "qa"),
+        filler("Beta", "qb"),
+    ]
+
+    def closer_elsewhere(word: str, own: str, other: str) -> bool:
+        return (word, own, other) == ("crane", "Birds", "Machines")
+
+    result = assemble_puzzles(themes, 1, 4, 4, closer_elsewhere=closer_elsewhere)
+
+    assert result.puzzles[0].groups[0].words == ("robin", "wren", "finch", "sparrow")
+    assert_valid_puzzles(result, 4, 4)
