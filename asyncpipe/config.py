@@ -154,6 +154,19 @@ class Concurrency(_Section):
     embedding_cache_size: int = Field(200_000, ge=0)
 
 
+class Quality(_Section):
+    """What counts as a poor puzzle, and what to do about one (see asyncpipe.scoring)."""
+
+    #: Puzzles the embedding solver finds harder than this (0 clear .. 1 unsolvable) are poor.
+    max_difficulty: float = Field(1.0, ge=0.0, le=1.0)
+    #: Also treat puzzles with another split within the ambiguity margin as poor.
+    reject_ambiguous: bool = False
+    #: "flag": keep poor puzzles, marked; "rebuild": drop the weakest theme of each poor
+    #: puzzle and assemble again from the remaining and spare themes.
+    on_low_quality: Literal["flag", "rebuild"] = "flag"
+    max_rebuild_rounds: int = Field(3, ge=0)
+
+
 class LegacyMultiprocessing(_Section):
     """The older pipeline's process-pool settings, accepted so its files still load."""
 
@@ -174,6 +187,7 @@ class Params(_Section):
     output: Output = Output()
     logging: Logging = Logging()
     concurrency: Concurrency = Concurrency()
+    quality: Quality = Quality()
     multiprocessing: LegacyMultiprocessing | None = None
 
 

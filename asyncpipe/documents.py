@@ -27,8 +27,10 @@ def final_puzzles_document(
     puzzles: Iterable[Puzzle],
     include_scores: bool,
     quality: Sequence[PuzzleScore] | None = None,
+    below_bar: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
-    """The app's file; `quality` (one score per puzzle) adds each puzzle's scores and verdict."""
+    """The app's file; `quality` (one score per puzzle) adds each puzzle's scores and verdict,
+    and `below_bar` whether it is under the configured quality bar (kept and flagged)."""
     document: dict[str, Any] = {}
     for number, puzzle in enumerate(puzzles, start=1):
         entry: dict[str, Any] = {"words": puzzle.words, "themes": puzzle.themes}
@@ -38,6 +40,8 @@ def final_puzzles_document(
             ]
         if quality is not None:
             entry["quality"] = quality[number - 1].to_json()
+            if below_bar is not None:
+                entry["quality"]["below_quality_bar"] = below_bar[number - 1]
         document[f"puzzle_{number}"] = entry
     return document
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from asyncpipe.assembly import CloserElsewhere, Puzzle
+from asyncpipe.config import Quality
 from asyncpipe.documents import distribution
 from asyncpipe.enhance import EmbeddedTheme
 from asyncpipe.scoring import PuzzleScore
@@ -61,15 +62,22 @@ def closer_elsewhere_in(embedded: Mapping[str, EmbeddedTheme]) -> CloserElsewher
     return check
 
 
-def quality_report(scores: Sequence[PuzzleScore]) -> dict[str, Any]:
+def quality_report(
+    scores: Sequence[PuzzleScore],
+    below_bar: Sequence[bool] = (),
+    rebuilt: int = 0,
+    bar: Quality | None = None,
+) -> dict[str, Any]:
     """Distributions and counts over a batch's puzzle scores."""
     return {
+        "quality_bar": bar.model_dump() if bar is not None else None,
+        "below_quality_bar": sum(below_bar),
         "puzzles_scored": len(scores),
         "solver_recovers_intended_grouping": sum(score.solver_optimal for score in scores),
         "ambiguous": sum(score.ambiguous for score in scores),
         "with_misplaced_words": sum(bool(score.misplaced_words) for score in scores),
         "with_textual_look_alikes": sum(bool(score.textual_pairs) for score in scores),
-        "rebuilt": 0,
+        "rebuilt": rebuilt,
         "difficulty": distribution([score.difficulty for score in scores]),
         "solver_margin": distribution([score.solver_margin for score in scores]),
         "mean_silhouette": distribution([score.mean_silhouette for score in scores]),

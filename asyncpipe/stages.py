@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from asyncpipe import __version__
 from asyncpipe.assembly import AssemblyResult, assemble_puzzles
 from asyncpipe.candidates import CandidateSearch, CandidateSearchResult, ThemeCandidates
-from asyncpipe.config import LoadedParams, Logging, Params, PuzzleGeneration
+from asyncpipe.config import LoadedParams, Logging, Params, PuzzleGeneration, Quality
 from asyncpipe.documents import (
     all_embeddings_blocks,
     embedding_analysis_document,
@@ -183,9 +183,9 @@ def run_enhance(
 
     usable, failed_themes = _usable_themes(selection, candidates, params.puzzle_generation)
     with pipeline.timed("embed_and_assemble"):
-        outcome, assembly, scores, statistics = _run_async(
-            _embed_and_assemble(pipeline, selection, usable, provider)
-        )
+        assembled = _run_async(_embed_and_assemble(pipeline, selection, usable, provider))
+    outcome, assembly, scores = assembled.outcome, assembled.assembly, assembled.scores
+    statistics = assembled.statistics
     failed_themes.update(outcome.failed_themes)
     failed_themes.update(assembly.failed_themes)
 
@@ -193,13 +193,18 @@ def run_enhance(
         write_json(
             workspace.final_puzzles,
             final_puzzles_document(
-                assembly.puzzles, params.output.include_similarity_scores, scores
+                assembly.puzzles,
+                params.output.include_similarity_scores,
+                scores,
+                assembled.below_bar,
             ),
         )
         _write_tables(pipeline, outcome, assembly, provider.info.dimension)
         analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
         write_json(workspace.embedding_analysis, analysis)
-        quality = quality_report(scores)
+        quality = quality_report(
+            scores, assembled.below_bar, statistics["puzzles_rebuilt"], params.quality
+        )
         write_json(workspace.puzzle_quality, quality)
     if params.output.include_metadata:
         metadata = _metadata_document(
@@ -302,20 +307,32 @@ def run_all(pipeline: Pipeline) -> EnhanceReport:
     return run_enhance(pipeline, selection, candidates)
 
 
+@dataclass(repr=False)  # asyncio.run formats its result's repr on Python 3.11: keep it cheap
+class _Assembled:
+    outcome: EnhanceOutcome
+    assembly: AssemblyResult
+    scores: list[PuzzleScore]
+    below_bar: list[bool]
+    statistics: dict[str, Any]
+
+
 async def _embed_and_assemble(
     pipeline: Pipeline,
     selection: ThemeSelection,
     usable: dict[str, tuple[str, ...]],
     provider: EmbeddingProvider,
-) -> tuple[EnhanceOutcome, AssemblyResult, list[PuzzleScore], dict[str, Any]]:
-    """Embed the primary themes, then spares only as far as failures require.
+) -> _Assembled:
+    """Embed, assemble and score; embed spares only as far as failures require.
 
     Spares cost API calls with a paid provider, so they are embedded in rounds,
-    each just large enough to cover the themes still missing. The assembly
-    always sees themes in draw order, so the result does not depend on rounds.
+    each just large enough to cover the themes still missing. With
+    `quality.on_low_quality: rebuild`, each poor puzzle gives up its weakest theme
+    and the batch is assembled again. The assembly always sees themes in draw
+    order, so the result depends on neither the rounds nor timing.
     """
     params = pipeline.params
     generation = params.puzzle_generation
+    bar = params.quality
     ordered = [theme for theme in selection.all_themes if theme in usable]
     primary = set(selection.themes)
     queue = [theme for theme in ordered if theme in primary]
@@ -325,6 +342,10 @@ async def _embed_and_assemble(
         params.concurrency.max_concurrent_requests, params.concurrency.batch_size, mean_texts
     )
     outcome = EnhanceOutcome()
+    rejected: set[str] = set()
+    scored: dict[tuple[str, ...], PuzzleScore] = {}
+    rebuilt = 0
+    scoring_seconds = 0.0
     async with (
         # Opened first: the workers start while the themes are embedded.
         ScoringPool(
@@ -336,52 +357,87 @@ async def _embed_and_assemble(
         ProgressReporter(len(queue), params.logging.progress_interval) as progress,
         LoopLagMonitor() as lag,
     ):
-        while True:
-            if queue:
-                part = await embed_and_rank(
-                    [(theme, usable[theme]) for theme in queue], engine, workers, progress
+        for round_number in range(bar.max_rebuild_rounds + 1):
+            while True:
+                if queue:
+                    part = await embed_and_rank(
+                        [(theme, usable[theme]) for theme in queue], engine, workers, progress
+                    )
+                    outcome.embedded.update(part.embedded)
+                    outcome.failed_themes.update(part.failed_themes)
+                    outcome.seconds += part.seconds
+                ranked = [
+                    outcome.embedded[theme].ranked
+                    for theme in ordered
+                    if theme in outcome.embedded and theme not in rejected
+                ]
+                assembly = assemble_puzzles(
+                    ranked,
+                    generation.total_puzzle_count,
+                    generation.themes_per_puzzle,
+                    generation.words_per_theme,
+                    closer_elsewhere=closer_elsewhere_in(outcome.embedded),
                 )
-                outcome.embedded.update(part.embedded)
-                outcome.failed_themes.update(part.failed_themes)
-                outcome.seconds += part.seconds
-            ranked = [outcome.embedded[t].ranked for t in ordered if t in outcome.embedded]
-            assembly = assemble_puzzles(
-                ranked,
-                generation.total_puzzle_count,
-                generation.themes_per_puzzle,
-                generation.words_per_theme,
-                closer_elsewhere=closer_elsewhere_in(outcome.embedded),
+                missing = generation.total_puzzle_count - len(assembly.puzzles)
+                if missing == 0 or not spares:
+                    break
+                shortfall = missing * generation.themes_per_puzzle - len(assembly.unused_themes)
+                take = max(shortfall, generation.themes_per_puzzle)
+                queue, spares = spares[:take], spares[take:]
+                progress.add_total(len(queue))
+                log.info("Embedding %d spare themes to replace failed ones", len(queue))
+            queue = []
+
+            started = time.perf_counter()
+            fresh = [puzzle for puzzle in assembly.puzzles if tuple(puzzle.words) not in scored]
+            results = await asyncio.gather(
+                *(
+                    pool.score(puzzle.words, *puzzle_arrays(puzzle, outcome.embedded))
+                    for puzzle in fresh
+                )
             )
-            missing = generation.total_puzzle_count - len(assembly.puzzles)
-            if missing == 0 or not spares:
+            scored.update(zip((tuple(p.words) for p in fresh), results, strict=True))
+            scoring_seconds += time.perf_counter() - started
+            scores = [scored[tuple(puzzle.words)] for puzzle in assembly.puzzles]
+            below_bar = [_below_bar(score, bar) for score in scores]
+            poor = [index for index, below in enumerate(below_bar) if below]
+            if (
+                bar.on_low_quality != "rebuild"
+                or not poor
+                or round_number == bar.max_rebuild_rounds
+            ):
                 break
-            shortfall = missing * generation.themes_per_puzzle - len(assembly.unused_themes)
-            take = max(shortfall, generation.themes_per_puzzle)
-            queue, spares = spares[:take], spares[take:]
-            progress.add_total(len(queue))
-            log.info("Embedding %d spare themes to replace failed ones", len(queue))
+            for index in poor:
+                puzzle, score = assembly.puzzles[index], scores[index]
+                weakest = min(range(len(puzzle.groups)), key=lambda g: score.coherence[g])
+                theme = puzzle.groups[weakest].theme
+                rejected.add(theme)
+                outcome.failed_themes[theme] = (
+                    f"dropped to rebuild a puzzle below the quality bar (difficulty "
+                    f"{score.difficulty:.2f}{', ambiguous' if score.ambiguous else ''}); "
+                    "it was that puzzle's least coherent group"
+                )
+            rebuilt += len(poor)
+            log.info("Rebuilding %d puzzles below the quality bar", len(poor))
+
+        pool_statistics = pool.statistics()
         statistics = {
             "themes_embedded": len(outcome.embedded),
             "themes_failed_embedding": len(outcome.failed_themes),
             "embedding_seconds": round(outcome.seconds, 3),
             **engine.summary(),
-        }
-        started = time.perf_counter()
-        scores = await asyncio.gather(
-            *(
-                pool.score(puzzle.words, *puzzle_arrays(puzzle, outcome.embedded))
-                for puzzle in assembly.puzzles
-            )
-        )
-        pool_statistics = pool.statistics()
-        statistics.update(
-            scoring_workers=pool_statistics.workers,
-            puzzles_scored=pool_statistics.puzzles_scored,
-            scoring_seconds=round(time.perf_counter() - started, 3),
+            "scoring_workers": pool_statistics.workers,
+            "puzzles_scored": pool_statistics.puzzles_scored,
+            "scoring_seconds": round(scoring_seconds, 3),
+            "puzzles_rebuilt": rebuilt,
             **lag.summary(),
-        )
+        }
     _log_statistics(statistics)
-    return outcome, assembly, list(scores), statistics
+    return _Assembled(outcome, assembly, scores, below_bar, statistics)
+
+
+def _below_bar(score: PuzzleScore, bar: Quality) -> bool:
+    return score.difficulty > bar.max_difficulty or (bar.reject_ambiguous and score.ambiguous)
 
 
 def _run_async(work: Coroutine[Any, Any, _Result]) -> _Result:

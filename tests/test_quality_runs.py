@@ -1,0 +1,75 @@
+"""The quality bar in whole runs: poor puzzles flagged, or rebuilt from spare themes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.support import run_cli
+
+BAR = 0.5
+
+
+def configure(workdir: Path, policy: str) -> None:
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["quality"].update(max_difficulty=BAR, on_low_quality=policy, max_rebuild_rounds=2)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def read(workdir: Path, name: str) -> dict:
+    return json.loads((workdir / name).read_text())
+
+
+def test_flag_keeps_poor_puzzles_and_marks_exactly_those_above_the_bar(workdir: Path) -> None:
+    configure(workdir, "flag")
+    result = run_cli(["run", "--count", "8", "--provider", "glove"], cwd=workdir)
+    assert result.returncode == 0, result.stderr
+
+    puzzles = read(workdir, "data/outputs/final_puzzles.json")
+    flags = [p["quality"]["below_quality_bar"] for p in puzzles.values()]
+    assert flags == [p["quality"]["difficulty"] > BAR for p in puzzles.values()]
+    assert any(flags)  # the bar is strict enough to matter on this batch
+    report = read(workdir, "reports/puzzle_quality.json")
+    assert report["below_quality_bar"] == sum(flags)
+    assert report["rebuilt"] == 0
+    assert report["quality_bar"]["on_low_quality"] == "flag"
+
+
+def test_rebuild_drops_the_weakest_theme_of_poor_puzzles_and_reassembles(workdir: Path) -> None:
+    flagged = workdir / "flagged"
+    flagged.mkdir()
+    (flagged / "params.yaml").write_text((workdir / "params.yaml").read_text())
+    configure(flagged, "flag")
+    configure(workdir, "rebuild")
+    for folder in (flagged, workdir):
+        result = run_cli(["run", "--count", "8", "--provider", "glove"], cwd=folder)
+        assert result.returncode == 0, result.stderr
+    assert "Rebuilding" in result.stderr
+
+    before = read(flagged, "reports/puzzle_quality.json")
+    after = read(workdir, "reports/puzzle_quality.json")
+    assert after["rebuilt"] > 0
+    assert after["below_quality_bar"] < before["below_quality_bar"]
+    metadata = read(workdir, "data/outputs/puzzle_metadata.json")
+    dropped = {
+        theme: reason
+        for theme, reason in metadata["failed_themes"].items()
+        if reason.startswith("dropped to rebuild")
+    }
+    assert len(dropped) == after["rebuilt"]
+    puzzles = read(workdir, "data/outputs/final_puzzles.json")
+    assert len(puzzles) == 8
+    used = {theme for puzzle in puzzles.values() for theme in puzzle["themes"]}
+    assert not used & set(dropped)
+
+
+def test_a_rebuilt_batch_is_byte_identical_run_to_run(workdir: Path) -> None:
+    configure(workdir, "rebuild")
+    outputs = []
+    for _ in range(2):
+        result = run_cli(["run", "--count", "6", "--provider", "glove"], cwd=workdir)
+        assert result.returncode == 0, result.stderr
+        outputs.append((workdir / "data/outputs/final_puzzles.json").read_bytes())
+    assert outputs[0] == outputs[1]
