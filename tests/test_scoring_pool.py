@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -136,3 +137,27 @@ def test_a_run_scores_every_puzzle_and_leaves_no_process_behind(workdir: Path) -
     metadata = json.loads((workdir / "data/outputs/puzzle_metadata.json").read_text())
     assert metadata["run_statistics"]["puzzles_scored"] == 4
     assert "Quality: the embedding solver recovers" in stderr
+
+
+def test_ctrl_c_while_scoring_exits_130_and_leaves_no_process_behind(workdir: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asyncpipe", "run", "--provider", "glove"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:  # the summary line comes just before scoring starts
+        lines.append(line)
+        if "Embedding summary" in line:
+            break
+    time.sleep(0.5)  # well inside the seconds the pool spends scoring 80 puzzles
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+    _, rest = process.communicate(timeout=60)
+    stderr = "".join(lines) + rest
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert session_members(process.pid) == []
