@@ -400,6 +400,12 @@ async def test_arrivals_in_flight_peak_and_text_counts_are_recorded() -> None:
             assert server.max_in_flight == 5
             assert server.texts_requested() == {"apple": 3, "pear": 2, "river": 1, "stone": 1}
             assert server.max_requests_in_any_window(1.0) == 5
+            # The client may hold its answer a moment before the handler thread counts
+            # the request as done: wait (bounded) until the server says none is in flight.
+            for _ in range(200):
+                if server.in_flight == 0:
+                    break
+                await asyncio.sleep(0.01)
             server.reset_stats()
             assert (server.request_count, server.max_in_flight) == (0, 0)
             await embed(client, ["apple"])
