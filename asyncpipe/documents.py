@@ -107,11 +107,10 @@ def puzzle_embeddings_blocks(
         for group in puzzle.groups:
             result = embedded[group.theme]
             rank_of_word = {word: rank for rank, word in enumerate(result.ranked.words, start=1)}
-            row_of_word = dict(zip(result.ranked.words, result.ranked.source_rows, strict=True))
             for word in group.words:
                 themes.append(group.theme)
                 ranks.append(rank_of_word[word])
-                rows.append(result.candidate_vectors[row_of_word[word]])
+                rows.append(result.candidate_vectors[result.row_of(word)])
         yield EmbeddingRows(
             themes=themes,
             words=puzzle.words,

@@ -16,6 +16,7 @@ order, so the order in which themes finish never shows in the outputs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -47,6 +48,17 @@ class EmbeddedTheme:
     candidate_vectors: np.ndarray
     candidate_scores: np.ndarray
     ranked: RankedTheme
+
+    @functools.cached_property
+    def _rows(self) -> dict[str, int]:
+        rows: dict[str, int] = {}
+        for row, word in enumerate(self.candidate_words):
+            rows.setdefault(word, row)
+        return rows
+
+    def row_of(self, word: str) -> int:
+        """The row of a candidate word in `candidate_vectors` and `candidate_scores`."""
+        return self._rows[word]
 
 
 @dataclass

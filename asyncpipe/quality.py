@@ -27,8 +27,7 @@ def puzzle_arrays(
     theme_rows: list[np.ndarray] = []
     for group in puzzle.groups:
         result = embedded[group.theme]
-        row_of_word = dict(zip(result.ranked.words, result.ranked.source_rows, strict=True))
-        word_rows.extend(result.candidate_vectors[row_of_word[word]] for word in group.words)
+        word_rows.extend(result.candidate_vectors[result.row_of(word)] for word in group.words)
         theme_rows.append(result.theme_vector)
     return (
         np.asarray(word_rows, dtype=np.float32),
@@ -41,7 +40,6 @@ def closer_elsewhere_in(embedded: Mapping[str, EmbeddedTheme]) -> CloserElsewher
 
     Both sides are cosines of the provider's vectors, the same the ranking used.
     """
-    rows: dict[str, dict[str, int]] = {}
     units: dict[str, np.ndarray] = {}
 
     def unit_theme(theme: str) -> np.ndarray:
@@ -52,9 +50,7 @@ def closer_elsewhere_in(embedded: Mapping[str, EmbeddedTheme]) -> CloserElsewher
 
     def check(word: str, own: str, other: str) -> bool:
         result = embedded[own]
-        if own not in rows:
-            rows[own] = {candidate: row for row, candidate in enumerate(result.candidate_words)}
-        row = rows[own][word]
+        row = result.row_of(word)
         vector = result.candidate_vectors[row].astype(np.float64)
         to_other = float(vector @ unit_theme(other)) / max(float(np.linalg.norm(vector)), 1e-12)
         return to_other > float(result.candidate_scores[row])

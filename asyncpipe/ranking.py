@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asyncpipe.words import variant_key
+from asyncpipe.words import distinct_by_variant
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,10 @@ def rank_candidates(theme: str, words: Sequence[str], scores: np.ndarray) -> Ran
     Case and inflection variants (Dance, dances, dancing) collapse onto the
     closest of them, so a group never holds two forms of one word.
     """
-    order = np.lexsort((np.arange(len(words)), -scores))
-    seen: set[str] = set()
-    kept_words: list[str] = []
-    kept_scores: list[float] = []
-    kept_rows: list[int] = []
-    for row in order.tolist():
-        key = variant_key(words[row])
-        if key in seen:
-            continue
-        seen.add(key)
-        kept_words.append(words[row])
-        kept_scores.append(float(scores[row]))
-        kept_rows.append(row)
-    return RankedTheme(theme, tuple(kept_words), tuple(kept_scores), tuple(kept_rows))
+    order = np.lexsort((np.arange(len(words)), -scores)).tolist()
+    first_row: dict[str, int] = {}
+    for row in order:
+        first_row.setdefault(words[row], row)
+    kept = distinct_by_variant(words[row] for row in order)
+    rows = [first_row[word] for word in kept]
+    return RankedTheme(theme, tuple(kept), tuple(float(scores[row]) for row in rows), tuple(rows))
