@@ -1,27 +1,25 @@
 """The command line: parse flags, set up logging, run a stage, decide the exit code.
 
 This is the only place that turns outcomes into exit codes, and the only place
-that catches asyncpipe's errors to print them as one line:
-
-    0    every puzzle asked for was generated
-    1    fewer puzzles than asked for (the outputs hold those that were made)
-    2    usage, configuration or input error (nothing was run past the error)
-    70   internal error (a bug: the traceback is logged)
-    130  interrupted (Ctrl-C)
+that catches asyncpipe's errors to print them as one line (see `_EPILOG`).
+Signals are handled for the whole invocation by `asyncpipe.interrupt`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from asyncpipe import __version__
 from asyncpipe.config import Overrides, load_params
 from asyncpipe.embeddings.select import PROVIDER_CHOICES
-from asyncpipe.errors import AsyncpipeError
+from asyncpipe.errors import AsyncpipeError, OutputError
+from asyncpipe.interrupt import Interrupted, Shutdown
 from asyncpipe.stages import (
     EnhanceReport,
     Pipeline,
@@ -36,6 +34,7 @@ EXIT_OK = 0
 EXIT_FEWER_PUZZLES = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
+EXIT_OUTPUT = 74
 EXIT_INTERRUPTED = 130
 
 DEFAULT_PARAMS = "params.yaml"
@@ -43,10 +42,14 @@ DEFAULT_PARAMS = "params.yaml"
 _EPILOG = """\
 exit codes:
   0    every puzzle asked for was generated
-  1    fewer puzzles than asked for (the outputs hold those that were made)
-  2    usage, configuration or input error
+  1    fewer puzzles than asked for, below --min-success-rate (the outputs
+       hold those that were made)
+  2    usage, configuration or input error (one line says what and where)
   70   internal error (a bug; the traceback is logged)
-  130  interrupted (Ctrl-C)
+  74   an output could not be written (permissions, full disk); finished work
+       is kept, so `run --resume` after the fix repeats none of it
+  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the puzzles completed so
+       far are written and marked partial; `run --resume` continues the run
 """
 
 log = logging.getLogger("asyncpipe")
@@ -55,12 +58,19 @@ log = logging.getLogger("asyncpipe")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     arguments = parser.parse_args(argv)
-    _configure_logging(arguments.log_level)
+    _configure_logging(arguments.log_level, arguments.log_format)
+    shutdown = Shutdown()
     try:
-        return _run(arguments)
+        with shutdown.installed():
+            return _run(arguments, shutdown)
+    except OutputError as error:
+        log.error("%s", error)
+        return EXIT_OUTPUT
     except AsyncpipeError as error:
         log.error("%s", error)
         return EXIT_USAGE
+    except Interrupted as interrupted:
+        return interrupted.exit_code
     except KeyboardInterrupt:
         log.error("interrupted")
         return EXIT_INTERRUPTED
@@ -69,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def _run(arguments: argparse.Namespace) -> int:
+def _run(arguments: argparse.Namespace, shutdown: Shutdown) -> int:
     workdir = Path(arguments.workdir).expanduser().resolve()
     if not workdir.is_dir():
         raise _UsageError(f"--workdir {arguments.workdir}: not a directory")
@@ -83,36 +93,53 @@ def _run(arguments: argparse.Namespace) -> int:
     for note in loaded.notes:
         log.info("%s", note)
 
-    pipeline = Pipeline(loaded, Workspace(workdir, loaded.params), arguments.provider)
-    return _COMMANDS[arguments.command](pipeline)
+    shutdown.grace_seconds = loaded.params.concurrency.shutdown_grace_seconds
+    pipeline = Pipeline(
+        loaded,
+        Workspace(workdir, loaded.params),
+        arguments.provider,
+        shutdown=shutdown,
+        resume=getattr(arguments, "resume", False),
+        progress_bar=False if arguments.log_format == "json" else None,
+    )
+    code = _COMMANDS[arguments.command](pipeline, arguments)
+    return shutdown.exit_code if shutdown.exit_code is not None else code
 
 
-def _finish(pipeline: Pipeline, report: EnhanceReport) -> int:
+def _finish(report: EnhanceReport, pipeline: Pipeline, min_success_rate: float) -> int:
     log.info("Outputs: %s", pipeline.workspace.final_puzzles.parent)
-    if report.puzzles_generated < report.puzzles_requested:
+    made, asked = report.puzzles_generated, report.puzzles_requested
+    if made < asked and made < min_success_rate * asked:
+        log.warning(
+            "%d of %d puzzles made (%.1f%%), below --min-success-rate %g",
+            made,
+            asked,
+            100.0 * made / asked,
+            min_success_rate,
+        )
         return EXIT_FEWER_PUZZLES
     return EXIT_OK
 
 
-def _command_run(pipeline: Pipeline) -> int:
-    return _finish(pipeline, run_all(pipeline))
+def _command_run(pipeline: Pipeline, arguments: argparse.Namespace) -> int:
+    return _finish(run_all(pipeline), pipeline, arguments.min_success_rate)
 
 
-def _command_select_themes(pipeline: Pipeline) -> int:
+def _command_select_themes(pipeline: Pipeline, arguments: argparse.Namespace) -> int:
     run_select_themes(pipeline)
     return EXIT_OK
 
 
-def _command_select_candidates(pipeline: Pipeline) -> int:
+def _command_select_candidates(pipeline: Pipeline, arguments: argparse.Namespace) -> int:
     run_select_candidates(pipeline)
     return EXIT_OK
 
 
-def _command_enhance(pipeline: Pipeline) -> int:
-    return _finish(pipeline, run_enhance(pipeline))
+def _command_enhance(pipeline: Pipeline, arguments: argparse.Namespace) -> int:
+    return _finish(run_enhance(pipeline), pipeline, arguments.min_success_rate)
 
 
-_COMMANDS: dict[str, Callable[[Pipeline], int]] = {
+_COMMANDS: dict[str, Callable[[Pipeline, argparse.Namespace], int]] = {
     "run": _command_run,
     "select-themes": _command_select_themes,
     "select-candidates": _command_select_candidates,
@@ -158,6 +185,27 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="log level (default: logging.level from the params file)",
     )
+    common.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default); json: one JSON object per line, for machines",
+    )
+    producing = argparse.ArgumentParser(add_help=False)
+    producing.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in this workdir: finished themes and scored "
+        "puzzles are not redone (refused if the params changed since)",
+    )
+    producing.add_argument(
+        "--min-success-rate",
+        type=_rate,
+        default=1.0,
+        metavar="R",
+        help="exit 0 when at least this share of the puzzles asked for was made, "
+        "else 1 (0 to 1; default 1: every puzzle)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="asyncpipe",
@@ -167,15 +215,23 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"asyncpipe {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, summary in (
-        ("run", "run all three stages"),
-        ("select-themes", "stage 1: draw the batch's themes from the theme source"),
-        ("select-candidates", "stage 2: find candidate words for each theme"),
-        ("enhance", "stage 3: embed, rank, assemble puzzles and write the outputs"),
+    for name, summary, parents in (
+        ("run", "run all three stages", [common, producing]),
+        (
+            "select-themes",
+            "stage 1: draw the batch's themes from the theme source",
+            [common],
+        ),
+        ("select-candidates", "stage 2: find candidate words for each theme", [common]),
+        (
+            "enhance",
+            "stage 3: embed, rank, assemble puzzles and write the outputs",
+            [common, producing],
+        ),
     ):
         commands.add_parser(
             name,
-            parents=[common],
+            parents=parents,
             help=summary,
             description=summary,
             epilog=_EPILOG,
@@ -194,9 +250,37 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _configure_logging(level: str | None) -> None:
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
+    return value
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object per record: time (UTC), level, logger, message, traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _configure_logging(level: str | None, log_format: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    if log_format == "json":
+        handler.setFormatter(_JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or "INFO")

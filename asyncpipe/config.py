@@ -152,6 +152,9 @@ class Concurrency(_Section):
     batch_size: int = Field(MAX_TEXTS_PER_REQUEST, gt=0, le=MAX_TEXTS_PER_REQUEST)
     scoring_workers: int = Field(default_factory=_default_scoring_workers, gt=0)
     embedding_cache_size: int = Field(200_000, ge=0)
+    #: After SIGINT or SIGTERM: seconds that requests already sent, and then the scoring
+    #: of the puzzles they complete, may still take before they are cancelled.
+    shutdown_grace_seconds: float = Field(10.0, ge=0.0)
 
 
 class Quality(_Section):

@@ -9,8 +9,13 @@ so enough themes must be waiting to fill them.
 A theme whose embeddings still fail after the engine's retries, or that has a
 text the provider cannot embed, is recorded with its reason and the run goes
 on; the assembly replaces it with a spare. A fatal provider error (bad key)
-propagates and stops the run. Results are keyed by theme and listed in input
-order, so the order in which themes finish never shows in the outputs.
+propagates and stops the run. Once the engine is stopped (a signal), the
+workers take no new theme, and a theme left waiting is simply not finished:
+it is neither embedded nor failed. Results are keyed by theme and listed in
+input order, so the order in which themes finish never shows in the outputs.
+
+A `ThemeJournal` (the run's checkpoint) hears of each theme as it finishes, so
+an interrupted run can be resumed without redoing it.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from asyncpipe.embeddings.engine import EmbeddingEngine
-from asyncpipe.errors import RetryableEmbeddingError, UnembeddableTextError
+from asyncpipe.errors import EmbeddingStopped, RetryableEmbeddingError, UnembeddableTextError
 from asyncpipe.progress import ProgressReporter
 from asyncpipe.ranking import RankedTheme, cosine_to, rank_candidates
 
@@ -71,6 +77,12 @@ class EnhanceOutcome:
     seconds: float = 0.0
 
 
+class ThemeJournal(Protocol):
+    async def theme_finished(self, theme: str, failure: str | None) -> None:
+        """`theme` was embedded (failure None) or failed for good; transient failures are
+        not reported, so a later run tries those themes again."""
+
+
 def theme_workers(max_concurrent: int, batch_size: int, texts_per_theme: float) -> int:
     """Themes to keep in flight so every request slot has full batches waiting."""
     new_texts = max(1.0, texts_per_theme * _NEW_TEXT_SHARE)
@@ -83,6 +95,7 @@ async def embed_and_rank(
     engine: EmbeddingEngine,
     workers: int,
     progress: ProgressReporter | None = None,
+    journal: ThemeJournal | None = None,
 ) -> EnhanceOutcome:
     """Embed each (theme, candidates) pair and rank the candidates against the theme."""
     outcome = EnhanceOutcome()
@@ -91,12 +104,19 @@ async def embed_and_rank(
 
     async def worker() -> None:
         for theme, candidates in work:
+            permanent: str | None = None
             try:
                 outcome.embedded[theme] = await _embed_theme(theme, candidates, engine)
-            except (RetryableEmbeddingError, UnembeddableTextError) as error:
+            except EmbeddingStopped:
+                return
+            except UnembeddableTextError as error:
+                permanent = outcome.failed_themes[theme] = f"embedding failed: {error}"
+            except RetryableEmbeddingError as error:
                 outcome.failed_themes[theme] = f"embedding failed: {error}"
             if progress is not None:
                 progress.record(successful=theme in outcome.embedded)
+            if journal is not None and (theme in outcome.embedded or permanent is not None):
+                await journal.theme_finished(theme, permanent)
 
     async with asyncio.TaskGroup() as group:
         for _ in range(max(1, min(workers, len(themes)))):

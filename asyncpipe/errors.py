@@ -10,8 +10,10 @@
         │                             that needed it fail and are replaced
         ├── UnembeddableTextError     this text cannot be embedded (the offline index knows
         │                             none of its words); its theme fails and is replaced
-        └── FatalEmbeddingError       retrying cannot help and nothing else will work
-                                      either (bad key, bad request): the run stops
+        ├── FatalEmbeddingError       retrying cannot help and nothing else will work
+        │                             either (bad key, bad request): the run stops
+        └── EmbeddingStopped          the run is winding down after a signal: the text
+                                      will not be requested, its theme is left unfinished
 
 Exit codes are chosen in one place, at the command-line edge (`asyncpipe.cli`),
 never here and never deep inside the pipeline.
@@ -77,3 +79,11 @@ class UnembeddableTextError(EmbeddingError):
 
 class FatalEmbeddingError(EmbeddingError):
     """A provider failure that retrying cannot fix and that stops the run (bad key, bad request)."""
+
+
+class EmbeddingStopped(EmbeddingError):
+    """The engine was stopped (SIGINT/SIGTERM) before this text's answer came.
+
+    Not a failure of the theme: the theme is left unfinished, and `run --resume`
+    picks it up.
+    """

@@ -14,17 +14,25 @@ This module joins the pieces; the work itself lives in the modules it calls.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from asyncpipe import __version__
-from asyncpipe.assembly import AssemblyResult, assemble_puzzles
+from asyncpipe.assembly import AssemblyResult, Puzzle, assemble_puzzles
 from asyncpipe.candidates import CandidateSearch, CandidateSearchResult, ThemeCandidates
+from asyncpipe.checkpoint import (
+    Checkpoint,
+    Recorded,
+    inputs_digest,
+    read_checkpoint,
+    run_settings,
+)
 from asyncpipe.config import LoadedParams, Logging, Params, PuzzleGeneration, Quality
 from asyncpipe.documents import (
     all_embeddings_blocks,
@@ -32,6 +40,7 @@ from asyncpipe.documents import (
     final_puzzles_document,
     puzzle_embeddings_blocks,
 )
+from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.provider import EmbeddingProvider
 from asyncpipe.embeddings.select import (
     ProviderChoice,
@@ -42,6 +51,7 @@ from asyncpipe.embeddings.select import (
 from asyncpipe.embeddings.session import open_engine
 from asyncpipe.enhance import EnhanceOutcome, embed_and_rank, theme_workers
 from asyncpipe.errors import AsyncpipeError, InputError
+from asyncpipe.interrupt import Shutdown
 from asyncpipe.loop_lag import LoopLagMonitor
 from asyncpipe.outputs import read_json, write_embedding_table, write_json
 from asyncpipe.progress import ProgressReporter
@@ -63,10 +73,18 @@ class Pipeline:
     loaded: LoadedParams
     workspace: Workspace
     provider_choice: ProviderChoice = "auto"
+    #: The signals of this invocation (`asyncpipe.interrupt`); the CLI installs its handlers.
+    shutdown: Shutdown = field(default_factory=Shutdown)
+    #: Continue the interrupted run recorded in the workspace's checkpoint.
+    resume: bool = False
+    #: The live progress bar: None shows it when stderr is a terminal.
+    progress_bar: bool | None = None
     #: Seconds spent per step in this invocation, for the run metadata.
     timings: dict[str, float] = field(default_factory=dict)
     _index: VocabularyIndex | None = field(default=None, repr=False)
     _plan: ProviderPlan | None = field(default=None, repr=False)
+    _recorded: Recorded | None = field(default=None, repr=False)
+    _recorded_read: bool = field(default=False, repr=False)
 
     @property
     def params(self) -> Params:
@@ -92,6 +110,18 @@ class Pipeline:
             self._plan = plan_provider(self.provider_choice, self.params)
         return self._plan
 
+    def recorded_run(self) -> Recorded | None:
+        """The checkpoint of the run `--resume` continues, read once; None when there is none."""
+        if not self._recorded_read:
+            self._recorded = read_checkpoint(self.workspace.checkpoint)
+            self._recorded_read = True
+            if self._recorded is None:
+                log.info(
+                    "--resume: no interrupted run to continue (%s); starting from the beginning",
+                    self.workspace.checkpoint,
+                )
+        return self._recorded
+
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
         started = time.perf_counter()
@@ -105,6 +135,8 @@ class Pipeline:
 class EnhanceReport:
     puzzles_requested: int
     puzzles_generated: int
+    #: A signal cut the run short: the outputs hold the puzzles completed by then.
+    partial: bool = False
 
 
 def run_select_themes(pipeline: Pipeline) -> ThemeSelection:
@@ -182,12 +214,72 @@ def run_enhance(
     }
 
     usable, failed_themes = _usable_themes(selection, candidates, params.puzzle_generation)
-    with pipeline.timed("embed_and_assemble"):
-        assembled = _run_async(_embed_and_assemble(pipeline, selection, usable, provider))
+    checkpoint, recorded = _open_checkpoint(pipeline, selection, candidates)
+    try:
+        # From here a first signal winds the run down instead of ending it: the
+        # work in flight finishes, and what was completed is written.
+        with pipeline.shutdown.deferring():
+            with pipeline.timed("embed_and_assemble"):
+                assembled = _run_async(
+                    _embed_and_assemble(pipeline, selection, usable, provider, checkpoint, recorded)
+                )
+            report = _write_outputs(pipeline, selection, assembled, failed_themes, provider_json)
+    except BaseException:
+        checkpoint.close()  # kept: `--resume` goes on from it
+        raise
+    if report.partial:
+        checkpoint.close()
+    else:
+        checkpoint.discard()
+    return report
+
+
+def _open_checkpoint(
+    pipeline: Pipeline, selection: ThemeSelection, candidates: CandidateSearchResult
+) -> tuple[Checkpoint, Recorded | None]:
+    """With --resume, the interrupted run's checkpoint (checked); else a fresh one."""
+    path = pipeline.workspace.checkpoint
+    settings = run_settings(pipeline.params, pipeline.provider_plan().name)
+    inputs = inputs_digest(
+        selection, {theme: found.words for theme, found in candidates.candidates.items()}
+    )
+    recorded = pipeline.recorded_run() if pipeline.resume else None
+    if recorded is None:
+        return Checkpoint.start(path, settings, inputs), None
+    recorded.refuse_unless_same_settings(path, settings)
+    recorded.refuse_unless_same_inputs(path, inputs)
+    log.info(
+        "Resuming the run started %s: %d themes finished and %d puzzles scored are not redone",
+        recorded.started_at,
+        len(recorded.themes),
+        len(recorded.scores),
+    )
+    return Checkpoint.resume(path, recorded), recorded
+
+
+def _write_outputs(
+    pipeline: Pipeline,
+    selection: ThemeSelection,
+    assembled: _Assembled,
+    failed_themes: dict[str, str],
+    provider_json: dict[str, Any],
+) -> EnhanceReport:
+    params = pipeline.params
+    workspace = pipeline.workspace
     outcome, assembly, scores = assembled.outcome, assembled.assembly, assembled.scores
     statistics = assembled.statistics
     failed_themes.update(outcome.failed_themes)
     failed_themes.update(assembly.failed_themes)
+    report = EnhanceReport(
+        params.puzzle_generation.total_puzzle_count, len(assembly.puzzles), assembled.partial
+    )
+    if report.partial and not assembly.puzzles:
+        log.warning(
+            "Interrupted by %s before any puzzle was completed: the outputs are left as they "
+            "were; `run --resume` continues the run",
+            pipeline.shutdown.signal_name,
+        )
+        return report
 
     with pipeline.timed("write_outputs"):
         write_json(
@@ -199,19 +291,29 @@ def run_enhance(
                 assembled.below_bar,
             ),
         )
-        _write_tables(pipeline, outcome, assembly, provider.info.dimension)
+        _write_tables(pipeline, outcome, assembly, provider_json["dimension"], report.partial)
         analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
         write_json(workspace.embedding_analysis, analysis)
         quality = quality_report(
             scores, assembled.below_bar, statistics["puzzles_rebuilt"], params.quality
         )
         write_json(workspace.puzzle_quality, quality)
-    if params.output.include_metadata:
+    # A partial batch is always marked, even where metadata is otherwise not wanted.
+    if params.output.include_metadata or report.partial:
         metadata = _metadata_document(
-            pipeline, selection, assembly, failed_themes, statistics, provider_json
+            pipeline, selection, assembly, failed_themes, statistics, provider_json, report
         )
         write_json(workspace.puzzle_metadata, metadata)
-    report = EnhanceReport(params.puzzle_generation.total_puzzle_count, len(assembly.puzzles))
+    if report.partial:
+        log.warning(
+            "Interrupted by %s: %d of %d puzzles were completed and written, marked partial "
+            "in %s; `run --resume` finishes the run without redoing them",
+            pipeline.shutdown.signal_name,
+            report.puzzles_generated,
+            report.puzzles_requested,
+            workspace.puzzle_metadata,
+        )
+        return report
     log.info(
         "Generated %d of %d puzzles -> %s",
         report.puzzles_generated,
@@ -254,16 +356,29 @@ def _usable_themes(
 
 
 def _write_tables(
-    pipeline: Pipeline, outcome: EnhanceOutcome, assembly: AssemblyResult, dimension: int
+    pipeline: Pipeline,
+    outcome: EnhanceOutcome,
+    assembly: AssemblyResult,
+    dimension: int,
+    partial: bool,
 ) -> None:
+    """The puzzles' vectors, and every embedded text's; after a signal only the former.
+
+    The table of every text is by far the largest output (hundreds of MB at 3072
+    dimensions) and holds nothing the store does not: an interrupted run, which
+    should exit promptly, leaves it to the resumed one.
+    """
     output = pipeline.params.output
-    tables = (
-        (pipeline.workspace.embedding_cache_table, all_embeddings_blocks(outcome.embedded)),
+    tables = [
         (
             pipeline.workspace.puzzle_embeddings_table,
             puzzle_embeddings_blocks(assembly.puzzles, outcome.embedded),
-        ),
-    )
+        )
+    ]
+    if not partial:
+        tables.append(
+            (pipeline.workspace.embedding_cache_table, all_embeddings_blocks(outcome.embedded))
+        )
     for path, blocks in tables:
         write_embedding_table(
             path, blocks, dimension, output.embedding_table_format, output.csv_precision
@@ -302,6 +417,14 @@ def _log_details(
 
 def run_all(pipeline: Pipeline) -> EnhanceReport:
     pipeline.provider_plan()  # a missing key stops the run here, before any stage
+    if pipeline.resume:
+        # A checkpoint from other settings is refused now, before any stage rewrites a file.
+        recorded = pipeline.recorded_run()
+        if recorded is not None:
+            recorded.refuse_unless_same_settings(
+                pipeline.workspace.checkpoint,
+                run_settings(pipeline.params, pipeline.provider_plan().name),
+            )
     selection = run_select_themes(pipeline)
     candidates = run_select_candidates(pipeline, selection)
     return run_enhance(pipeline, selection, candidates)
@@ -314,6 +437,8 @@ class _Assembled:
     scores: list[PuzzleScore]
     below_bar: list[bool]
     statistics: dict[str, Any]
+    #: A signal cut the work short; `assembly` holds only the completed (scored) puzzles.
+    partial: bool = False
 
 
 async def _embed_and_assemble(
@@ -321,6 +446,8 @@ async def _embed_and_assemble(
     selection: ThemeSelection,
     usable: dict[str, tuple[str, ...]],
     provider: EmbeddingProvider,
+    checkpoint: Checkpoint,
+    recorded: Recorded | None,
 ) -> _Assembled:
     """Embed, assemble and score; embed spares only as far as failures require.
 
@@ -328,11 +455,17 @@ async def _embed_and_assemble(
     each just large enough to cover the themes still missing. With
     `quality.on_low_quality: rebuild`, each poor puzzle gives up its weakest theme
     and the batch is assembled again. The assembly always sees themes in draw
-    order, so the result depends on neither the rounds nor timing.
+    order, so the result depends on neither the rounds nor timing, nor on
+    whether the run was resumed: a resumed run makes the same decisions, only
+    with the recorded themes and scores already at hand.
+
+    After a signal no new round starts; the puzzles assembled from the themes
+    finished by then, and scored within the grace, are the partial result.
     """
     params = pipeline.params
     generation = params.puzzle_generation
     bar = params.quality
+    shutdown = pipeline.shutdown
     ordered = [theme for theme in selection.all_themes if theme in usable]
     primary = set(selection.themes)
     queue = [theme for theme in ordered if theme in primary]
@@ -341,11 +474,13 @@ async def _embed_and_assemble(
     workers = theme_workers(
         params.concurrency.max_concurrent_requests, params.concurrency.batch_size, mean_texts
     )
+    known_failures = recorded.failed_themes if recorded is not None else {}
+    scored: dict[tuple[str, ...], PuzzleScore] = dict(recorded.scores) if recorded else {}
     outcome = EnhanceOutcome()
     rejected: set[str] = set()
-    scored: dict[tuple[str, ...], PuzzleScore] = {}
     rebuilt = 0
     scoring_seconds = 0.0
+    cut_short = False
     async with (
         # Opened first: the workers start while the themes are embedded.
         ScoringPool(
@@ -354,18 +489,18 @@ async def _embed_and_assemble(
             generation.words_per_theme,
         ) as pool,
         open_engine(provider, params, pipeline.workspace.cache_dir) as engine,
-        ProgressReporter(len(queue), params.logging.progress_interval) as progress,
+        ProgressReporter(
+            len(queue), params.logging.progress_interval, bar=pipeline.progress_bar
+        ) as progress,
         LoopLagMonitor() as lag,
+        shutdown.watching(),
     ):
         for round_number in range(bar.max_rebuild_rounds + 1):
             while True:
                 if queue:
-                    part = await embed_and_rank(
-                        [(theme, usable[theme]) for theme in queue], engine, workers, progress
-                    )
-                    outcome.embedded.update(part.embedded)
-                    outcome.failed_themes.update(part.failed_themes)
-                    outcome.seconds += part.seconds
+                    embedding = _EmbeddingRound(engine, workers, progress, checkpoint)
+                    await embedding.run(queue, usable, known_failures, outcome, shutdown)
+                    cut_short |= engine.stopped
                 ranked = [
                     outcome.embedded[theme].ranked
                     for theme in ordered
@@ -381,6 +516,9 @@ async def _embed_and_assemble(
                 missing = generation.total_puzzle_count - len(assembly.puzzles)
                 if missing == 0 or not spares:
                     break
+                if shutdown.requested:
+                    cut_short = True
+                    break
                 shortfall = missing * generation.themes_per_puzzle - len(assembly.unused_themes)
                 take = max(shortfall, generation.themes_per_puzzle)
                 queue, spares = spares[:take], spares[take:]
@@ -389,23 +527,22 @@ async def _embed_and_assemble(
             queue = []
 
             started = time.perf_counter()
-            fresh = [puzzle for puzzle in assembly.puzzles if tuple(puzzle.words) not in scored]
-            results = await asyncio.gather(
-                *(
-                    pool.score(puzzle.words, *puzzle_arrays(puzzle, outcome.embedded))
-                    for puzzle in fresh
-                )
-            )
-            scored.update(zip((tuple(p.words) for p in fresh), results, strict=True))
+            await _score(assembly.puzzles, scored, pool, outcome, checkpoint, shutdown)
             scoring_seconds += time.perf_counter() - started
+            if any(tuple(puzzle.words) not in scored for puzzle in assembly.puzzles):
+                cut_short = True
+            if cut_short:
+                break
             scores = [scored[tuple(puzzle.words)] for puzzle in assembly.puzzles]
-            below_bar = [_below_bar(score, bar) for score in scores]
-            poor = [index for index, below in enumerate(below_bar) if below]
+            poor = [index for index, score in enumerate(scores) if _below_bar(score, bar)]
             if (
                 bar.on_low_quality != "rebuild"
                 or not poor
                 or round_number == bar.max_rebuild_rounds
             ):
+                break
+            if shutdown.requested:
+                cut_short = True
                 break
             for index in poor:
                 puzzle, score = assembly.puzzles[index], scores[index]
@@ -420,6 +557,10 @@ async def _embed_and_assemble(
             rebuilt += len(poor)
             log.info("Rebuilding %d puzzles below the quality bar", len(poor))
 
+        if cut_short:
+            completed = tuple(p for p in assembly.puzzles if tuple(p.words) in scored)
+            assembly = dataclasses.replace(assembly, puzzles=completed)
+        scores = [scored[tuple(puzzle.words)] for puzzle in assembly.puzzles]
         pool_statistics = pool.statistics()
         statistics = {
             "themes_embedded": len(outcome.embedded),
@@ -428,12 +569,80 @@ async def _embed_and_assemble(
             **engine.summary(),
             "scoring_workers": pool_statistics.workers,
             "puzzles_scored": pool_statistics.puzzles_scored,
+            "puzzle_scores_resumed": len(recorded.scores) if recorded else 0,
+            "themes_resumed": len(recorded.themes) if recorded else 0,
             "scoring_seconds": round(scoring_seconds, 3),
             "puzzles_rebuilt": rebuilt,
             **lag.summary(),
         }
     _log_statistics(statistics)
-    return _Assembled(outcome, assembly, scores, below_bar, statistics)
+    below_bar = [_below_bar(score, bar) for score in scores]
+    return _Assembled(outcome, assembly, scores, below_bar, statistics, cut_short)
+
+
+@dataclass
+class _EmbeddingRound:
+    """One round of themes through the engine, wound down by a signal (`Shutdown.guard`)."""
+
+    engine: EmbeddingEngine
+    workers: int
+    progress: ProgressReporter
+    checkpoint: Checkpoint
+
+    async def run(
+        self,
+        themes: list[str],
+        usable: dict[str, tuple[str, ...]],
+        known_failures: dict[str, str],
+        outcome: EnhanceOutcome,
+        shutdown: Shutdown,
+    ) -> None:
+        """Embed `themes` into `outcome`; those that failed for good before are not tried."""
+        todo = [(theme, usable[theme]) for theme in themes if theme not in known_failures]
+        for _ in range(len(themes) - len(todo)):
+            self.progress.record(successful=False)
+        work = asyncio.ensure_future(
+            embed_and_rank(todo, self.engine, self.workers, self.progress, self.checkpoint)
+        )
+        await shutdown.guard(work, on_stop=self.engine.stop, on_deadline=self.engine.abandon)
+        part = work.result()
+        outcome.embedded.update(part.embedded)
+        for theme in themes:  # in draw order, resumed or not
+            failure = known_failures.get(theme) or part.failed_themes.get(theme)
+            if failure is not None:
+                outcome.failed_themes[theme] = failure
+        outcome.seconds += part.seconds
+
+
+async def _score(
+    puzzles: Sequence[Puzzle],
+    scored: dict[tuple[str, ...], PuzzleScore],
+    pool: ScoringPool,
+    outcome: EnhanceOutcome,
+    checkpoint: Checkpoint,
+    shutdown: Shutdown,
+) -> None:
+    """Score the puzzles not scored yet into `scored`, each recorded in the checkpoint.
+
+    After a signal the scoring goes on for the grace left, then what has not
+    finished is cancelled: those puzzles are not completed.
+    """
+
+    async def score_one(puzzle: Puzzle) -> None:
+        score = await pool.score(puzzle.words, *puzzle_arrays(puzzle, outcome.embedded))
+        scored[tuple(puzzle.words)] = score
+        await checkpoint.puzzle_scored(puzzle.words, score)
+
+    async def score_all() -> None:
+        async with asyncio.TaskGroup() as group:
+            for puzzle in puzzles:
+                if tuple(puzzle.words) not in scored:
+                    group.create_task(score_one(puzzle))
+
+    work = asyncio.ensure_future(score_all())
+    await shutdown.guard(work)
+    if not work.cancelled():
+        work.result()  # an error in scoring is a bug: let it show
 
 
 def _below_bar(score: PuzzleScore, bar: Quality) -> bool:
@@ -494,11 +703,15 @@ def _metadata_document(
     failed_themes: dict[str, str],
     statistics: dict[str, Any],
     provider_json: dict[str, Any],
+    report: EnhanceReport,
 ) -> dict[str, Any]:
     params = pipeline.params
     used = {theme for puzzle in assembly.puzzles for theme in puzzle.themes}
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "partial": report.partial,
+        "interrupted_by": pipeline.shutdown.signal_name if report.partial else None,
+        "resumed": pipeline.resume and statistics.get("themes_resumed", 0) > 0,
         "asyncpipe_version": __version__,
         "params_source": pipeline.loaded.source,
         "random_seed": params.puzzle_generation.random_seed,

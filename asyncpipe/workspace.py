@@ -71,6 +71,11 @@ class Workspace:
     def cache_dir(self) -> Path:
         return self.resolve(self.params.paths.cache)
 
+    @property
+    def checkpoint(self) -> Path:
+        """The record of a run in progress, for `--resume` (`asyncpipe.checkpoint`)."""
+        return self.cache_dir / "run_checkpoint.jsonl"
+
     def _table(self, relative: str) -> Path:
         path = self.resolve(relative)
         if self.params.output.embedding_table_format == "parquet":

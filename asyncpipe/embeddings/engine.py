@@ -18,6 +18,10 @@ the themes waiting on them resume. A fatal provider error (bad key, bad
 request) fails every waiting theme with it, so the run stops; a request that
 still fails after its retries fails only the themes that needed it.
 
+`stop()` (a SIGINT or SIGTERM) sends nothing new but lets the requests in
+flight finish and be stored; `abandon()`, when the grace is spent, cancels them
+too. Either way the themes left waiting get `EmbeddingStopped`.
+
 The batch sends run in the engine's own task group: `async with engine:`.
 """
 
@@ -40,6 +44,7 @@ from asyncpipe.embeddings.retry import RetryPolicy
 from asyncpipe.embeddings.store import EmbeddingStore
 from asyncpipe.errors import (
     EmbeddingError,
+    EmbeddingStopped,
     FatalEmbeddingError,
     RetryableEmbeddingError,
     UnembeddableTextError,
@@ -106,6 +111,8 @@ class EmbeddingEngine:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._sending = 0  # batches handed to a send task and not finished
         self._fatal: FatalEmbeddingError | None = None
+        self._stopped = False
+        self._sends: set[asyncio.Task[None]] = set()
         self._tasks: asyncio.TaskGroup | None = None
         self._statistics = EngineStatistics()
 
@@ -143,12 +150,41 @@ class EmbeddingEngine:
             for key in abandoned:
                 self._settle(key, error=asyncio.CancelledError())
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        """Send nothing new: requests already sent may still finish and be stored.
+
+        Texts waiting for a batch, for a request slot or for a retry are given up:
+        the themes waiting on them get `EmbeddingStopped`, and so does any later
+        `embed`.
+        """
+        self._stopped = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        abandoned, self._pending = self._pending, []
+        for key in abandoned:
+            self._settle(key, error=EmbeddingStopped("the run is stopping"))
+
+    def abandon(self) -> None:
+        """`stop`, and cancel the requests in flight too: their answers are not waited for."""
+        self.stop()
+        for key in list(self._in_flight):
+            self._settle(key, error=EmbeddingStopped("the run is stopping"))
+        for task in list(self._sends):
+            task.cancel()
+
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for `texts`, one row each, in order."""
         if self._tasks is None:
             raise RuntimeError("EmbeddingEngine used outside `async with engine:`")
         if self._fatal is not None:
             raise self._fatal
+        if self._stopped:
+            raise EmbeddingStopped("the run is stopping")
         keys = [normalise_text(text) for text in texts]
         self._statistics.texts_asked += len(keys)
         found: dict[str, np.ndarray] = {}
@@ -225,6 +261,9 @@ class EmbeddingEngine:
                 self._enqueue(key)
 
     def _enqueue(self, key: str) -> None:
+        if self._stopped:
+            self._settle(key, error=EmbeddingStopped("the run is stopping"))
+            return
         self._pending.append(key)
         while len(self._pending) >= self._batch_size:
             self._dispatch(self._batch_size)
@@ -259,7 +298,9 @@ class EmbeddingEngine:
         batch = self._pending[:size]
         del self._pending[:size]
         self._sending += 1
-        self._tasks.create_task(self._send_and_release(batch))
+        task = self._tasks.create_task(self._send_and_release(batch))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
     async def _send_and_release(self, batch: list[str]) -> None:
         try:
@@ -282,6 +323,10 @@ class EmbeddingEngine:
                 for key in batch:
                     await self._send([key])
                 return
+            for key in batch:
+                self._settle(key, error=error)
+            return
+        except EmbeddingStopped as error:
             for key in batch:
                 self._settle(key, error=error)
             return
@@ -320,6 +365,8 @@ class EmbeddingEngine:
                 async with self._gate.slot():
                     if self._fatal is not None:  # it came while we queued for the slot
                         raise self._fatal
+                    if self._stopped:
+                        raise EmbeddingStopped("the run is stopping")
                     started = time.perf_counter()
                     self._statistics.requests += 1
                     self._statistics.texts_requested += len(batch)
@@ -332,6 +379,8 @@ class EmbeddingEngine:
                     self._statistics.throttled += 1
                     self._gate.throttled(error.retry_after)
                 attempt += 1
+                if self._stopped:
+                    raise EmbeddingStopped("the run is stopping") from error
                 if not self._retry.should_retry(attempt):
                     raise
                 self._statistics.retries += 1
