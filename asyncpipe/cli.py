@@ -48,8 +48,10 @@ exit codes:
   70   internal error (a bug; the traceback is logged)
   74   an output could not be written (permissions, full disk); finished work
        is kept, so `run --resume` after the fix repeats none of it
-  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the puzzles completed so
-       far are written and marked partial; `run --resume` continues the run
+  130  interrupted by SIGINT (Ctrl-C)
+  143  interrupted by SIGTERM
+       (130, 143: the puzzles completed so far are written and marked partial
+       in puzzle_metadata.json; `run --resume` continues the run)
 """
 
 log = logging.getLogger("asyncpipe")

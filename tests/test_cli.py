@@ -408,6 +408,62 @@ def test_too_few_themes_to_replace_a_failed_one_exits_1_with_reasons(tmp_path: P
     assert_complete_puzzles(load(folder, FINAL), 1)
 
 
+@pytest.mark.parametrize(("rate", "code"), [("0.5", 0), ("0.6", 1)])
+def test_min_success_rate_sets_the_share_of_puzzles_that_exits_0(
+    tmp_path: Path, rate: str, code: int
+) -> None:
+    themes = [*COMMON_THEMES[:7], "Zzqxv Blorft"]  # one of two puzzles can be made
+    (tmp_path / "themes.txt").write_text("\n".join(themes) + "\n", encoding="utf-8")
+    folder = new_workdir(tmp_path, {"themes.source": "themes.txt"})
+
+    result = run_cli(["run", "--count", "2", "--min-success-rate", rate], cwd=folder)
+
+    assert result.returncode == code, result.stderr
+    assert_complete_puzzles(load(folder, FINAL), 1)
+    assert ("below --min-success-rate" in result.stderr) == (code == 1)
+
+
+@pytest.mark.parametrize("rate", ["1.5", "-0.1", "most"])
+def test_a_min_success_rate_outside_0_to_1_exits_2(workdir: Path, rate: str) -> None:
+    result = run_cli(["run", "--min-success-rate", rate], cwd=workdir)
+
+    assert result.returncode == 2
+    assert "--min-success-rate" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_log_format_json_writes_one_json_object_per_line(workdir: Path) -> None:
+    result = run_cli(["run", "--count", "1", "--log-format", "json"], cwd=workdir)
+
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    assert len(entries) > 5
+    assert all(set(entry) == {"time", "level", "logger", "message"} for entry in entries)
+    assert any(entry["message"].startswith("Generated 1 of 1 puzzles") for entry in entries)
+
+
+def test_log_format_json_reports_an_error_as_one_json_line(workdir: Path) -> None:
+    result = run_cli(
+        ["select-themes", "--log-format", "json", "--params", "missing.yaml"], cwd=workdir
+    )
+
+    assert result.returncode == 2
+    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    errors = [entry for entry in entries if entry["level"] == "ERROR"]
+    assert len(errors) == 1 and "missing.yaml" in errors[0]["message"]
+
+
+def test_resume_with_nothing_to_resume_runs_afresh_and_leaves_no_checkpoint(
+    workdir: Path,
+) -> None:
+    result = run_cli(["run", "--count", "1", "--resume"], cwd=workdir)
+
+    assert result.returncode == 0, result.stderr
+    assert "no interrupted run to continue" in result.stderr
+    assert load(workdir, FINAL)
+    assert not (workdir / "data" / "cache" / "run_checkpoint.jsonl").exists()
+
+
 def test_a_batch_with_no_puzzle_and_parquet_tables_exits_1_with_its_metadata(
     tmp_path: Path,
 ) -> None:
@@ -636,5 +692,5 @@ def test_help_lists_the_exit_codes(tmp_path: Path, args: list[str]) -> None:
 
     assert result.returncode == 0
     assert "exit codes" in result.stdout
-    for code in ("0", "1", "2", "70", "130"):
+    for code in ("0", "1", "2", "70", "74", "130", "143"):
         assert any(line.split()[:1] == [code] for line in result.stdout.splitlines()), code

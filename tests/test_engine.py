@@ -28,6 +28,7 @@ from asyncpipe.embeddings.session import open_engine
 from asyncpipe.embeddings.store import STORE_FILE, EmbeddingStore
 from asyncpipe.errors import (
     EmbeddingError,
+    EmbeddingStopped,
     FatalEmbeddingError,
     RetryableEmbeddingError,
     UnembeddableTextError,
@@ -679,3 +680,67 @@ async def test_open_engine_gives_a_local_provider_no_store(tmp_path: Path) -> No
     assert provider.closed
     assert "store_path" not in engine.summary()
     assert not (tmp_path / STORE_FILE).exists()
+
+
+# Stopping after a signal -------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_stop_lets_requests_in_flight_finish_and_store_but_sends_nothing_new(
+    tmp_path: Path,
+) -> None:
+    provider = HashProvider(delay=0.2)
+    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
+    await store.open()
+    try:
+        # One slot: the first batch goes out, the second waits for the slot.
+        async with make_engine(provider, batch_size=2, max_concurrent=1, store=store) as engine:
+            first = asyncio.ensure_future(engine.embed(["a", "b"]))
+            second = asyncio.ensure_future(engine.embed(["c", "d"]))
+            while not provider.calls:
+                await asyncio.sleep(0.01)
+            engine.stop()
+            results = await asyncio.gather(first, second, return_exceptions=True)
+            with pytest.raises(EmbeddingStopped):
+                await engine.embed(["e"])
+    finally:
+        await store.close()
+
+    np.testing.assert_array_equal(results[0], hashed(["a", "b"]))
+    assert isinstance(results[1], EmbeddingStopped)
+    assert provider.calls == [["a", "b"]]
+    with sqlite3.connect(tmp_path / STORE_FILE) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 2
+
+
+@pytest.mark.asyncio
+async def test_stop_gives_up_pending_texts_and_retries() -> None:
+    provider = ScriptedProvider({1: unavailable}, delay=0.05)
+    async with make_engine(provider, batch_size=10, base_delay=0.6, linger=10.0) as engine:
+        retried = asyncio.ensure_future(engine.embed([f"r{n}" for n in range(10)]))
+        pending = asyncio.ensure_future(engine.embed(["p"]))  # waits out a long linger
+        while not provider.calls:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the first call failed; its retry is sleeping
+        engine.stop()
+        results = await asyncio.gather(retried, pending, return_exceptions=True)
+
+    assert [type(result) for result in results] == [EmbeddingStopped, EmbeddingStopped]
+    assert len(provider.calls) == 1  # neither the retry nor the pending text went out
+
+
+@pytest.mark.asyncio
+async def test_abandon_cancels_requests_in_flight_and_frees_their_themes() -> None:
+    provider = HashProvider(delay=30.0)
+    async with make_engine(provider) as engine:
+        waiting = asyncio.ensure_future(engine.embed(["slow"]))
+        while not provider.calls:
+            await asyncio.sleep(0.01)
+        started = asyncio.get_running_loop().time()
+        engine.abandon()
+        outcome = await asyncio.gather(waiting, return_exceptions=True)
+    elapsed = asyncio.get_running_loop().time() - started
+
+    assert isinstance(outcome[0], EmbeddingStopped)
+    assert provider.in_flight == 0  # the request itself was cancelled, not waited for
+    assert elapsed < 5.0
