@@ -8,7 +8,14 @@ picklable `PuzzleScore` back.
 
 - Workers are started with `spawn`: safe in a process that has threads (the
   embedding store's, the SDK's), unlike `fork`. Each builds the solver's split
-  table once, as it starts, and ignores SIGINT: Ctrl-C is the parent's to handle.
+  table once, as it starts, and ignores SIGINT and SIGTERM: a Ctrl-C reaches
+  the whole process group, a SIGTERM may too, and either is the parent's to
+  handle (`asyncpipe.interrupt`), which shuts the pool down in order.
+- A worker dies with its parent. A parent killed with SIGKILL runs no cleanup,
+  and a pool worker would otherwise wait forever on its task queue (it holds
+  that pipe's write end itself, so it never sees end-of-file). On Linux the
+  kernel sends the worker SIGKILL when the parent goes (PR_SET_PDEATHSIG);
+  elsewhere a thread watches the parent's pid.
 - A capacity limit (twice the workers) caps the puzzles handed over at once, in
   the manner of anyio's `to_process.run_sync(limiter=...)`, so a huge batch
   does not queue all its arrays in the executor.
@@ -20,9 +27,13 @@ picklable `PuzzleScore` back.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import multiprocessing
+import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -41,9 +52,33 @@ class PoolStatistics:
     seconds_in_pool: float = 0.0
 
 
-def _start_worker(groups: int, size: int) -> None:
+def _start_worker(groups: int, size: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with(parent)
     split_table(groups, size)  # built once per worker, before the first puzzle
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_PARENT_CHECK_SECONDS = 1.0
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when process `parent` ends, however it ends."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(_PARENT_CHECK_SECONDS)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="asyncpipe-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # it was gone before the watch began
+        os._exit(1)
 
 
 class ScoringPool:
@@ -67,7 +102,7 @@ class ScoringPool:
             max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self._groups, self._size),
+            initargs=(self._groups, self._size, os.getpid()),
         )
         return self
 

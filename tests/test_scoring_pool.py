@@ -161,3 +161,38 @@ def test_ctrl_c_while_scoring_exits_130_and_leaves_no_process_behind(workdir: Pa
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert session_members(process.pid) == []
+
+
+_KILLED_PARENT = """
+import asyncio, os, signal
+import numpy as np
+from asyncpipe.scoring_pool import ScoringPool
+
+async def main() -> None:
+    async with ScoringPool(2, 4, 4) as pool:
+        rng = np.random.default_rng(0)
+        words = [f"w{n}" for n in range(16)]
+        await asyncio.gather(*(
+            pool.score(words, rng.normal(size=(16, 8)), rng.normal(size=(4, 8)))
+            for _ in range(4)
+        ))
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup of any kind runs
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_workers_die_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
+    script = tmp_path / "killed_parent.py"
+    script.write_text(_KILLED_PARENT, encoding="utf-8")
+    parent = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=Path(__file__).resolve().parents[1],
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+    )
+    parent.wait(timeout=60)
+
+    assert parent.returncode == -signal.SIGKILL
+    assert session_members(parent.pid) == []
