@@ -8,12 +8,20 @@ section is accepted, the one setting of it that still means something
 warning. Unknown keys are warnings too, so a typo never silently changes a run
 but an older file still loads.
 
+Every problem names the file, the line and the dotted key: a syntax error its
+line and column, a wrong value the line of its key (`file, line 12:
+concurrency.batch_size: ...`), an unknown key its line in the warning. A key
+given twice in one mapping is an error (YAML would silently keep the last one,
+dropping a whole section when a section is repeated), and true/false where a
+number belongs is a wrong type, not 1 or 0.
+
 This module reads and validates; it does not resolve paths against a working
 directory (see `asyncpipe.workspace`) or decide exit codes (see `asyncpipe.cli`).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +36,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from asyncpipe.errors import ConfigError
 
@@ -36,10 +45,29 @@ MAX_TEXTS_PER_REQUEST = 100
 
 BUILTIN_THEMES = "builtin"
 BUILTIN_INDEX = "glove"
+#: The longest theme `themes.max_theme_length` may allow, in characters: a theme is a
+#: short label shown above a group of words, and longer lines are almost always text
+#: pasted into the wrong file.
+MAX_THEME_LENGTH = 200
+
+_NUMBERS = (int, float, int | None, float | None)
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_or_false_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic would take true as 1 and false as 0.
+        name = info.field_name
+        if (
+            isinstance(value, bool)
+            and name is not None
+            and cls.model_fields[name].annotation in _NUMBERS
+        ):
+            raise ValueError("expected a number, not true or false")
+        return value
 
 
 class PuzzleGeneration(_Section):
@@ -70,7 +98,7 @@ class PuzzleGeneration(_Section):
 
 class Themes(_Section):
     #: A text file with one theme per line, or "builtin" for the shipped list.
-    source: str = BUILTIN_THEMES
+    source: str = Field(BUILTIN_THEMES, min_length=1)
     #: The older pipeline's exclusions: reference categories, not puzzle themes.
     exclude_categories: tuple[str, ...] = (
         "General reference",
@@ -78,13 +106,22 @@ class Themes(_Section):
         "Academic disciplines",
         "Library science",
     )
-    min_theme_length: int = Field(3, ge=1)
-    max_theme_length: int = Field(60, ge=1)
+    min_theme_length: int = Field(3, ge=1, le=MAX_THEME_LENGTH)
+    #: Longer lines of the theme source are skipped with a warning naming their line.
+    max_theme_length: int = Field(60, ge=1, le=MAX_THEME_LENGTH, validate_default=True)
+
+    @field_validator("max_theme_length")
+    @classmethod
+    def _max_at_least_min(cls, value: int, info: ValidationInfo) -> int:
+        shortest = info.data.get("min_theme_length")
+        if shortest is not None and value < shortest:
+            raise ValueError(f"must be at least themes.min_theme_length ({shortest})")
+        return value
 
 
 class VectorSearch(_Section):
     #: "glove" for the bundled GloVe 6B 50d index, or a folder in the older index format.
-    data_source: str = BUILTIN_INDEX
+    data_source: str = Field(BUILTIN_INDEX, min_length=1)
     #: Collapse candidates that share a stem (dance, dances, dancing) to the closest one.
     use_lemmatized: bool = True
     similarity_metric: Literal["cosine", "dot"] = "cosine"
@@ -212,16 +249,21 @@ class LoadedParams:
     notes: tuple[str, ...] = ()
 
 
+#: A place in params.yaml: section and key names, and list positions.
+_Location = tuple[str | int, ...]
+
+
 def load_params(path: Path | None, overrides: Overrides = Overrides()) -> LoadedParams:
     """Read, migrate and validate a params file (or the defaults when `path` is None).
 
-    Raises ConfigError with one line naming the file, the key and the problem.
+    Raises ConfigError with one line naming the file, the line, the key and the problem.
     """
+    lines: dict[_Location, int] = {}
     if path is None:
         raw: dict[str, Any] = {}
         source = "built-in defaults"
     else:
-        raw = _read_yaml_mapping(path)
+        raw, lines = _read_yaml_mapping(path)
         source = str(path)
 
     warnings: list[str] = []
@@ -229,40 +271,110 @@ def load_params(path: Path | None, overrides: Overrides = Overrides()) -> Loaded
     _empty_sections_take_defaults(raw)
     unknown = _drop_unknown_keys(raw, Params)
     if unknown:
-        warnings.append(f"{source}: ignoring unknown keys: {', '.join(unknown)}")
+        named = ", ".join(_describe_unknown(location, lines) for location in unknown)
+        warnings.append(f"{source}: ignoring unknown keys: {named}")
     _apply_overrides(raw, overrides)
     _carry_over_legacy_concurrency(raw, source, warnings, notes)
+    legacy = lines.get(("multiprocessing", "max_concurrent_requests"))
+    if legacy is not None:
+        lines.setdefault(("concurrency", "max_concurrent_requests"), legacy)
 
     try:
         params = Params.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(f"{source}: {_describe_first_error(error)}") from None
+        raise ConfigError(_describe_first_error(error, source, lines)) from None
     return LoadedParams(params=params, source=source, warnings=tuple(warnings), notes=tuple(notes))
 
 
-def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+def _read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[_Location, int]]:
+    """The file's mapping, and the line (1-based) of every key and list item in it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: params file is a directory") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: params file is not UTF-8 text") from None
+        raise ConfigError(f"{path}: params file is a directory, expected a YAML file") from None
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read params file ({error.strerror})") from None
+        raise ConfigError(f"{path}: cannot read params file ({error.strerror or error})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        offset = bom + error.start
+        line = data[:offset].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}, line {line}: params file is not UTF-8 text "
+            f"(bad byte 0x{data[offset]:02x} at offset {offset}); save it as UTF-8"
+        ) from None
     try:
         loaded = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        context, started = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and started is not None and (mark is None or started.line != mark.line):
+            problem += f"; {context} that starts at line {started.line + 1}"
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
     if loaded is None:
-        return {}
+        return {}, {}
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections, got {type(loaded).__name__}")
-    return loaded
+        raise ConfigError(
+            f"{path}: expected a mapping of sections (puzzle_generation:, themes:, ...), "
+            f"got {_kind(loaded)}"
+        )
+    lines: dict[_Location, int] = {}
+    if root is not None:
+        _index_lines(root, (), lines, path)
+    return loaded, lines
+
+
+def _index_lines(node: Node, prefix: _Location, lines: dict[_Location, int], path: Path) -> None:
+    """Record where each key and list item starts; a key twice in one mapping is an error."""
+    if len(prefix) > 8:  # deeper than any setting: nothing to point at
+        return
+    if isinstance(node, MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key == "<<":  # a merge key: its keys are reported where they were defined
+                continue
+            line = key_node.start_mark.line + 1
+            if key in first:
+                dotted = ".".join(str(part) for part in (*prefix, key))
+                raise ConfigError(
+                    f"{path}, line {line}: {dotted} is given twice (first at line "
+                    f"{first[key]}); YAML would silently keep only the last one: remove one"
+                )
+            first[key] = line
+            lines[(*prefix, key)] = line
+            _index_lines(value_node, (*prefix, key), lines, path)
+    elif isinstance(node, SequenceNode):
+        for position, item in enumerate(node.value):
+            lines[(*prefix, position)] = item.start_mark.line + 1
+            _index_lines(item, (*prefix, position), lines, path)
+
+
+def _line_of(location: _Location, lines: dict[_Location, int]) -> int | None:
+    """The line of the deepest part of `location` that the file holds."""
+    for end in range(len(location), 0, -1):
+        line = lines.get(location[:end])
+        if line is not None:
+            return line
+    return None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    return f"a {type(value).__name__}"
 
 
 def _empty_sections_take_defaults(raw: dict[str, Any]) -> None:
@@ -272,21 +384,40 @@ def _empty_sections_take_defaults(raw: dict[str, Any]) -> None:
             raw[key] = {}
 
 
-def _drop_unknown_keys(raw: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
-    """Remove keys the model does not know, recursively; return their dotted names."""
-    unknown: list[str] = []
+def _drop_unknown_keys(
+    raw: dict[str, Any], model: type[BaseModel], prefix: _Location = ()
+) -> list[_Location]:
+    """Remove keys the model does not know, recursively; return where they were."""
+    unknown: list[_Location] = []
     for key in list(raw):
-        dotted = f"{prefix}{key}"
         fields = model.model_fields
         if not isinstance(key, str) or key not in fields:
-            unknown.append(dotted)
+            unknown.append((*prefix, str(key)))
             del raw[key]
             continue
         annotation = fields[key].annotation
         section = _section_model(annotation)
         if section is not None and isinstance(raw[key], dict):
-            unknown.extend(_drop_unknown_keys(raw[key], section, prefix=f"{dotted}."))
+            unknown.extend(_drop_unknown_keys(raw[key], section, prefix=(*prefix, key)))
     return unknown
+
+
+def _describe_unknown(location: _Location, lines: dict[_Location, int]) -> str:
+    """`section.key (line 7, did you mean section.other?)`, as far as it is known."""
+    details: list[str] = []
+    line = lines.get(location)
+    if line is not None:
+        details.append(f"line {line}")
+    model: type[BaseModel] | None = Params
+    for part in location[:-1]:
+        field = model.model_fields.get(str(part)) if model is not None else None
+        model = _section_model(field.annotation) if field is not None else None
+    if model is not None:
+        close = difflib.get_close_matches(str(location[-1]), list(model.model_fields), n=1)
+        if close:
+            details.append("did you mean " + ".".join([*map(str, location[:-1]), close[0]]) + "?")
+    dotted = ".".join(str(part) for part in location)
+    return f"{dotted} ({', '.join(details)})" if details else dotted
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:
@@ -344,9 +475,11 @@ def _carry_over_legacy_concurrency(
         )
 
 
-def _describe_first_error(error: ValidationError) -> str:
+def _describe_first_error(error: ValidationError, source: str, lines: dict[_Location, int]) -> str:
+    """`file, line N: section.key: what is wrong (got value)`, for the first problem."""
     first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    location = tuple(first["loc"])
+    dotted = ".".join(str(part) for part in location) or "(top level)"
     message = first["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
@@ -354,4 +487,6 @@ def _describe_first_error(error: ValidationError) -> str:
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
     more = len(error.errors()) - 1
     suffix = f" [and {more} more problem{'s' if more > 1 else ''}]" if more else ""
-    return f"{location}: {message}{shown}{suffix}"
+    line = _line_of(location, lines)
+    where = f"{source}, line {line}" if line is not None else source
+    return f"{where}: {dotted}: {message}{shown}{suffix}"

@@ -37,7 +37,7 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
             prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
         )
     except OSError as error:
-        raise OutputError(f"{path}: cannot write ({_reason(error)})") from None
+        raise OutputError(f"{path}: cannot write ({_reason(error, path)})") from None
     try:
         with os.fdopen(
             descriptor,
@@ -54,7 +54,7 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
         os.replace(temporary, path)
     except OSError as error:
         _remove_quietly(temporary)
-        raise OutputError(f"{path}: cannot write ({_reason(error)})") from None
+        raise OutputError(f"{path}: cannot write ({_reason(error, path)})") from None
     except BaseException:
         _remove_quietly(temporary)
         raise
@@ -70,16 +70,52 @@ def write_json(path: Path, document: Any) -> None:
         handle.write(text)
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Read a JSON input of a stage, with one clear line when it is missing or broken."""
+#: The stage that writes each stage input `read_json` is asked for, by its description.
+STAGE_WRITING = {"selected themes": "select-themes", "candidate words": "select-candidates"}
+
+
+def read_json(path: Path, what: str, stage: str | None = None) -> Any:
+    """Read a JSON input of a stage, with one clear line when it is missing or broken.
+
+    `stage` is the command that writes the file (by default looked up in
+    `STAGE_WRITING`): the message says to run it.
+    """
+    writer = stage or STAGE_WRITING.get(what)
+    first = (
+        f"run `asyncpipe {writer}` first (or `asyncpipe run`, which runs every stage)"
+        if writer
+        else "run the stage that writes it first"
+    )
+    again = f"run `asyncpipe {writer}` again to rewrite it" if writer else "write it again"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{path}: {what} not found; run the stage that writes it first") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: {what} is not valid JSON ({error})") from None
+        raise InputError(f"{path}: {what} not found; {first}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: {what} is a directory, expected a JSON file") from None
     except OSError as error:
-        raise InputError(f"{path}: cannot read {what} ({_reason(error)})") from None
+        raise InputError(f"{path}: cannot read {what} ({_reason(error, path)})") from None
+    if not data.strip():
+        raise InputError(f"{path}: {what} file is empty; {again}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{path}: {what} file is not UTF-8 text (bad byte at offset {error.start}), "
+            f"so not a file asyncpipe wrote; {again}"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        truncated = error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated")
+        damage = (
+            "it ends early, probably truncated"
+            if truncated
+            else f"{error.msg} at column {error.colno}"
+        )
+        raise InputError(
+            f"{path}, line {error.lineno}: {what} file is not valid JSON: {damage}; {again}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -214,10 +250,34 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def _reason(error: OSError) -> str:
-    if error.errno == errno.ENOSPC:
-        return "no space left on device"
+#: What some errors mean when writing a file, in words a person acts on.
+_REASONS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large: the file system's or the process's file size limit "
+    "(ulimit -f) was reached",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def _reason(error: OSError, path: Path | None = None) -> str:
+    if error.errno == errno.ENOTDIR and path is not None:
+        blocker = _file_in_the_way(path)
+        if blocker is not None:
+            return f"{blocker} is a file, not a folder"
+    if error.errno in _REASONS:
+        return _REASONS[error.errno]
     return error.strerror or str(error)
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first folder on the way to `path` that exists as something other than a folder."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
 
 
 def _remove_quietly(path: str) -> None:

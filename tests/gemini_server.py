@@ -101,6 +101,7 @@ _RATE_FIELDS = (
     "wrong_dimension_rate",
     "wrong_count_rate",
     "garbage_rate",
+    "wrong_shape_rate",
 )
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 _SERVICE = "generativelanguage.googleapis.com"
@@ -125,6 +126,9 @@ class Fault(enum.StrEnum):
     WRONG_DIMENSION = "wrong_dimension"
     #: 200 with one vector fewer than texts sent.
     WRONG_COUNT = "wrong_count"
+    #: 200 with valid JSON of another shape: Vertex AI's `{"predictions": [...]}`, no
+    #: "embeddings" key (what a gateway routing to the wrong API might send).
+    WRONG_SHAPE = "wrong_shape"
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ class ServerConfig:
     wrong_dimension_rate: float = 0.0
     wrong_count_rate: float = 0.0
     garbage_rate: float = 0.0
+    wrong_shape_rate: float = 0.0
     seed: int = 0
     #: Keep the texts of each arrival (for `texts_requested`); off saves memory in long runs.
     record_texts: bool = True
@@ -851,6 +856,9 @@ class GeminiTestServer:
         if outcome == Fault.WRONG_DIMENSION:
             pairs = [(text, dimension - 1 if dimension > 1 else 2) for text, dimension in pairs]
         fragments = [self._cache.get(model, text, dimension) for text, dimension in pairs]
+        if outcome == Fault.WRONG_SHAPE:
+            predictions = [b'{"embeddings":' + fragment + b"}" for fragment in fragments]
+            return b'{"predictions":[' + b",".join(predictions) + b"]}"
         if request.method == "embedContent":
             return b'{"embedding":' + (fragments[0] if fragments else b"{}") + b"}"
         return b'{"embeddings":[' + b",".join(fragments) + b"]}"
