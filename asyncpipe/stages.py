@@ -51,7 +51,8 @@ from asyncpipe.interrupt import Shutdown
 from asyncpipe.outputs import read_json, write_embedding_table, write_json
 from asyncpipe.puzzle_making import MadePuzzles, RunContext, make_puzzles
 from asyncpipe.quality import quality_report
-from asyncpipe.themes import ThemeSelection, read_theme_source, select_themes
+from asyncpipe.theme_source import read_theme_source
+from asyncpipe.themes import ThemeSelection, select_themes
 from asyncpipe.vocabulary import VocabularyIndex, load_index
 from asyncpipe.workspace import Workspace
 

@@ -11,7 +11,8 @@ import pytest
 
 from asyncpipe.config import PuzzleGeneration, Themes
 from asyncpipe.errors import InputError
-from asyncpipe.themes import ThemeSelection, read_theme_source, select_themes
+from asyncpipe.theme_source import read_theme_source
+from asyncpipe.themes import ThemeSelection, select_themes
 from asyncpipe.vocabulary import VocabularyIndex
 from tests.support import REFERENCE
 
