@@ -59,6 +59,10 @@ def _start_worker(groups: int, size: int, parent: int) -> None:
     split_table(groups, size)  # built once per worker, before the first puzzle
 
 
+def _ready() -> None:
+    """Nothing: submitted once per worker, it makes the executor start them all."""
+
+
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _PARENT_CHECK_SECONDS = 1.0
 
@@ -94,6 +98,7 @@ class ScoringPool:
         self._size = size
         self._ambiguity_margin = ambiguity_margin
         self._executor: ProcessPoolExecutor | None = None
+        self._warm_up: list[asyncio.Future[None]] = []
         self._capacity = asyncio.Semaphore(2 * workers)
         self._statistics = PoolStatistics(workers=workers)
 
@@ -104,6 +109,10 @@ class ScoringPool:
             initializer=_start_worker,
             initargs=(self._groups, self._size, os.getpid()),
         )
+        # The executor starts a worker only when work is submitted: one no-op each
+        # starts them all now, so they are up (split table built) before the first puzzle.
+        loop = asyncio.get_running_loop()
+        self._warm_up = [loop.run_in_executor(self._executor, _ready) for _ in range(self._workers)]
         return self
 
     async def __aexit__(
@@ -115,6 +124,8 @@ class ScoringPool:
         executor, self._executor = self._executor, None
         if executor is None:
             return
+        for started in self._warm_up:  # a worker that failed to start shows in score()
+            started.cancel()
         # Waiting for the workers blocks; in a thread, so the loop can finish its own
         # shutdown meanwhile. An error cancels what has not started yet.
         shutdown = functools.partial(executor.shutdown, wait=True, cancel_futures=error is not None)
