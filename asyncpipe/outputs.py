@@ -60,6 +60,24 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
+def ensure_writable(folders: Iterable[Path]) -> None:
+    """Create each folder and prove a file can be written in it, or raise `OutputError`.
+
+    Called before the work, so an output folder that cannot be written is found
+    in a second, not after an hour of paid embedding requests.
+    """
+    for folder in dict.fromkeys(folders):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            descriptor, probe = tempfile.mkstemp(prefix=".asyncpipe-probe.", dir=folder)
+            os.close(descriptor)
+            os.unlink(probe)
+        except OSError as error:
+            raise OutputError(
+                f"{folder}: cannot write ({_reason(error, folder / 'probe')})"
+            ) from None
+
+
 def write_json(path: Path, document: Any) -> None:
     """Write JSON with a stable layout (two-space indent, UTF-8, trailing newline)."""
     try:

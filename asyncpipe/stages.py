@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from asyncpipe import __version__
@@ -48,7 +50,7 @@ from asyncpipe.embeddings.select import (
 from asyncpipe.enhance import EnhanceOutcome
 from asyncpipe.errors import AsyncpipeError, InputError
 from asyncpipe.interrupt import Shutdown
-from asyncpipe.outputs import read_json, write_embedding_table, write_json
+from asyncpipe.outputs import ensure_writable, read_json, write_embedding_table, write_json
 from asyncpipe.puzzle_making import MadePuzzles, RunContext, make_puzzles
 from asyncpipe.quality import quality_report
 from asyncpipe.theme_source import read_theme_source
@@ -194,6 +196,7 @@ def run_enhance(
 ) -> EnhanceReport:
     params = pipeline.params
     workspace = pipeline.workspace
+    ensure_writable(workspace.enhance_output_folders())
     selection = selection or _load_selection(workspace)
     candidates = candidates or _load_candidates(workspace)
     plan = pipeline.provider_plan()
@@ -280,7 +283,16 @@ def _write_outputs(
         )
         return report
 
+    # The app's file, then the metadata, go last: a failure while writing the tables
+    # leaves the previous batch's puzzles and metadata together, never a mix.
     with pipeline.timed("write_outputs"):
+        _write_tables(pipeline, outcome, assembly, provider_json["dimension"], report.partial)
+        analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
+        write_json(workspace.embedding_analysis, analysis)
+        quality = quality_report(
+            scores, made.below_bar, statistics["puzzles_rebuilt"], params.quality
+        )
+        write_json(workspace.puzzle_quality, quality)
         write_json(
             workspace.final_puzzles,
             final_puzzles_document(
@@ -290,13 +302,6 @@ def _write_outputs(
                 made.below_bar,
             ),
         )
-        _write_tables(pipeline, outcome, assembly, provider_json["dimension"], report.partial)
-        analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
-        write_json(workspace.embedding_analysis, analysis)
-        quality = quality_report(
-            scores, made.below_bar, statistics["puzzles_rebuilt"], params.quality
-        )
-        write_json(workspace.puzzle_quality, quality)
     # A partial batch is always marked, even where metadata is otherwise not wanted.
     if params.output.include_metadata or report.partial:
         metadata = _metadata_document(
@@ -320,6 +325,7 @@ def _write_outputs(
         workspace.final_puzzles,
     )
     _log_details(params.logging, failed_themes, assembly, analysis)
+    _warn_embedding_failures(outcome.failed_themes, workspace)
     log.info(
         "Quality: the embedding solver recovers %d of %d puzzles; %d ambiguous, "
         "%d with a word closer to another theme, %d with look-alike words -> %s",
@@ -414,8 +420,23 @@ def _log_details(
                 )
 
 
+def _warn_embedding_failures(failed_themes: dict[str, str], workspace: Workspace) -> None:
+    """One warning when themes could not be embedded (the API failing, garbage answers)."""
+    reasons = [reason for reason in failed_themes.values() if reason.startswith("embedding")]
+    if reasons:
+        reason, count = Counter(reasons).most_common(1)[0]
+        log.warning(
+            "%d themes could not be embedded (%d of them: %s); every reason is in %s",
+            len(reasons),
+            count,
+            reason,
+            workspace.puzzle_metadata,
+        )
+
+
 def run_all(pipeline: Pipeline) -> EnhanceReport:
     pipeline.provider_plan()  # a missing key stops the run here, before any stage
+    ensure_writable(pipeline.workspace.output_folders())  # so does an unwritable folder
     if pipeline.resume:
         # A checkpoint from other settings is refused now, before any stage rewrites a file.
         recorded = pipeline.recorded_run()
@@ -505,13 +526,26 @@ def _load_selection(workspace: Workspace) -> ThemeSelection:
 
 def _load_candidates(workspace: Workspace) -> CandidateSearchResult:
     path = workspace.candidate_words
-    document = read_json(path, "candidate words")
-    try:
-        candidates = {
-            theme: ThemeCandidates(tuple(entry["words"]), tuple(entry["similarity_scores"]))
-            for theme, entry in document["candidates"].items()
-        }
-        failed = dict(document.get("metadata", {}).get("failed_themes", {}))
-    except (KeyError, TypeError, AttributeError) as error:
-        raise InputError(f"{path}: not a candidate-words file (missing {error})") from None
-    return CandidateSearchResult(candidates=candidates, failed_themes=failed)
+    document = read_json(path, "candidate words", stage="select-candidates")
+    entries = document.get("candidates") if isinstance(document, dict) else None
+    if not isinstance(entries, dict):
+        raise _not_candidates(path, "no mapping of themes under 'candidates'")
+    candidates: dict[str, ThemeCandidates] = {}
+    for theme, entry in entries.items():
+        words = entry.get("words") if isinstance(entry, dict) else None
+        scores = entry.get("similarity_scores") if isinstance(entry, dict) else None
+        if not isinstance(words, list) or not isinstance(scores, list) or len(words) != len(scores):
+            raise _not_candidates(
+                path, f"theme {theme!r} lacks equally long 'words' and 'similarity_scores' lists"
+            )
+        candidates[theme] = ThemeCandidates(tuple(words), tuple(scores))
+    metadata = document.get("metadata")
+    failed = metadata.get("failed_themes", {}) if isinstance(metadata, dict) else {}
+    return CandidateSearchResult(candidates=candidates, failed_themes=dict(failed))
+
+
+def _not_candidates(path: Path, what: str) -> InputError:
+    return InputError(
+        f"{path}: not a candidate-words file ({what}); "
+        "run `asyncpipe select-candidates` again to rewrite it"
+    )

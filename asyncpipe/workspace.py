@@ -71,6 +71,23 @@ class Workspace:
     def cache_dir(self) -> Path:
         return self.resolve(self.params.paths.cache)
 
+    def enhance_output_folders(self) -> list[Path]:
+        """The folders the enhance stage writes to, the cache (store, checkpoint) included."""
+        files = (
+            self.final_puzzles,
+            self.puzzle_metadata,
+            self.embedding_analysis,
+            self.puzzle_quality,
+            self.embedding_cache_table,
+            self.puzzle_embeddings_table,
+        )
+        return [*dict.fromkeys(path.parent for path in files), self.cache_dir]
+
+    def output_folders(self) -> list[Path]:
+        """Every folder a whole run writes to."""
+        stages = (self.selected_themes.parent, self.candidate_words.parent)
+        return list(dict.fromkeys([*stages, *self.enhance_output_folders()]))
+
     @property
     def checkpoint(self) -> Path:
         """The record of a run in progress, for `--resume` (`asyncpipe.checkpoint`)."""

@@ -685,7 +685,7 @@ def test_a_corrupt_or_truncated_stage_input_exits_2_naming_the_file(
 # --- outputs that cannot be written -----------------------------------------------------
 
 
-def test_an_output_folder_under_a_regular_file_exits_74_and_keeps_the_earlier_stages(
+def test_an_output_folder_under_a_regular_file_exits_74_before_any_work(
     tmp_path: Path,
 ) -> None:
     new_workdir(tmp_path, {"outputs": '"blocker/outputs/"'})
@@ -697,18 +697,17 @@ def test_an_output_folder_under_a_regular_file_exits_74_and_keeps_the_earlier_st
     the_error(
         result,
         EXIT_OUTPUT,
-        str(blocker / "outputs" / "final_puzzles.json"),
+        f"{blocker / 'outputs'}: cannot write",
         f"{blocker} is a file, not a folder",
     )
     assert blocker.read_text(encoding="utf-8") == "a regular file where a folder should be\n"
-    assert load(tmp_path, SELECTED)["total_count"] == 8
-    assert load(tmp_path, CANDIDATES)["candidates"]
+    # Found before any stage ran (with Gemini, before any request was paid for).
+    assert not (tmp_path / SELECTED).exists()
+    assert "Selected" not in result.stderr
     assert leftovers(tmp_path) == []
-    # Nothing computed is lost: once the path is fixed, --resume redoes none of it.
     blocker.unlink()
-    resumed = run_cli(["run", "--count", "2", "--resume"], cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "8 themes finished and 2 puzzles scored are not redone" in resumed.stderr
+    fixed = run_cli(["run", "--count", "2"], cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr
     assert len(load(tmp_path, Path("blocker/outputs/final_puzzles.json"))) == 2
 
 
@@ -732,9 +731,9 @@ def test_an_output_folder_without_write_permission_exits_74_and_keeps_the_old_pu
     finally:
         outputs.chmod(0o755)
 
-    the_error(result, EXIT_OUTPUT, str(folder / FINAL), "permission denied")
+    the_error(result, EXIT_OUTPUT, f"{folder / FINAL.parent}: cannot write", "permission denied")
     assert (folder / FINAL).read_bytes() == before
-    assert load(folder, SELECTED)["random_seed"] == 5  # this run's earlier stages are kept
+    assert load(folder, SELECTED)["random_seed"] != 5  # stopped before the first stage
     assert leftovers(folder) == []
 
 
@@ -755,9 +754,13 @@ def test_a_full_disk_exits_74_naming_the_file_and_keeps_its_previous_version(
     after = file_bytes(folder)
     assert after[ALL_TABLE] == before[ALL_TABLE]
     assert leftovers(folder) == []
-    # What this run finished before the table is kept.
+    # What this run finished before the table is kept: its earlier stages, and in the
+    # checkpoint every theme and score, so --resume once there is room redoes none of it.
     assert load(folder, SELECTED)["random_seed"] == 5
     assert after[CANDIDATES] != before[CANDIDATES]
+    resumed = run_cli(["run", "--count", "2", "--seed", "5", "--resume"], cwd=folder)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "8 themes finished and 2 puzzles scored are not redone" in resumed.stderr
 
 
 # --- an API answering nonsense ----------------------------------------------------------
