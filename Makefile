@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test bench batch install install-test clean
+.PHONY: run test bench resilience batch install install-test clean
 
 run: $(VENV)/.installed
 	$(BIN)/python -m asyncpipe run $(ARGS)
@@ -18,6 +18,10 @@ test: $(VENV)/.installed-test
 # Not part of `make test`: minutes of runs against the local test server, figures in README.
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/embedding_bench.py $(ARGS)
+
+# Not part of `make test` either: kills runs at random moments and resumes them (README).
+resilience: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/kill_and_resume.py $(ARGS)
 
 # What the CI batch job (.github/workflows/batch.yml) runs: Gemini embeddings, one JSON
 # log line per event. Needs GEMINI_API_KEY (else exit 2); flags go through ARGS.
