@@ -37,7 +37,7 @@ import yaml
 
 from asyncpipe.theme_source import read_theme_source
 from tests.gemini_server import GeminiTestServer, ServerConfig
-from tests.support import REPO, run_cli
+from tests.support import ALL_TABLE, CANDIDATES, FINAL, METADATA, REPO, SELECTED, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -45,11 +45,6 @@ EXIT_FEWER_PUZZLES = 1
 EXIT_BAD_INPUT = 2
 EXIT_OUTPUT = 74
 
-SELECTED = Path("data/themes/selected_themes.json")
-CANDIDATES = Path("data/candidates/candidate_words.json")
-FINAL = Path("data/outputs/final_puzzles.json")
-METADATA = Path("data/outputs/puzzle_metadata.json")
-ALL_TABLE = Path("data/cache/all_embeddings.csv")
 
 GEMINI_KEY = "AIzaSy-asyncpipe-BADINPUT-5c1e8a2f90"
 
@@ -122,22 +117,6 @@ def file_bytes(folder: Path) -> dict[Path, bytes]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
-
-
-def run_cli_in(
-    args: list[str], cwd: Path, preexec: Callable[[], None]
-) -> subprocess.CompletedProcess[str]:
-    """run_cli, with `preexec` run in the child before asyncpipe starts (limits, privileges)."""
-    environment = {key: value for key, value in os.environ.items() if key != "GEMINI_API_KEY"}
-    return subprocess.run(
-        [sys.executable, "-m", "asyncpipe", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=preexec,
-    )
 
 
 def file_size_limit(limit: int) -> Callable[[], None]:
@@ -721,8 +700,8 @@ def test_an_output_folder_without_write_permission_exits_74_and_keeps_the_old_pu
     before = (folder / FINAL).read_bytes()
     outputs.chmod(0o500)
     try:
-        result = run_cli_in(
-            ["run", "--count", "2", "--seed", "5"], folder, permission_bits_bind_root
+        result = run_cli(
+            ["run", "--count", "2", "--seed", "5"], folder, preexec=permission_bits_bind_root
         )
     except subprocess.SubprocessError as error:  # the preexec function failed
         pytest.skip(
@@ -748,7 +727,7 @@ def test_a_full_disk_exits_74_naming_the_file_and_keeps_its_previous_version(
     too_large = {path: len(data) for path, data in before.items() if len(data) >= limit}
     assert set(too_large) == {ALL_TABLE}, too_large
 
-    result = run_cli_in(["run", "--count", "2", "--seed", "5"], folder, file_size_limit(limit))
+    result = run_cli(["run", "--count", "2", "--seed", "5"], folder, preexec=file_size_limit(limit))
 
     the_error(result, EXIT_OUTPUT, str(folder / ALL_TABLE), "file too large")
     after = file_bytes(folder)

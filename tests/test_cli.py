@@ -24,20 +24,24 @@ from pyarrow import parquet
 from asyncpipe.vocabulary import VocabularyIndex, write_legacy_index
 from asyncpipe.words import is_variant_of_theme, variant_key
 from tests.gemini_server import GeminiTestServer, ServerConfig
-from tests.support import REFERENCE, REPO, run_cli
+from tests.support import (
+    ALL_TABLE,
+    ANALYSIS,
+    CANDIDATES,
+    FINAL,
+    METADATA,
+    PUZZLE_TABLE,
+    REFERENCE,
+    REPO,
+    SELECTED,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 
 #: A key distinctive enough that finding it in a log or a file cannot be chance.
 GEMINI_KEY = "AIzaSy-asyncpipe-CLI-2e6b9d4f17"
 
-FINAL = Path("data/outputs/final_puzzles.json")
-METADATA = Path("data/outputs/puzzle_metadata.json")
-SELECTED = Path("data/themes/selected_themes.json")
-CANDIDATES = Path("data/candidates/candidate_words.json")
-ANALYSIS = Path("reports/embedding_analysis.json")
-ALL_TABLE = Path("data/cache/all_embeddings.csv")
-PUZZLE_TABLE = Path("data/embeddings/puzzle_embeddings.csv")
 TABLE_START = ["theme", "word", "word_type", "similarity_to_theme", "rank"]
 GLOVE_COLUMNS = TABLE_START + [f"embedding_dim_{number}" for number in range(1, 51)]
 

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from tests.gemini_server import GeminiTestServer, ServerConfig, expected_embedding
-from tests.support import REPO, run_cli
+from tests.support import FINAL, METADATA, REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +40,6 @@ MODEL = "gemini-embedding-001"
 OTHER_MODEL = "gemini-embedding-exp-03-07"
 DIMENSION = 64
 
-FINAL = Path("data/outputs/final_puzzles.json")
-METADATA = Path("data/outputs/puzzle_metadata.json")
 
 #: Every scenario: small vectors, the default batch of 100 unless it says otherwise.
 BASE_PARAMS: dict[str, Any] = {"gemini.embedding_dimension": DIMENSION}

@@ -36,7 +36,17 @@ import pytest
 import yaml
 
 from tests.gemini_server import GeminiTestServer, ServerConfig
-from tests.support import REPO
+from tests.support import (
+    ALL_TABLE,
+    CANDIDATES,
+    CHECKPOINT,
+    FINAL,
+    METADATA,
+    PUZZLE_TABLE,
+    REPO,
+    SELECTED,
+    STORE,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -71,15 +81,6 @@ PROMPT_EXIT = 5.0
 #: Themes the checkpoint must record before a signal is sent: well into the embedding
 #: (enough finished themes for a few puzzles), well before its end.
 THEMES_BEFORE_SIGNAL = 24
-
-FINAL = Path("data/outputs/final_puzzles.json")
-METADATA = Path("data/outputs/puzzle_metadata.json")
-CANDIDATES = Path("data/candidates/candidate_words.json")
-SELECTED = Path("data/themes/selected_themes.json")
-CHECKPOINT = Path("data/cache/run_checkpoint.jsonl")
-STORE = Path("data/cache/embeddings.sqlite3")
-ALL_EMBEDDINGS = Path("data/cache/all_embeddings.csv")
-PUZZLE_EMBEDDINGS = Path("data/embeddings/puzzle_embeddings.csv")
 
 
 # --- a run ------------------------------------------------------------------------------
@@ -568,8 +569,8 @@ def test_a_signal_mid_embedding_writes_a_partial_batch_and_exits_128_plus_n(
     scored = sum(1 for record in records if "puzzle" in record)
     assert scored >= made
     # The table of every embedded text is left to the resumed run; the puzzles' is written.
-    assert not (folder / ALL_EMBEDDINGS).exists()
-    assert (folder / PUZZLE_EMBEDDINGS).exists()
+    assert not (folder / ALL_TABLE).exists()
+    assert (folder / PUZZLE_TABLE).exists()
     rows = assert_store_intact(folder)
     figure(
         f"{name}: {len(themes)} themes finished, {made} puzzles written, {scored} scores "
@@ -779,7 +780,7 @@ def test_a_run_stopped_by_sigterm_resumes_to_the_same_puzzles(
     assert (metadata["resumed"], metadata["partial"]) == (True, False)
     assert metadata["interrupted_by"] is None
     assert not (folder / CHECKPOINT).exists()
-    assert (folder / ALL_EMBEDDINGS).exists()
+    assert (folder / ALL_TABLE).exists()
     statistics = metadata["run_statistics"]
     assert statistics["themes_resumed"] == len(finished)
     sent = stopped.server.texts_requested() - texts_before
