@@ -18,8 +18,9 @@ from pathlib import Path
 from asyncpipe import __version__
 from asyncpipe.config import Overrides, load_params
 from asyncpipe.embeddings.select import PROVIDER_CHOICES
-from asyncpipe.errors import AsyncpipeError, OutputError
+from asyncpipe.errors import AsyncpipeError, BusyError, OutputError
 from asyncpipe.interrupt import Interrupted, Shutdown
+from asyncpipe.run_lock import exclusive_run
 from asyncpipe.stages import (
     EnhanceReport,
     Pipeline,
@@ -35,6 +36,7 @@ EXIT_FEWER_PUZZLES = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 EXIT_OUTPUT = 74
+EXIT_BUSY = 75
 EXIT_INTERRUPTED = 130
 
 DEFAULT_PARAMS = "params.yaml"
@@ -48,6 +50,7 @@ exit codes:
   70   internal error (a bug; the traceback is logged)
   74   an output could not be written (permissions, full disk); finished work
        is kept, so `run --resume` after the fix repeats none of it
+  75   another run is working in the same workdir; try again when it ends
   130  interrupted by SIGINT (Ctrl-C)
   143  interrupted by SIGTERM
        (130, 143: the puzzles completed so far are written and marked partial
@@ -68,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutputError as error:
         log.error("%s", error)
         return EXIT_OUTPUT
+    except BusyError as error:
+        log.error("%s", error)
+        return EXIT_BUSY
     except AsyncpipeError as error:
         log.error("%s", error)
         return EXIT_USAGE
@@ -96,15 +102,19 @@ def _run(arguments: argparse.Namespace, shutdown: Shutdown) -> int:
         log.info("%s", note)
 
     shutdown.grace_seconds = loaded.params.concurrency.shutdown_grace_seconds
+    workspace = Workspace(workdir, loaded.params)
     pipeline = Pipeline(
         loaded,
-        Workspace(workdir, loaded.params),
+        workspace,
         arguments.provider,
         shutdown=shutdown,
         resume=getattr(arguments, "resume", False),
         progress_bar=False if arguments.log_format == "json" else None,
     )
-    code = _COMMANDS[arguments.command](pipeline, arguments)
+    if arguments.command in ("run", "enhance"):
+        pipeline.provider_plan()  # a missing key stops the command before it writes anything
+    with exclusive_run(workspace.run_lock):
+        code = _COMMANDS[arguments.command](pipeline, arguments)
     return shutdown.exit_code if shutdown.exit_code is not None else code
 
 

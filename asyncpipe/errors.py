@@ -4,6 +4,7 @@
     ├── ConfigError                params.yaml or command-line settings are wrong
     ├── InputError                 an input file is missing, empty or malformed
     ├── OutputError                an output cannot be written (permissions, full disk)
+    ├── BusyError                  another run is working in the same workdir
     └── EmbeddingError             an embedding could not be obtained
         ├── RetryableEmbeddingError   worth trying again later (throttling, 5xx, timeouts,
         │                             malformed answers); after the retries, the themes
@@ -40,6 +41,10 @@ class InputError(AsyncpipeError):
 
 class OutputError(AsyncpipeError):
     """An output file or folder cannot be written."""
+
+
+class BusyError(AsyncpipeError):
+    """Another asyncpipe run holds the workdir's lock; trying again later can succeed."""
 
 
 class EmbeddingError(AsyncpipeError):

@@ -89,6 +89,11 @@ class Workspace:
         return list(dict.fromkeys([*stages, *self.enhance_output_folders()]))
 
     @property
+    def run_lock(self) -> Path:
+        """Held by the run working in this workspace (`asyncpipe.run_lock`)."""
+        return self.cache_dir / "run.lock"
+
+    @property
     def checkpoint(self) -> Path:
         """The record of a run in progress, for `--resume` (`asyncpipe.checkpoint`)."""
         return self.cache_dir / "run_checkpoint.jsonl"
