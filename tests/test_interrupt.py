@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from asyncpipe.interrupt import Interrupted, Shutdown, exit_code_for
-from tests.support import REPO
+from tests.support import FINAL, REPO
 
 
 def test_exit_codes_follow_the_shell_convention() -> None:
@@ -174,3 +174,25 @@ def _alive(pid: int) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_index_loads_stops_the_run_at_once(workdir: Path, number: int) -> None:
+    run = subprocess.Popen(
+        [sys.executable, "-m", "asyncpipe", "run", "--count", "2", "--provider", "glove"],
+        cwd=workdir,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert run.stderr is not None
+    first_line = run.stderr.readline()  # logged once the handlers are in, before the stages
+    run.send_signal(number)
+    rest = run.stderr.read()
+    code = run.wait(timeout=60)
+
+    assert "params from" in first_line, first_line + rest
+    assert code == 128 + number, rest
+    assert f"{signal.Signals(number).name} received: stopping" in rest
+    assert "Traceback" not in rest
+    assert not (workdir / FINAL).exists()
