@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from asyncpipe import __version__
-from asyncpipe.config import Overrides, load_params
 from asyncpipe.embeddings.select import PROVIDER_CHOICES
 from asyncpipe.errors import AsyncpipeError, BusyError, OutputError
 from asyncpipe.interrupt import Interrupted, Shutdown
+from asyncpipe.params_file import Overrides, load_params
 from asyncpipe.run_lock import exclusive_run
 from asyncpipe.stages import (
     EnhanceReport,

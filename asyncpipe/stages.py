@@ -34,7 +34,7 @@ from asyncpipe.checkpoint import (
     read_checkpoint,
     run_settings,
 )
-from asyncpipe.config import LoadedParams, Logging, Params, PuzzleGeneration
+from asyncpipe.config import Logging, Params, PuzzleGeneration
 from asyncpipe.documents import (
     all_embeddings_blocks,
     embedding_analysis_document,
@@ -51,6 +51,7 @@ from asyncpipe.enhance import EnhanceOutcome
 from asyncpipe.errors import AsyncpipeError, InputError
 from asyncpipe.interrupt import Shutdown
 from asyncpipe.outputs import ensure_writable, read_json, write_embedding_table, write_json
+from asyncpipe.params_file import LoadedParams
 from asyncpipe.puzzle_making import MadePuzzles, RunContext, make_puzzles
 from asyncpipe.quality import quality_report
 from asyncpipe.theme_source import read_theme_source

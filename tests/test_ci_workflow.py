@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from asyncpipe import cli
-from asyncpipe.config import Params, load_params
+from asyncpipe.config import Params
 from asyncpipe.embeddings.store import STORE_FILE
+from asyncpipe.params_file import load_params
 from tests.support import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "batch.yml"

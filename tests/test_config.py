@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from asyncpipe.config import Overrides, load_params
 from asyncpipe.errors import AsyncpipeError, ConfigError
+from asyncpipe.params_file import Overrides, load_params
 from tests.support import REFERENCE, REPO, run_cli
 
 OBSOLETE_MULTIPROCESSING = (
