@@ -477,14 +477,7 @@ def interrupted(
             server = servers()
             name = signal.Signals(number).name
             folder = new_folder(root, f"one-{name}", server)
-            run = CliRun.start(folder, *RUN_ARGS)
-            runs.append(run)
-            wait_for(
-                lambda: themes_checkpointed(folder) >= THEMES_BEFORE_SIGNAL,
-                f"{THEMES_BEFORE_SIGNAL} themes in the checkpoint",
-                run,
-                START_TIMEOUT,
-            )
+            run = start_mid_embedding(folder, runs)
             at_signal = themes_checkpointed(folder)
             members = session_processes(run.pid)
             run.send(number)
@@ -495,11 +488,8 @@ def interrupted(
     return get
 
 
-@pytest.fixture(scope="module")
-def killed(root: Path, servers: Callable[[], GeminiTestServer], runs: list[CliRun]) -> Killed:
-    """A run ended by SIGKILL mid-embedding, and what it had done by then."""
-    server = servers()
-    folder = new_folder(root, "killed", server)
+def start_mid_embedding(folder: Path, runs: list[CliRun]) -> CliRun:
+    """A run started in `folder`, returned once its checkpoint holds THEMES_BEFORE_SIGNAL."""
     run = CliRun.start(folder, *RUN_ARGS)
     runs.append(run)
     wait_for(
@@ -508,6 +498,15 @@ def killed(root: Path, servers: Callable[[], GeminiTestServer], runs: list[CliRu
         run,
         START_TIMEOUT,
     )
+    return run
+
+
+@pytest.fixture(scope="module")
+def killed(root: Path, servers: Callable[[], GeminiTestServer], runs: list[CliRun]) -> Killed:
+    """A run ended by SIGKILL mid-embedding, and what it had done by then."""
+    server = servers()
+    folder = new_folder(root, "killed", server)
+    run = start_mid_embedding(folder, runs)
     run.send(signal.SIGKILL)
     code = run.wait()
     assert code == -signal.SIGKILL, run.tail()
