@@ -310,12 +310,18 @@ def _write_outputs(
         )
         write_json(workspace.puzzle_metadata, metadata)
     if report.partial:
+        unfinished = (
+            "the rebuild of the puzzles below the quality bar was cut short"
+            if report.puzzles_generated == report.puzzles_requested
+            else "the rest were not completed"
+        )
         log.warning(
-            "Interrupted by %s: %d of %d puzzles were completed and written, marked partial "
-            "in %s; `run --resume` finishes the run without redoing them",
+            "Interrupted by %s: %d of %d puzzles were completed and written (%s), marked "
+            "partial in %s; `run --resume` finishes the run without redoing them",
             pipeline.shutdown.signal_name,
             report.puzzles_generated,
             report.puzzles_requested,
+            unfinished,
             workspace.puzzle_metadata,
         )
         return report

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -73,3 +76,34 @@ def test_a_rebuilt_batch_is_byte_identical_run_to_run(workdir: Path) -> None:
         assert result.returncode == 0, result.stderr
         outputs.append((workdir / "data/outputs/final_puzzles.json").read_bytes())
     assert outputs[0] == outputs[1]
+
+
+def test_a_rebuild_stopped_by_sigterm_resumes_to_the_same_batch(workdir: Path) -> None:
+    """The rebuild rounds' decisions rest on recorded scores: a resumed run makes the same."""
+    stopped = workdir / "stopped"
+    stopped.mkdir()
+    (stopped / "params.yaml").write_text((workdir / "params.yaml").read_text())
+    args = [sys.executable, "-m", "asyncpipe", "run", "--count", "8", "--provider", "glove"]
+    for folder in (workdir, stopped):
+        configure(folder, "rebuild")
+    uninterrupted = run_cli(args[3:], cwd=workdir)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+
+    run = subprocess.Popen(args, cwd=stopped, stderr=subprocess.PIPE, text=True)
+    assert run.stderr is not None
+    seen = []
+    for line in run.stderr:  # the first rebuild round has begun
+        seen.append(line)
+        if "Rebuilding" in line:
+            run.send_signal(signal.SIGTERM)
+            break
+    seen.append(run.stderr.read())
+    assert run.wait(timeout=120) == 143, "".join(seen)
+    metadata = read(stopped, "data/outputs/puzzle_metadata.json")
+    assert metadata["partial"] and metadata["interrupted_by"] == "SIGTERM"
+
+    resumed = run_cli([*args[3:], "--resume"], cwd=stopped)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "puzzles scored are not redone" in resumed.stderr
+    final = Path("data/outputs/final_puzzles.json")
+    assert (stopped / final).read_bytes() == (workdir / final).read_bytes()
