@@ -167,13 +167,13 @@ class EmbeddingEngine:
             self._flush_timer = None
         abandoned, self._pending = self._pending, []
         for key in abandoned:
-            self._settle(key, error=EmbeddingStopped("the run is stopping"))
+            self._settle(key, error=_stopping())
 
     def abandon(self) -> None:
         """`stop`, and cancel the requests in flight too: their answers are not waited for."""
         self.stop()
         for key in list(self._in_flight):
-            self._settle(key, error=EmbeddingStopped("the run is stopping"))
+            self._settle(key, error=_stopping())
         for task in list(self._sends):
             task.cancel()
 
@@ -184,7 +184,7 @@ class EmbeddingEngine:
         if self._fatal is not None:
             raise self._fatal
         if self._stopped:
-            raise EmbeddingStopped("the run is stopping")
+            raise _stopping()
         keys = [normalise_text(text) for text in texts]
         self._statistics.texts_asked += len(keys)
         found: dict[str, np.ndarray] = {}
@@ -262,7 +262,7 @@ class EmbeddingEngine:
 
     def _enqueue(self, key: str) -> None:
         if self._stopped:
-            self._settle(key, error=EmbeddingStopped("the run is stopping"))
+            self._settle(key, error=_stopping())
             return
         self._pending.append(key)
         while len(self._pending) >= self._batch_size:
@@ -366,7 +366,7 @@ class EmbeddingEngine:
                     if self._fatal is not None:  # it came while we queued for the slot
                         raise self._fatal
                     if self._stopped:
-                        raise EmbeddingStopped("the run is stopping")
+                        raise _stopping()
                     started = time.perf_counter()
                     self._statistics.requests += 1
                     self._statistics.texts_requested += len(batch)
@@ -380,7 +380,7 @@ class EmbeddingEngine:
                     self._gate.throttled(error.retry_after)
                 attempt += 1
                 if self._stopped:
-                    raise EmbeddingStopped("the run is stopping") from error
+                    raise _stopping() from error
                 if not self._retry.should_retry(attempt):
                     raise
                 self._statistics.retries += 1
@@ -409,6 +409,11 @@ class EmbeddingEngine:
             future.cancel()
         else:
             future.set_exception(error)
+
+
+def _stopping() -> EmbeddingStopped:
+    """The error of every text given up once the engine is stopped (one per raise)."""
+    return EmbeddingStopped("the run is stopping")
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
