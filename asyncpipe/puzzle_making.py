@@ -114,10 +114,10 @@ async def make_puzzles(
         LoopLagMonitor() as lag,
         shutdown.watching(),
     ):
+        embedding = _EmbeddingRound(engine, workers, progress, checkpoint)
         for round_number in range(bar.max_rebuild_rounds + 1):
             while True:
                 if queue:
-                    embedding = _EmbeddingRound(engine, workers, progress, checkpoint)
                     await embedding.run(queue, usable, known_failures, outcome, shutdown)
                     cut_short |= engine.stopped
                 ranked = [
@@ -201,7 +201,7 @@ async def make_puzzles(
 
 @dataclass
 class _EmbeddingRound:
-    """One round of themes through the engine, wound down by a signal (`Shutdown.guard`)."""
+    """Rounds of themes through the engine, each wound down by a signal (`Shutdown.guard`)."""
 
     engine: EmbeddingEngine
     workers: int
