@@ -2,7 +2,7 @@
 
 This is the only place that turns outcomes into exit codes, and the only place
 that catches asyncpipe's errors to print them as one line (see `_EPILOG`).
-Signals are handled for the whole invocation by `asyncpipe.interrupt`.
+Signals are handled for the whole invocation by `asyncpipe.run.interrupt`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 from asyncpipe import __version__
 from asyncpipe.embeddings.select import PROVIDER_CHOICES
 from asyncpipe.errors import AsyncpipeError, BusyError, OutputError
-from asyncpipe.interrupt import Interrupted, Shutdown
-from asyncpipe.params_file import Overrides, load_params
-from asyncpipe.run_lock import exclusive_run
-from asyncpipe.stages import (
+from asyncpipe.run.interrupt import Interrupted, Shutdown
+from asyncpipe.settings.params_file import Overrides, load_params
+from asyncpipe.run.lock import exclusive_run
+from asyncpipe.run.pipeline import (
     EnhanceReport,
     Pipeline,
     run_all,
@@ -29,7 +29,7 @@ from asyncpipe.stages import (
     run_select_candidates,
     run_select_themes,
 )
-from asyncpipe.workspace import Workspace
+from asyncpipe.settings.workspace import Workspace
 
 EXIT_OK = 0
 EXIT_FEWER_PUZZLES = 1

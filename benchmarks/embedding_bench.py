@@ -36,8 +36,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from asyncpipe.config import Gemini  # noqa: E402
-from asyncpipe.embeddings.gemini import GeminiProvider  # noqa: E402
+from asyncpipe.settings.sections import Gemini  # noqa: E402
+from asyncpipe.embeddings.providers.gemini import GeminiProvider  # noqa: E402
 
 API_KEY = "bench-key"
 LATENCY = 0.3
@@ -148,7 +148,7 @@ def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[st
 
 def _solver_time(dimension: int) -> dict[str, float]:
     """score_puzzle on one core, in this process: the table build, then per puzzle."""
-    from asyncpipe.scoring import score_puzzle, split_table
+    from asyncpipe.puzzle.scoring import score_puzzle, split_table
 
     started = time.perf_counter()
     split_table(4, 4)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncpipe.vocabulary import VocabularyIndex, load_glove
+from asyncpipe.io.vector_index import VocabularyIndex, load_glove
 from tests.support import REPO
 
 

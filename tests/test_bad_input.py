@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from asyncpipe.theme_source import read_theme_source
+from asyncpipe.io.theme_source import read_theme_source
 from tests.gemini_server import GeminiTestServer, ServerConfig
 from tests.support import ALL_TABLE, CANDIDATES, FINAL, METADATA, REPO, SELECTED, run_cli
 

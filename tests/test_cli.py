@@ -21,8 +21,8 @@ import pytest
 import yaml
 from pyarrow import parquet
 
-from asyncpipe.vocabulary import VocabularyIndex, write_legacy_index
-from asyncpipe.words import is_variant_of_theme, variant_key
+from asyncpipe.io.vector_index import VocabularyIndex, write_legacy_index
+from asyncpipe.puzzle.words import is_variant_of_theme, variant_key
 from tests.gemini_server import GeminiTestServer, ServerConfig
 from tests.support import (
     ALL_TABLE,

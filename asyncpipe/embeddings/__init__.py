@@ -5,6 +5,6 @@ one-method `EmbeddingProvider` protocol, so the pipeline, and later the
 batching, caching and rate limiting around it, never care which one runs.
 """
 
-from asyncpipe.embeddings.provider import EmbeddingProvider, ProviderInfo
+from asyncpipe.embeddings.providers.base import EmbeddingProvider, ProviderInfo
 
 __all__ = ["EmbeddingProvider", "ProviderInfo"]

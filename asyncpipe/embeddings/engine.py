@@ -39,7 +39,7 @@ import numpy as np
 
 from asyncpipe.embeddings.cache import LruVectorCache, normalise_text
 from asyncpipe.embeddings.limits import RequestGate
-from asyncpipe.embeddings.provider import EmbeddingProvider
+from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.retry import RetryPolicy
 from asyncpipe.embeddings.store import EmbeddingStore
 from asyncpipe.errors import (

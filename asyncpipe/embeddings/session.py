@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from asyncpipe.config import Params
+from asyncpipe.settings.sections import Params
 from asyncpipe.embeddings.cache import LruVectorCache, Namespace
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.limits import RequestGate
-from asyncpipe.embeddings.provider import EmbeddingProvider
+from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.retry import RetryPolicy
 from asyncpipe.embeddings.store import STORE_FILE, EmbeddingStore
 

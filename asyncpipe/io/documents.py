@@ -1,0 +1,142 @@
+"""The JSON documents and embedding tables of the enhance stage, built from its results.
+
+Pure: these functions shape data and return it; `asyncpipe.io.files` writes it.
+`final_puzzles.json` holds only what the same params and seed always produce
+(no timings, no counters), so it is byte-identical from run to run; everything
+that varies goes into `puzzle_metadata.json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from asyncpipe.puzzle.assembly import Puzzle
+from asyncpipe.stages.embed import EmbeddedTheme
+from asyncpipe.io.files import EmbeddingRows
+from asyncpipe.puzzle.scoring import PuzzleScore
+
+#: Decimal places of similarity scores in the JSON outputs: enough to rank, and
+#: few enough that last-bit differences between machines rarely show.
+SCORE_DECIMALS = 6
+
+
+def final_puzzles_document(
+    puzzles: Iterable[Puzzle],
+    include_scores: bool,
+    quality: Sequence[PuzzleScore] | None = None,
+    below_bar: Sequence[bool] | None = None,
+) -> dict[str, Any]:
+    """The app's file; `quality` (one score per puzzle) adds each puzzle's scores and verdict,
+    and `below_bar` whether it is under the configured quality bar (kept and flagged)."""
+    document: dict[str, Any] = {}
+    for number, puzzle in enumerate(puzzles, start=1):
+        entry: dict[str, Any] = {"words": puzzle.words, "themes": puzzle.themes}
+        if include_scores:
+            entry["theme_similarity_scores"] = [
+                round(score, SCORE_DECIMALS) for score in puzzle.scores
+            ]
+        if quality is not None:
+            entry["quality"] = quality[number - 1].to_json()
+            if below_bar is not None:
+                entry["quality"]["below_quality_bar"] = below_bar[number - 1]
+        document[f"puzzle_{number}"] = entry
+    return document
+
+
+def embedding_analysis_document(
+    embedded: Mapping[str, EmbeddedTheme], puzzles: Iterable[Puzzle], provider: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Similarity statistics of all candidates and of the words the puzzles use."""
+    all_scores = np.fromiter(
+        (score for theme in embedded.values() for score in theme.ranked.scores), dtype=np.float64
+    )
+    puzzle_scores = np.fromiter(
+        (score for puzzle in puzzles for score in puzzle.scores), dtype=np.float64
+    )
+    per_theme = {
+        theme: distribution(np.asarray(result.ranked.scores, dtype=np.float64))
+        for theme, result in embedded.items()
+    }
+    theme_norms = [float(np.linalg.norm(result.theme_vector)) for result in embedded.values()]
+    return {
+        "provider": dict(provider),
+        "candidate_similarity": distribution(all_scores),
+        "puzzle_word_similarity": distribution(puzzle_scores),
+        "per_theme_similarity": per_theme,
+        "embedding_summary": {
+            "themes_embedded": len(embedded),
+            "candidate_vectors": int(
+                sum(len(result.candidate_words) for result in embedded.values())
+            ),
+            "dimension": int(provider.get("dimension", 0)),
+            "theme_vector_norm": distribution(np.asarray(theme_norms, dtype=np.float64)),
+        },
+    }
+
+
+def all_embeddings_blocks(embedded: Mapping[str, EmbeddedTheme]) -> Iterator[EmbeddingRows]:
+    """Every text the run embedded, one block per theme: the theme (rank 0), then its
+    candidates in candidate order with their rank. Blocks keep memory flat: at 3072
+    dimensions the whole table would be hundreds of MB at once."""
+    for theme, result in embedded.items():
+        rank_of = {row: rank for rank, row in enumerate(result.ranked.source_rows, start=1)}
+        # Variants dropped from the ranking are still embedded texts: kept, rank -1.
+        ranks = [0] + [rank_of.get(row, -1) for row in range(len(result.candidate_words))]
+        count = len(ranks)
+        yield EmbeddingRows(
+            themes=[theme] * count,
+            words=[theme, *result.candidate_words],
+            word_types=["theme"] + ["candidate" if rank > 0 else "variant" for rank in ranks[1:]],
+            similarities=[1.0, *(float(score) for score in result.candidate_scores)],
+            ranks=ranks,
+            vectors=np.concatenate([result.theme_vector[np.newaxis, :], result.candidate_vectors]),
+        )
+
+
+def puzzle_embeddings_blocks(
+    puzzles: Iterable[Puzzle], embedded: Mapping[str, EmbeddedTheme]
+) -> Iterator[EmbeddingRows]:
+    """The words of the puzzles only, one block per puzzle, in grid order."""
+    for number, puzzle in enumerate(puzzles, start=1):
+        themes: list[str] = []
+        ranks: list[int] = []
+        rows: list[np.ndarray] = []
+        for group in puzzle.groups:
+            result = embedded[group.theme]
+            rank_of_word = {word: rank for rank, word in enumerate(result.ranked.words, start=1)}
+            for word in group.words:
+                themes.append(group.theme)
+                ranks.append(rank_of_word[word])
+                rows.append(result.candidate_vectors[result.row_of(word)])
+        yield EmbeddingRows(
+            themes=themes,
+            words=puzzle.words,
+            word_types=[f"puzzle_{number}"] * len(themes),
+            similarities=puzzle.scores,
+            ranks=ranks,
+            vectors=np.stack(rows),
+        )
+
+
+def distribution(values: Sequence[float] | np.ndarray) -> dict[str, float | int]:
+    """Count, mean, spread and percentiles of some scores, rounded for a report."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return {"count": 0}
+    figures: dict[str, float | int] = {"count": int(array.size)}
+    named = {
+        "mean": array.mean(),
+        "std": array.std(),
+        "min": array.min(),
+        "p10": np.percentile(array, 10),
+        "p25": np.percentile(array, 25),
+        "median": np.median(array),
+        "p75": np.percentile(array, 75),
+        "p90": np.percentile(array, 90),
+        "max": array.max(),
+    }
+    figures.update({name: round(float(value), SCORE_DECIMALS) for name, value in named.items()})
+    return figures

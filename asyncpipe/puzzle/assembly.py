@@ -1,0 +1,178 @@
+"""Assemble puzzles from ranked themes: groups of distinct words, themes in draw order.
+
+Pure and deterministic: the same ranked themes in the same order give the same
+puzzles, however the embeddings arrived. A puzzle takes the next themes in
+order; each group takes its theme's best words that no other group of the
+puzzle holds (nor a case or inflection variant of one), and that are not a
+form of another theme's name in the puzzle. A theme that cannot fill its
+group beside the others is held over to the next puzzle; a theme that cannot
+fill a group at all is reported as failed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from asyncpipe.puzzle.ranking import RankedTheme
+from asyncpipe.puzzle.words import is_variant_of_theme, variant_key
+
+
+@dataclass(frozen=True)
+class Group:
+    theme: str
+    words: tuple[str, ...]
+    scores: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Puzzle:
+    groups: tuple[Group, ...]
+
+    @property
+    def themes(self) -> list[str]:
+        return [group.theme for group in self.groups]
+
+    @property
+    def words(self) -> list[str]:
+        return [word for group in self.groups for word in group.words]
+
+    @property
+    def scores(self) -> list[float]:
+        return [score for group in self.groups for score in group.scores]
+
+
+@dataclass(frozen=True)
+class AssemblyResult:
+    puzzles: tuple[Puzzle, ...]
+    failed_themes: dict[str, str]
+    failed_puzzles: dict[str, str]
+    unused_themes: tuple[str, ...] = field(default=())
+
+
+#: Whether a word of one theme sits closer to another theme: (word, own theme, other theme).
+CloserElsewhere = Callable[[str, str, str], bool]
+
+
+def assemble_puzzles(
+    ranked: Iterable[RankedTheme],
+    puzzle_count: int,
+    themes_per_puzzle: int,
+    words_per_theme: int,
+    closer_elsewhere: CloserElsewhere | None = None,
+) -> AssemblyResult:
+    """Puzzles from ranked themes, in order.
+
+    With `closer_elsewhere`, once a puzzle's themes are chosen each group trades a word
+    that sits closer to another theme of the puzzle than to its own for its theme's next
+    candidate, where the candidates allow it (else the group stays as it was).
+    """
+    failed_themes: dict[str, str] = {}
+    pending: deque[RankedTheme] = deque()
+    by_name: dict[str, RankedTheme] = {}
+    for theme in ranked:
+        by_name[theme.theme] = theme
+        if len(theme.words) < words_per_theme:
+            failed_themes[theme.theme] = (
+                f"only {len(theme.words)} distinct candidate words, a group needs {words_per_theme}"
+            )
+        else:
+            pending.append(theme)
+
+    puzzles: list[Puzzle] = []
+    failed_puzzles: dict[str, str] = {}
+    while len(puzzles) < puzzle_count:
+        groups, held_over = _fill_puzzle(pending, themes_per_puzzle, words_per_theme)
+        if len(groups) < themes_per_puzzle:
+            left = len(groups) + len(held_over)
+            first_missing = len(puzzles) + 1
+            failed_puzzles[f"puzzle_{first_missing}"] = (
+                f"ran out of themes: the {left} usable themes left fill only "
+                f"{len(groups)} of {themes_per_puzzle} groups"
+            )
+            for number in range(first_missing + 1, puzzle_count + 1):
+                failed_puzzles[f"puzzle_{number}"] = "ran out of themes: none left"
+            unused = [group.theme for group in groups] + [theme.theme for theme in held_over]
+            unused += [theme.theme for theme in pending]
+            return AssemblyResult(tuple(puzzles), failed_themes, failed_puzzles, tuple(unused))
+        if closer_elsewhere is not None:
+            groups = _keep_words_home(groups, by_name, closer_elsewhere, words_per_theme)
+        puzzles.append(Puzzle(tuple(groups)))
+        pending.extendleft(reversed(held_over))
+    return AssemblyResult(
+        tuple(puzzles), failed_themes, failed_puzzles, tuple(theme.theme for theme in pending)
+    )
+
+
+def _fill_puzzle(
+    pending: deque[RankedTheme], themes_per_puzzle: int, words_per_theme: int
+) -> tuple[list[Group], list[RankedTheme]]:
+    """Take themes from the front of `pending` until the puzzle is full or none is left."""
+    groups: list[Group] = []
+    held_over: list[RankedTheme] = []
+    used_keys: set[str] = set()
+    while len(groups) < themes_per_puzzle and pending:
+        theme = pending.popleft()
+        group = _group_for(theme, groups, used_keys, words_per_theme)
+        if group is None:
+            held_over.append(theme)
+            continue
+        groups.append(group)
+        used_keys.update(variant_key(word) for word in group.words)
+    return groups, held_over
+
+
+def _keep_words_home(
+    groups: list[Group],
+    by_name: dict[str, RankedTheme],
+    closer_elsewhere: CloserElsewhere,
+    words_per_theme: int,
+) -> list[Group]:
+    """Re-pick each group's words, leaving out those that belong with another theme."""
+    groups = list(groups)
+    themes = [group.theme for group in groups]
+    for position, group in enumerate(groups):
+        others = [other for other in themes if other != group.theme]
+        if not any(closer_elsewhere(w, group.theme, o) for w in group.words for o in others):
+            continue
+        taken = {
+            variant_key(word)
+            for index, other_group in enumerate(groups)
+            if index != position
+            for word in other_group.words
+        }
+        words: list[str] = []
+        scores: list[float] = []
+        ranked = by_name[group.theme]
+        for word, score in zip(ranked.words, ranked.scores, strict=True):
+            if variant_key(word) in taken or any(is_variant_of_theme(word, o) for o in others):
+                continue
+            if any(closer_elsewhere(word, group.theme, other) for other in others):
+                continue
+            words.append(word)
+            scores.append(score)
+            if len(words) == words_per_theme:
+                groups[position] = Group(group.theme, tuple(words), tuple(scores))
+                break
+    return groups
+
+
+def _group_for(
+    theme: RankedTheme, groups: list[Group], used_keys: set[str], words_per_theme: int
+) -> Group | None:
+    other_themes = [group.theme for group in groups]
+    if any(is_variant_of_theme(word, theme.theme) for group in groups for word in group.words):
+        return None  # a word already on the grid names this theme
+    words: list[str] = []
+    scores: list[float] = []
+    for word, score in zip(theme.words, theme.scores, strict=True):
+        if variant_key(word) in used_keys:
+            continue
+        if any(is_variant_of_theme(word, other) for other in other_themes):
+            continue
+        words.append(word)
+        scores.append(score)
+        if len(words) == words_per_theme:
+            return Group(theme.theme, tuple(words), tuple(scores))
+    return None

@@ -1,0 +1,558 @@
+"""The three stages of the pipeline, each runnable alone or chained by `run_all`.
+
+    select-themes      theme source      -> data/themes/selected_themes.json
+    select-candidates  selected themes   -> data/candidates/candidate_words.json
+    enhance            themes+candidates -> final_puzzles.json, puzzle_metadata.json,
+                                            embedding_analysis.json, embedding tables
+
+A stage run alone reads its inputs from the files the previous stage wrote;
+`run_all` hands results from stage to stage in memory and loads the vector
+index once. Each stage writes its outputs atomically (`asyncpipe.io.files`).
+This module joins the pieces; the work itself lives in the modules it calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from asyncpipe import __version__
+from asyncpipe.puzzle.assembly import AssemblyResult
+from asyncpipe.stages.candidates import CandidateSearch, CandidateSearchResult, ThemeCandidates
+from asyncpipe.run.checkpoint import (
+    Checkpoint,
+    Recorded,
+    inputs_digest,
+    read_checkpoint,
+    run_settings,
+)
+from asyncpipe.settings.sections import Logging, Params, PuzzleGeneration
+from asyncpipe.io.documents import (
+    all_embeddings_blocks,
+    embedding_analysis_document,
+    final_puzzles_document,
+    puzzle_embeddings_blocks,
+)
+from asyncpipe.embeddings.select import (
+    ProviderChoice,
+    ProviderPlan,
+    build_provider,
+    plan_provider,
+)
+from asyncpipe.stages.embed import EnhanceOutcome
+from asyncpipe.errors import AsyncpipeError, InputError
+from asyncpipe.run.interrupt import Shutdown
+from asyncpipe.io.files import ensure_writable, read_json, write_embedding_table, write_json
+from asyncpipe.settings.params_file import LoadedParams
+from asyncpipe.stages.driver import MadePuzzles, RunContext, make_puzzles
+from asyncpipe.puzzle.quality import quality_report
+from asyncpipe.io.theme_source import read_theme_source
+from asyncpipe.stages.themes import ThemeSelection, select_themes
+from asyncpipe.io.vector_index import VocabularyIndex, load_index
+from asyncpipe.settings.workspace import Workspace
+
+log = logging.getLogger("asyncpipe")
+_Result = TypeVar("_Result")
+
+
+@dataclass
+class Pipeline:
+    """Everything the stages share for one invocation: settings, paths, the index."""
+
+    loaded: LoadedParams
+    workspace: Workspace
+    provider_choice: ProviderChoice = "auto"
+    #: The signals of this invocation (`asyncpipe.run.interrupt`); the CLI installs its handlers.
+    shutdown: Shutdown = field(default_factory=Shutdown)
+    #: Continue the interrupted run recorded in the workspace's checkpoint.
+    resume: bool = False
+    #: The live progress bar: None shows it when stderr is a terminal.
+    progress_bar: bool | None = None
+    #: Seconds spent per step in this invocation, for the run metadata.
+    timings: dict[str, float] = field(default_factory=dict)
+    _index: VocabularyIndex | None = field(default=None, repr=False)
+    _plan: ProviderPlan | None = field(default=None, repr=False)
+    _recorded: Recorded | None = field(default=None, repr=False)
+    _recorded_read: bool = field(default=False, repr=False)
+
+    @property
+    def params(self) -> Params:
+        return self.loaded.params
+
+    def index(self) -> VocabularyIndex:
+        """The vector index, loaded on first use and kept for the later stages."""
+        if self._index is None:
+            with self.timed("load_index"):
+                self._index = load_index(self.workspace.index_source)
+            log.info(
+                "Loaded vector index %s: %d words x %d dimensions in %.2fs",
+                self._index.name,
+                len(self._index),
+                self._index.dimension,
+                self.timings["load_index"],
+            )
+        return self._index
+
+    def provider_plan(self) -> ProviderPlan:
+        """Which provider the run uses; decided once, before any stage needs it."""
+        if self._plan is None:
+            self._plan = plan_provider(self.provider_choice, self.params)
+        return self._plan
+
+    def recorded_run(self) -> Recorded | None:
+        """The checkpoint of the run `--resume` continues, read once; None when there is none."""
+        if not self._recorded_read:
+            self._recorded = read_checkpoint(self.workspace.checkpoint)
+            self._recorded_read = True
+            if self._recorded is None:
+                log.info(
+                    "--resume: no interrupted run to continue (%s); starting from the beginning",
+                    self.workspace.checkpoint,
+                )
+        return self._recorded
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = round(time.perf_counter() - started, 3)
+
+
+@dataclass(frozen=True)
+class EnhanceReport:
+    puzzles_requested: int
+    puzzles_generated: int
+    #: A signal cut the run short: the outputs hold the puzzles completed by then.
+    partial: bool = False
+
+
+def run_select_themes(pipeline: Pipeline) -> ThemeSelection:
+    params = pipeline.params
+    available, source = read_theme_source(pipeline.workspace.theme_source)
+    selection = select_themes(available, source, params.themes, params.puzzle_generation)
+    write_json(pipeline.workspace.selected_themes, selection.to_json())
+    log.info(
+        "Selected %d themes and %d spares from %s (%d eligible) -> %s",
+        len(selection.themes),
+        len(selection.spare_themes),
+        source,
+        selection.available_count,
+        pipeline.workspace.selected_themes,
+    )
+    return selection
+
+
+def run_select_candidates(
+    pipeline: Pipeline, selection: ThemeSelection | None = None
+) -> CandidateSearchResult:
+    params = pipeline.params
+    selection = selection or _load_selection(pipeline.workspace)
+    index = pipeline.index()
+    with pipeline.timed("select_candidates"):
+        search = CandidateSearch(index, params.vector_search)
+        result = search.search(list(selection.all_themes), params.puzzle_generation)
+    document = {
+        "candidates": {theme: found.to_json() for theme, found in result.candidates.items()},
+        "metadata": {
+            "index": index.name,
+            "index_metadata": index.metadata,
+            "search_pool_size": search.pool_size,
+            "vocabulary_size": params.vector_search.vocabulary_size,
+            "similarity_metric": params.vector_search.similarity_metric,
+            "max_search_candidates": params.vector_search.max_search_candidates,
+            "candidate_words_per_theme": params.puzzle_generation.candidate_words_per_theme,
+            "min_similarity_threshold": params.puzzle_generation.min_similarity_threshold,
+            "use_lemmatized": params.vector_search.use_lemmatized,
+            "themes_searched": len(selection.all_themes),
+            "failed_themes": result.failed_themes,
+        },
+    }
+    write_json(pipeline.workspace.candidate_words, document)
+    log.info(
+        "Found candidates for %d of %d themes in %.2fs -> %s",
+        sum(1 for found in result.candidates.values() if found.words),
+        len(selection.all_themes),
+        pipeline.timings["select_candidates"],
+        pipeline.workspace.candidate_words,
+    )
+    for theme, reason in result.failed_themes.items():
+        log.warning("Theme %r has no candidates: %s", theme, reason)
+    return result
+
+
+def run_enhance(
+    pipeline: Pipeline,
+    selection: ThemeSelection | None = None,
+    candidates: CandidateSearchResult | None = None,
+) -> EnhanceReport:
+    params = pipeline.params
+    workspace = pipeline.workspace
+    ensure_writable(workspace.enhance_output_folders())
+    selection = selection or _load_selection(workspace)
+    candidates = candidates or _load_candidates(workspace)
+    plan = pipeline.provider_plan()
+    provider = build_provider(plan, params, pipeline.index())
+    log.info("Embedding provider: %s", plan.reason)
+    provider_json = {
+        "name": provider.info.name,
+        "model": provider.info.model,
+        "dimension": provider.info.dimension,
+        "task_type": provider.info.task_type,
+        "chosen_because": plan.reason,
+    }
+
+    usable, failed_themes = _usable_themes(selection, candidates, params.puzzle_generation)
+    checkpoint, recorded = _open_checkpoint(pipeline, selection, candidates)
+    try:
+        # From here a first signal winds the run down instead of ending it: the
+        # work in flight finishes, and what was completed is written.
+        with pipeline.shutdown.deferring():
+            run = RunContext(
+                workspace.cache_dir,
+                checkpoint,
+                recorded,
+                pipeline.shutdown,
+                pipeline.progress_bar,
+            )
+            with pipeline.timed("embed_and_assemble"):
+                made = _run_async(make_puzzles(params, selection, usable, provider, run))
+            report = _write_outputs(pipeline, selection, made, failed_themes, provider_json)
+    except BaseException:
+        checkpoint.close()  # kept: `--resume` goes on from it
+        raise
+    if report.partial:
+        checkpoint.close()
+    else:
+        checkpoint.discard()
+    return report
+
+
+def _open_checkpoint(
+    pipeline: Pipeline, selection: ThemeSelection, candidates: CandidateSearchResult
+) -> tuple[Checkpoint, Recorded | None]:
+    """With --resume, the interrupted run's checkpoint (checked); else a fresh one."""
+    path = pipeline.workspace.checkpoint
+    settings = run_settings(pipeline.params, pipeline.provider_plan().name)
+    inputs = inputs_digest(
+        selection, {theme: found.words for theme, found in candidates.candidates.items()}
+    )
+    recorded = pipeline.recorded_run() if pipeline.resume else None
+    if recorded is None:
+        return Checkpoint.start(path, settings, inputs), None
+    recorded.refuse_unless_same_settings(path, settings)
+    recorded.refuse_unless_same_inputs(path, inputs)
+    log.info(
+        "Resuming the run started %s: %d themes finished and %d puzzles scored are not redone",
+        recorded.started_at,
+        len(recorded.themes),
+        len(recorded.scores),
+    )
+    return Checkpoint.resume(path, recorded), recorded
+
+
+def _write_outputs(
+    pipeline: Pipeline,
+    selection: ThemeSelection,
+    made: MadePuzzles,
+    failed_themes: dict[str, str],
+    provider_json: dict[str, Any],
+) -> EnhanceReport:
+    params = pipeline.params
+    workspace = pipeline.workspace
+    outcome, assembly, scores = made.outcome, made.assembly, made.scores
+    statistics = made.statistics
+    failed_themes.update(outcome.failed_themes)
+    failed_themes.update(assembly.failed_themes)
+    report = EnhanceReport(
+        params.puzzle_generation.total_puzzle_count, len(assembly.puzzles), made.partial
+    )
+    if report.partial and not assembly.puzzles:
+        log.warning(
+            "Interrupted by %s before any puzzle was completed: the outputs are left as they "
+            "were; `run --resume` continues the run",
+            pipeline.shutdown.signal_name,
+        )
+        return report
+
+    # The app's file, then the metadata, go last: a failure while writing the tables
+    # leaves the previous batch's puzzles and metadata together, never a mix.
+    with pipeline.timed("write_outputs"):
+        _write_tables(pipeline, outcome, assembly, provider_json["dimension"], report.partial)
+        analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
+        write_json(workspace.embedding_analysis, analysis)
+        quality = quality_report(
+            scores, made.below_bar, statistics["puzzles_rebuilt"], params.quality
+        )
+        write_json(workspace.puzzle_quality, quality)
+        write_json(
+            workspace.final_puzzles,
+            final_puzzles_document(
+                assembly.puzzles,
+                params.output.include_similarity_scores,
+                scores,
+                made.below_bar,
+            ),
+        )
+    # A partial batch is always marked, even where metadata is otherwise not wanted.
+    if params.output.include_metadata or report.partial:
+        metadata = _metadata_document(
+            pipeline, selection, assembly, failed_themes, statistics, provider_json, report
+        )
+        write_json(workspace.puzzle_metadata, metadata)
+    if report.partial:
+        unfinished = (
+            "the rebuild of the puzzles below the quality bar was cut short"
+            if report.puzzles_generated == report.puzzles_requested
+            else "the rest were not completed"
+        )
+        log.warning(
+            "Interrupted by %s: %d of %d puzzles were completed and written (%s), marked "
+            "partial in %s; `run --resume` finishes the run without redoing them",
+            pipeline.shutdown.signal_name,
+            report.puzzles_generated,
+            report.puzzles_requested,
+            unfinished,
+            workspace.puzzle_metadata,
+        )
+        return report
+    log.info(
+        "Generated %d of %d puzzles -> %s",
+        report.puzzles_generated,
+        report.puzzles_requested,
+        workspace.final_puzzles,
+    )
+    _log_details(params.logging, failed_themes, assembly, analysis)
+    _warn_embedding_failures(outcome.failed_themes, workspace)
+    log.info(
+        "Quality: the embedding solver recovers %d of %d puzzles; %d ambiguous, "
+        "%d with a word closer to another theme, %d with look-alike words -> %s",
+        quality["solver_recovers_intended_grouping"],
+        quality["puzzles_scored"],
+        quality["ambiguous"],
+        quality["with_misplaced_words"],
+        quality["with_textual_look_alikes"],
+        workspace.puzzle_quality,
+    )
+    return report
+
+
+def _usable_themes(
+    selection: ThemeSelection, candidates: CandidateSearchResult, generation: PuzzleGeneration
+) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Themes with enough candidates to fill a group, and why the others are out."""
+    failed = dict(candidates.failed_themes)
+    usable: dict[str, tuple[str, ...]] = {}
+    for theme in selection.all_themes:
+        found = candidates.candidates.get(theme)
+        if found is None:
+            failed.setdefault(theme, "no candidates were searched for this theme")
+        elif len(found.words) < generation.words_per_theme:
+            failed.setdefault(
+                theme,
+                f"only {len(found.words)} candidate words, "
+                f"a group needs {generation.words_per_theme}",
+            )
+        else:
+            usable[theme] = found.words
+    return usable, failed
+
+
+def _write_tables(
+    pipeline: Pipeline,
+    outcome: EnhanceOutcome,
+    assembly: AssemblyResult,
+    dimension: int,
+    partial: bool,
+) -> None:
+    """The puzzles' vectors, and every embedded text's; after a signal only the former.
+
+    The table of every text is by far the largest output (hundreds of MB at 3072
+    dimensions) and holds nothing the store does not: an interrupted run, which
+    should exit promptly, leaves it to the resumed one.
+    """
+    output = pipeline.params.output
+    tables = [
+        (
+            pipeline.workspace.puzzle_embeddings_table,
+            puzzle_embeddings_blocks(assembly.puzzles, outcome.embedded),
+        )
+    ]
+    if not partial:
+        tables.append(
+            (pipeline.workspace.embedding_cache_table, all_embeddings_blocks(outcome.embedded))
+        )
+    for path, blocks in tables:
+        write_embedding_table(
+            path, blocks, dimension, output.embedding_table_format, output.csv_precision
+        )
+
+
+def _log_details(
+    settings: Logging,
+    failed_themes: dict[str, str],
+    assembly: AssemblyResult,
+    analysis: dict[str, Any],
+) -> None:
+    if settings.detailed_output:
+        for theme, reason in failed_themes.items():
+            log.info("Theme %r replaced: %s", theme, reason)
+    elif failed_themes:
+        log.info("%d themes replaced (reasons in the metadata)", len(failed_themes))
+    for name, reason in assembly.failed_puzzles.items():
+        log.warning("%s not generated: %s", name, reason)
+    if settings.log_embedding_stats:
+        for label, key in (
+            ("candidates", "candidate_similarity"),
+            ("puzzle words", "puzzle_word_similarity"),
+        ):
+            summary = analysis[key]
+            if summary.get("count"):
+                log.info(
+                    "Similarity to theme, %s: mean %.3f, median %.3f, min %.3f (%d words)",
+                    label,
+                    summary["mean"],
+                    summary["median"],
+                    summary["min"],
+                    summary["count"],
+                )
+
+
+def _warn_embedding_failures(failed_themes: dict[str, str], workspace: Workspace) -> None:
+    """One warning when themes could not be embedded (the API failing, garbage answers)."""
+    reasons = [reason for reason in failed_themes.values() if reason.startswith("embedding")]
+    if reasons:
+        reason, count = Counter(reasons).most_common(1)[0]
+        log.warning(
+            "%d themes could not be embedded (%d of them: %s); every reason is in %s",
+            len(reasons),
+            count,
+            reason,
+            workspace.puzzle_metadata,
+        )
+
+
+def run_all(pipeline: Pipeline) -> EnhanceReport:
+    pipeline.provider_plan()  # a missing key stops the run here, before any stage
+    ensure_writable(pipeline.workspace.output_folders())  # so does an unwritable folder
+    if pipeline.resume:
+        # A checkpoint from other settings is refused now, before any stage rewrites a file.
+        recorded = pipeline.recorded_run()
+        if recorded is not None:
+            recorded.refuse_unless_same_settings(
+                pipeline.workspace.checkpoint,
+                run_settings(pipeline.params, pipeline.provider_plan().name),
+            )
+    selection = run_select_themes(pipeline)
+    candidates = run_select_candidates(pipeline, selection)
+    return run_enhance(pipeline, selection, candidates)
+
+
+def _run_async(work: Coroutine[Any, Any, _Result]) -> _Result:
+    """asyncio.run, with task-group failures unwrapped to the asyncpipe error behind them.
+
+    A fatal error in one theme task reaches us wrapped in ExceptionGroups (one per
+    task group it crossed); the command line wants the error itself, to print it
+    as one line.
+    """
+    try:
+        return asyncio.run(work)
+    except BaseExceptionGroup as group:
+        cause = _first_leaf(group, AsyncpipeError) or _first_leaf(group, KeyboardInterrupt)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def _first_leaf(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found = _first_leaf(error, kind)
+            if found is not None:
+                return found
+        elif isinstance(error, kind):
+            return error
+    return None
+
+
+def _metadata_document(
+    pipeline: Pipeline,
+    selection: ThemeSelection,
+    assembly: AssemblyResult,
+    failed_themes: dict[str, str],
+    statistics: dict[str, Any],
+    provider_json: dict[str, Any],
+    report: EnhanceReport,
+) -> dict[str, Any]:
+    params = pipeline.params
+    used = {theme for puzzle in assembly.puzzles for theme in puzzle.themes}
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "partial": report.partial,
+        "interrupted_by": pipeline.shutdown.signal_name if report.partial else None,
+        "resumed": pipeline.resume and statistics.get("themes_resumed", 0) > 0,
+        "asyncpipe_version": __version__,
+        "params_source": pipeline.loaded.source,
+        "random_seed": params.puzzle_generation.random_seed,
+        "counts": {
+            "puzzles_requested": params.puzzle_generation.total_puzzle_count,
+            "puzzles_generated": len(assembly.puzzles),
+            "themes_selected": len(selection.themes),
+            "spare_themes": len(selection.spare_themes),
+            "themes_used": len(used),
+            "spare_themes_used": len(used - set(selection.themes)),
+            "themes_failed": len(failed_themes),
+        },
+        "failed_themes": failed_themes,
+        "failed_puzzles": assembly.failed_puzzles,
+        "unused_themes": list(assembly.unused_themes),
+        "provider": provider_json,
+        "timing_seconds": dict(pipeline.timings),
+        "run_statistics": statistics,
+        "puzzle_generation": params.puzzle_generation.model_dump(),
+    }
+
+
+def _load_selection(workspace: Workspace) -> ThemeSelection:
+    path = workspace.selected_themes
+    document = read_json(path, "selected themes")
+    try:
+        return ThemeSelection.from_json(document)
+    except (KeyError, TypeError) as error:
+        raise InputError(f"{path}: not a selected-themes file (missing {error})") from None
+
+
+def _load_candidates(workspace: Workspace) -> CandidateSearchResult:
+    path = workspace.candidate_words
+    document = read_json(path, "candidate words", stage="select-candidates")
+    entries = document.get("candidates") if isinstance(document, dict) else None
+    if not isinstance(entries, dict):
+        raise _not_candidates(path, "no mapping of themes under 'candidates'")
+    candidates: dict[str, ThemeCandidates] = {}
+    for theme, entry in entries.items():
+        words = entry.get("words") if isinstance(entry, dict) else None
+        scores = entry.get("similarity_scores") if isinstance(entry, dict) else None
+        if not isinstance(words, list) or not isinstance(scores, list) or len(words) != len(scores):
+            raise _not_candidates(
+                path, f"theme {theme!r} lacks equally long 'words' and 'similarity_scores' lists"
+            )
+        candidates[theme] = ThemeCandidates(tuple(words), tuple(scores))
+    metadata = document.get("metadata")
+    failed = metadata.get("failed_themes", {}) if isinstance(metadata, dict) else {}
+    return CandidateSearchResult(candidates=candidates, failed_themes=dict(failed))
+
+
+def _not_candidates(path: Path, what: str) -> InputError:
+    return InputError(
+        f"{path}: not a candidate-words file ({what}); "
+        "run `asyncpipe select-candidates` again to rewrite it"
+    )

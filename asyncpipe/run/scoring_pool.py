@@ -1,0 +1,155 @@
+"""The small process pool that scores puzzles, so the event loop never does CPU-heavy work.
+
+Scoring a puzzle (`asyncpipe.puzzle.scoring.score_puzzle`) is about 0.1 s of numpy on
+one core: done on the event loop it would stall every request in flight. This
+pool runs it in `scoring_workers` child processes through
+`loop.run_in_executor`, sending compact float32 arrays and getting a small
+picklable `PuzzleScore` back.
+
+- Workers are started with `spawn`: safe in a process that has threads (the
+  embedding store's, the SDK's), unlike `fork`. Each builds the solver's split
+  table once, as it starts, and ignores SIGINT and SIGTERM: a Ctrl-C reaches
+  the whole process group, a SIGTERM may too, and either is the parent's to
+  handle (`asyncpipe.run.interrupt`), which shuts the pool down in order.
+- A worker dies with its parent. A parent killed with SIGKILL runs no cleanup,
+  and a pool worker would otherwise wait forever on its task queue (it holds
+  that pipe's write end itself, so it never sees end-of-file). On Linux the
+  kernel sends the worker SIGKILL when the parent goes (PR_SET_PDEATHSIG);
+  elsewhere a thread watches the parent's pid.
+- A capacity limit (twice the workers) caps the puzzles handed over at once, in
+  the manner of anyio's `to_process.run_sync(limiter=...)`, so a huge batch
+  does not queue all its arrays in the executor.
+- The pool lives for one run: `async with ScoringPool(...)`. On the way out it
+  shuts down and waits for its workers; after an error or a cancellation it
+  first cancels the pending work. No child process outlives the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import functools
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+
+from asyncpipe.puzzle.scoring import DEFAULT_AMBIGUITY_MARGIN, PuzzleScore, score_puzzle, split_table
+
+
+@dataclass
+class PoolStatistics:
+    workers: int = 0
+    puzzles_scored: int = 0
+    seconds_in_pool: float = 0.0
+
+
+def _start_worker(groups: int, size: int, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with(parent)
+    split_table(groups, size)  # built once per worker, before the first puzzle
+
+
+def _ready() -> None:
+    """Nothing: submitted once per worker, it makes the executor start them all."""
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_PARENT_CHECK_SECONDS = 1.0
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when process `parent` ends, however it ends."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(_PARENT_CHECK_SECONDS)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="asyncpipe-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # it was gone before the watch began
+        os._exit(1)
+
+
+class ScoringPool:
+    def __init__(
+        self,
+        workers: int,
+        groups: int,
+        size: int,
+        ambiguity_margin: float = DEFAULT_AMBIGUITY_MARGIN,
+    ) -> None:
+        self._workers = workers
+        self._groups = groups
+        self._size = size
+        self._ambiguity_margin = ambiguity_margin
+        self._executor: ProcessPoolExecutor | None = None
+        self._warm_up: list[asyncio.Future[None]] = []
+        self._capacity = asyncio.Semaphore(2 * workers)
+        self._statistics = PoolStatistics(workers=workers)
+
+    async def __aenter__(self) -> ScoringPool:
+        self._executor = ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(self._groups, self._size, os.getpid()),
+        )
+        # The executor starts a worker only when work is submitted: one no-op each
+        # starts them all now, so they are up (split table built) before the first puzzle.
+        loop = asyncio.get_running_loop()
+        self._warm_up = [loop.run_in_executor(self._executor, _ready) for _ in range(self._workers)]
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        for started in self._warm_up:  # a worker that failed to start shows in score()
+            started.cancel()
+        # Waiting for the workers blocks; in a thread, so the loop can finish its own
+        # shutdown meanwhile. An error cancels what has not started yet.
+        shutdown = functools.partial(executor.shutdown, wait=True, cancel_futures=error is not None)
+        await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, shutdown))
+
+    async def score(
+        self, words: Sequence[str], word_vectors: np.ndarray, theme_vectors: np.ndarray
+    ) -> PuzzleScore:
+        if self._executor is None:
+            raise RuntimeError("ScoringPool used outside `async with pool:`")
+        work = functools.partial(
+            score_puzzle,
+            np.ascontiguousarray(word_vectors, dtype=np.float32),
+            np.ascontiguousarray(theme_vectors, dtype=np.float32),
+            list(words),
+            self._size,
+            self._ambiguity_margin,
+        )
+        async with self._capacity:
+            started = time.perf_counter()
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, work)
+            self._statistics.seconds_in_pool += time.perf_counter() - started
+        self._statistics.puzzles_scored += 1
+        return result
+
+    def statistics(self) -> PoolStatistics:
+        return PoolStatistics(**vars(self._statistics))

@@ -1,0 +1,151 @@
+"""Stage 2: the nearest puzzle-worthy words to each theme in a vocabulary index.
+
+A theme's vector is the mean of its words' vectors (stopwords left out when
+the theme has other words), so "Musical instruments" searches near both. The
+search runs over the index's most frequent words that could sit on a grid
+(`asyncpipe.puzzle.words.is_puzzle_word`), leaves out the theme's own words and their
+forms, and can collapse words sharing a stem to the closest of them. A theme
+none of whose words the index knows is reported as failed, to be replaced by
+a spare later; it never stops the stage.
+
+This module searches; it does not embed with the configured provider (that is
+the enhance stage) and does not read or write files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
+from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.puzzle.words import is_puzzle_word, theme_variants, variant_key
+
+#: Themes scored against the pool in one matrix product; bounds the memory of a chunk.
+_THEMES_PER_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class ThemeCandidates:
+    words: tuple[str, ...]
+    similarity_scores: tuple[float, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "words": list(self.words),
+            "similarity_scores": [round(score, 6) for score in self.similarity_scores],
+            "word_count": len(self.words),
+        }
+
+
+@dataclass(frozen=True)
+class CandidateSearchResult:
+    candidates: dict[str, ThemeCandidates]
+    failed_themes: dict[str, str]
+
+
+class CandidateSearch:
+    """Nearest-word search over the puzzle-worthy part of one index."""
+
+    def __init__(self, index: VocabularyIndex, settings: VectorSearch) -> None:
+        self._index = index
+        self._settings = settings
+        pool_limit = min(settings.vocabulary_size, len(index))
+        rows = [
+            row
+            for row, word in enumerate(index.words[:pool_limit])
+            if is_puzzle_word(word, settings.min_word_length)
+        ]
+        self._pool_rows = np.asarray(rows, dtype=np.int64)
+        self._pool_words = [index.words[row] for row in rows]
+        self._pool_vectors = self._prepare(np.asarray(index.vectors[self._pool_rows]))
+
+    @property
+    def pool_size(self) -> int:
+        return len(self._pool_words)
+
+    def search(self, themes: list[str], generation: PuzzleGeneration) -> CandidateSearchResult:
+        """Candidates for every theme, in the order given; unknown themes are reported."""
+        failed: dict[str, str] = {}
+        known: list[tuple[str, np.ndarray]] = []
+        for theme in themes:
+            vector = self._index.text_vector(theme)
+            if vector is None:
+                failed[theme] = f"no word of the theme is in the vector index {self._index.name!r}"
+            else:
+                known.append((theme, vector))
+
+        candidates: dict[str, ThemeCandidates] = {}
+        for start in range(0, len(known), _THEMES_PER_CHUNK):
+            chunk = known[start : start + _THEMES_PER_CHUNK]
+            scores = self._prepare(np.stack([vector for _, vector in chunk])) @ self._pool_vectors.T
+            for (theme, _), theme_scores in zip(chunk, scores, strict=True):
+                candidates[theme] = self._best_for(theme, theme_scores, generation)
+        for theme, found in candidates.items():
+            if not found.words:
+                failed[theme] = (
+                    "no candidate word at or above similarity "
+                    f"{generation.min_similarity_threshold}"
+                )
+        ordered = {theme: candidates[theme] for theme in themes if theme in candidates}
+        return CandidateSearchResult(candidates=ordered, failed_themes=failed)
+
+    def _prepare(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self._settings.similarity_metric == "cosine":
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
+        return vectors
+
+    def _best_for(
+        self, theme: str, scores: np.ndarray, generation: PuzzleGeneration
+    ) -> ThemeCandidates:
+        """Walk the pool from the nearest word outwards until the search is full."""
+        wanted = self._settings.max_search_candidates
+        threshold = generation.min_similarity_threshold
+        found_words: list[str] = []
+        found_scores: list[float] = []
+        seen_stems: set[str] = set()
+        variants = theme_variants(theme)
+        # Most theme neighbours pass the filters, so a partial sort of a few times
+        # the wanted count nearly always suffices; the full sort is the fallback.
+        for window in (wanted * 4, len(scores)):
+            found_words.clear()
+            found_scores.clear()
+            seen_stems.clear()
+            for position in _top_positions(scores, window):
+                score = float(scores[position])
+                if score < threshold or len(found_words) == wanted:
+                    return self._cut(found_words, found_scores, generation)
+                word = self._pool_words[position]
+                if variants.covers(word):
+                    continue
+                if self._settings.use_lemmatized:
+                    stem = variant_key(word)
+                    if stem in seen_stems:
+                        continue
+                    seen_stems.add(stem)
+                found_words.append(word)
+                found_scores.append(score)
+            if window >= len(scores):
+                break
+        return self._cut(found_words, found_scores, generation)
+
+    @staticmethod
+    def _cut(
+        words: list[str], scores: list[float], generation: PuzzleGeneration
+    ) -> ThemeCandidates:
+        keep = generation.candidate_words_per_theme
+        return ThemeCandidates(words=tuple(words[:keep]), similarity_scores=tuple(scores[:keep]))
+
+
+def _top_positions(scores: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the `count` highest scores, best first; ties by position."""
+    count = min(count, len(scores))
+    if count < len(scores):
+        part = np.argpartition(-scores, count - 1)[:count]
+    else:
+        part = np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))]

@@ -1,0 +1,141 @@
+"""Embed every theme and its candidates through the engine, concurrently, and rank them.
+
+An `asyncio.TaskGroup` runs a fixed number of theme workers that pull from a
+shared iterator, so a batch of 100,000 themes holds only a bounded number in
+flight and never creates one task per theme. The workers are many more than
+the requests in flight: the engine coalesces their texts into full batches,
+so enough themes must be waiting to fill them.
+
+A theme whose embeddings still fail after the engine's retries, or that has a
+text the provider cannot embed, is recorded with its reason and the run goes
+on; the assembly replaces it with a spare. A fatal provider error (bad key)
+propagates and stops the run. Once the engine is stopped (a signal), the
+workers take no new theme, and a theme left waiting is simply not finished:
+it is neither embedded nor failed. Results are keyed by theme and listed in
+input order, so the order in which themes finish never shows in the outputs.
+
+A `ThemeJournal` (the run's checkpoint) hears of each theme as it finishes, so
+an interrupted run can be resumed without redoing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from asyncpipe.embeddings.engine import EmbeddingEngine
+from asyncpipe.errors import EmbeddingStopped, RetryableEmbeddingError, UnembeddableTextError
+from asyncpipe.run.progress import ProgressReporter
+from asyncpipe.puzzle.ranking import RankedTheme, cosine_to, rank_candidates
+
+#: Theme workers per request slot, beyond what one full batch needs, so the next
+#: batch is already filling while the current ones are in flight.
+_QUEUE_DEPTH = 2
+#: Themes of a batch share many candidates (in-flight de-duplication and the cache
+#: absorb them): measured on the default batch, a theme brings about a quarter of
+#: its texts as new ones.
+_NEW_TEXT_SHARE = 0.25
+_MAX_THEME_WORKERS = 1024
+
+
+@dataclass(frozen=True)
+class EmbeddedTheme:
+    """A theme's vector; its candidates' vectors and cosines, in candidate order; their ranking."""
+
+    theme_vector: np.ndarray
+    candidate_words: tuple[str, ...]
+    candidate_vectors: np.ndarray
+    candidate_scores: np.ndarray
+    ranked: RankedTheme
+
+    @functools.cached_property
+    def _rows(self) -> dict[str, int]:
+        rows: dict[str, int] = {}
+        for row, word in enumerate(self.candidate_words):
+            rows.setdefault(word, row)
+        return rows
+
+    def row_of(self, word: str) -> int:
+        """The row of a candidate word in `candidate_vectors` and `candidate_scores`."""
+        return self._rows[word]
+
+
+@dataclass
+class EnhanceOutcome:
+    # repr=False: on Python 3.11, asyncio.run() formats the repr of its main task,
+    # result included, each time it checks the SIGINT handler; printing every
+    # vector of a batch there cost seconds.
+    embedded: dict[str, EmbeddedTheme] = field(default_factory=dict, repr=False)
+    failed_themes: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class ThemeJournal(Protocol):
+    async def theme_finished(self, theme: str, failure: str | None) -> None:
+        """`theme` was embedded (failure None) or failed for good; transient failures are
+        not reported, so a later run tries those themes again."""
+
+
+def theme_workers(max_concurrent: int, batch_size: int, texts_per_theme: float) -> int:
+    """Themes to keep in flight so every request slot has full batches waiting."""
+    new_texts = max(1.0, texts_per_theme * _NEW_TEXT_SHARE)
+    themes_per_batch = max(1, math.ceil(batch_size / new_texts))
+    return min(_MAX_THEME_WORKERS, max_concurrent * themes_per_batch * _QUEUE_DEPTH)
+
+
+async def embed_and_rank(
+    themes: Sequence[tuple[str, Sequence[str]]],
+    engine: EmbeddingEngine,
+    workers: int,
+    progress: ProgressReporter | None = None,
+    journal: ThemeJournal | None = None,
+) -> EnhanceOutcome:
+    """Embed each (theme, candidates) pair and rank the candidates against the theme."""
+    outcome = EnhanceOutcome()
+    work: Iterator[tuple[str, Sequence[str]]] = iter(themes)
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        for theme, candidates in work:
+            permanent: str | None = None
+            try:
+                outcome.embedded[theme] = await _embed_theme(theme, candidates, engine)
+            except EmbeddingStopped:
+                return
+            except UnembeddableTextError as error:
+                permanent = outcome.failed_themes[theme] = f"embedding failed: {error}"
+            except RetryableEmbeddingError as error:
+                outcome.failed_themes[theme] = f"embedding failed: {error}"
+            if progress is not None:
+                progress.record(successful=theme in outcome.embedded)
+            if journal is not None and (theme in outcome.embedded or permanent is not None):
+                await journal.theme_finished(theme, permanent)
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(max(1, min(workers, len(themes)))):
+            group.create_task(worker())
+    outcome.seconds = time.perf_counter() - started
+    # Workers finish in any order; the outputs list themes in the order they were given.
+    order = [theme for theme, _ in themes]
+    outcome.embedded = {t: outcome.embedded[t] for t in order if t in outcome.embedded}
+    outcome.failed_themes = {
+        t: outcome.failed_themes[t] for t in order if t in outcome.failed_themes
+    }
+    return outcome
+
+
+async def _embed_theme(
+    theme: str, candidates: Sequence[str], engine: EmbeddingEngine
+) -> EmbeddedTheme:
+    matrix = await engine.embed([theme, *candidates])
+    theme_vector, candidate_vectors = matrix[0], matrix[1:]
+    scores = cosine_to(theme_vector, candidate_vectors)
+    ranked = rank_candidates(theme, candidates, scores)
+    return EmbeddedTheme(theme_vector, tuple(candidates), candidate_vectors, scores, ranked)

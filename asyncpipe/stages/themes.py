@@ -1,0 +1,215 @@
+"""Stage 1: read the theme source, filter it, and draw the themes of a batch.
+
+The draw is deterministic from the seed, and it draws spare themes beyond the
+ones the puzzles need: a theme that later yields too few words is replaced by
+the next spare, so one weak theme never leaves a puzzle short.
+
+Reading and cleaning the theme source is `asyncpipe.io.theme_source`'s job; this
+module filters what it read and draws from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from asyncpipe.settings.sections import PuzzleGeneration, Themes
+from asyncpipe.errors import InputError
+from asyncpipe.io.theme_source import MAX_LINE_WARNINGS, ThemeLines, shown
+
+log = logging.getLogger("asyncpipe")
+
+
+@dataclass(frozen=True)
+class ThemeSelection:
+    """The themes drawn for one batch, in the order puzzles will use them."""
+
+    themes: tuple[str, ...]
+    spare_themes: tuple[str, ...]
+    selection_method: str
+    random_seed: int
+    filters: dict[str, Any]
+    source: str
+    available_count: int
+
+    @property
+    def all_themes(self) -> tuple[str, ...]:
+        """Primary themes first, then spares, the order in which they are tried."""
+        return self.themes + self.spare_themes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "themes": list(self.themes),
+            "spare_themes": list(self.spare_themes),
+            "total_count": len(self.themes),
+            "spare_count": len(self.spare_themes),
+            "selection_method": self.selection_method,
+            "random_seed": self.random_seed,
+            "filters": self.filters,
+            "source": self.source,
+            "available_count": self.available_count,
+        }
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ThemeSelection:
+        """The selection `to_json` wrote.
+
+        A document of another shape raises KeyError or TypeError whose text names
+        what is missing ("'themes'", "a list of theme names under 'themes'"), for
+        the caller to put after "missing".
+        """
+        if not isinstance(document, dict):
+            raise TypeError(
+                f"a JSON object at the top level (the file holds {_json_kind(document)})"
+            )
+        return cls(
+            themes=_names(document, "themes", required=True),
+            spare_themes=_names(document, "spare_themes", required=False),
+            selection_method=str(document["selection_method"]),
+            random_seed=_whole_number(document, "random_seed"),
+            filters=document.get("filters", {}),
+            source=document.get("source", ""),
+            available_count=document.get("available_count", len(document["themes"])),
+        )
+
+
+def _names(document: dict[str, Any], key: str, required: bool) -> tuple[str, ...]:
+    value = document[key] if required else document.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError(f"a list of theme names under {key!r}")
+    return tuple(value)
+
+
+def _whole_number(document: dict[str, Any], key: str) -> int:
+    value = document[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"a whole number under {key!r}")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
+def select_themes(
+    available: list[str], source: str, themes: Themes, generation: PuzzleGeneration
+) -> ThemeSelection:
+    """Filter the available themes and draw those a batch needs, plus spares.
+
+    Excluded categories and repeats of a theme (ignoring case) are dropped
+    silently; a theme too short, too long or without a letter is dropped with a
+    warning naming its line when `available` came from a file (`ThemeLines`).
+    A theme is used at most once per batch: a source with fewer eligible themes
+    than the puzzles need is an `InputError` saying how many there are.
+    """
+    excluded = {_fold(name) for name in themes.exclude_categories}
+    line_numbers = available.line_numbers if isinstance(available, ThemeLines) else None
+    seen: set[str] = set()
+    eligible: list[str] = []
+    dropped: Counter[str] = Counter()
+    warnings: list[tuple[int | None, str]] = []
+    for position, theme in enumerate(available):
+        key = _fold(theme)
+        if key in excluded:
+            dropped["excluded by themes.exclude_categories"] += 1
+            continue
+        problem = _length_problem(theme, themes)
+        if problem is None and not any(character.isalpha() for character in theme):
+            problem = "no letters", f"no letters in {shown(theme)}"
+        if problem is not None:
+            dropped[problem[0]] += 1
+            warnings.append((line_numbers[position] if line_numbers else None, problem[1]))
+            continue
+        if key in seen:
+            dropped["repeated"] += 1
+            continue
+        seen.add(key)
+        eligible.append(theme)
+    _warn_dropped(source, warnings)
+
+    needed = generation.themes_needed
+    if len(eligible) < needed:
+        raise InputError(
+            _too_few_themes(source, len(eligible), len(available), dropped, generation)
+        )
+    ordered = list(eligible)
+    if generation.theme_selection_method == "random":
+        random.Random(generation.random_seed).shuffle(ordered)
+    # At least one puzzle's worth of spares, however small the batch.
+    spare_target = max(
+        generation.themes_per_puzzle, round(needed * generation.spare_theme_fraction)
+    )
+    spares = min(len(ordered) - needed, spare_target)
+    return ThemeSelection(
+        themes=tuple(ordered[:needed]),
+        spare_themes=tuple(ordered[needed : needed + spares]),
+        selection_method=generation.theme_selection_method,
+        random_seed=generation.random_seed,
+        filters={
+            "exclude_categories": list(themes.exclude_categories),
+            "min_theme_length": themes.min_theme_length,
+            "max_theme_length": themes.max_theme_length,
+        },
+        source=source,
+        available_count=len(eligible),
+    )
+
+
+def _length_problem(theme: str, themes: Themes) -> tuple[str, str] | None:
+    """(reason counted, warning) when the theme is outside the length limits, else None."""
+    length = len(theme)
+    if length > themes.max_theme_length:
+        return "too long", (
+            f"theme of {length} characters is longer than themes.max_theme_length "
+            f"({themes.max_theme_length}): {shown(theme)}"
+        )
+    if length < themes.min_theme_length:
+        return "too short", (
+            f"theme {theme!r} is shorter than themes.min_theme_length ({themes.min_theme_length})"
+        )
+    return None
+
+
+def _warn_dropped(source: str, warnings: list[tuple[int | None, str]]) -> None:
+    for number, problem in warnings[:MAX_LINE_WARNINGS]:
+        where = f"{source}, line {number}" if number is not None else source
+        log.warning("%s: %s; skipped", where, problem)
+    if len(warnings) > MAX_LINE_WARNINGS:
+        log.warning(
+            "%s: %d more themes skipped for their length or for having no letters",
+            source,
+            len(warnings) - MAX_LINE_WARNINGS,
+        )
+
+
+def _too_few_themes(
+    source: str, eligible: int, available: int, dropped: Counter[str], generation: PuzzleGeneration
+) -> str:
+    per_puzzle = generation.themes_per_puzzle
+    reasons = ", ".join(f"{count} {reason}" for reason, count in dropped.most_common())
+    possible = eligible // per_puzzle
+    remedy = (
+        f"ask for at most {possible} puzzles (--count, puzzle_generation.total_puzzle_count) "
+        "or add themes to the source"
+        if possible
+        else "add themes to the source"
+    )
+    return (
+        f"{source}: {generation.total_puzzle_count} puzzles need {generation.themes_needed} "
+        f"themes ({per_puzzle} per puzzle), but only {eligible} of {available} pass the "
+        f"filters{f' (left out: {reasons})' if reasons else ''}; a theme is used at most once "
+        f"per batch (reusing themes is not supported): {remedy} (themes.source)"
+    )
+
+
+def _fold(theme: str) -> str:
+    return theme.casefold()

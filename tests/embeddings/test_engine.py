@@ -1,0 +1,746 @@
+"""EmbeddingEngine: batching, de-duplication, caches, retries and failures, with test providers.
+
+The providers here are small classes of this file implementing the
+EmbeddingProvider protocol: a deterministic one (each text's vector comes from
+a hash of the text) that records every call, and variants that fail scripted
+calls or any batch holding a given text. Stores are real SQLite files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asyncpipe.settings.sections import Params
+from asyncpipe.embeddings.cache import LruVectorCache, Namespace
+from asyncpipe.embeddings.engine import EmbeddingEngine
+from asyncpipe.embeddings.limits import RequestGate
+from asyncpipe.embeddings.providers.base import ProviderInfo
+from asyncpipe.embeddings.retry import RetryPolicy
+from asyncpipe.embeddings.session import open_engine
+from asyncpipe.embeddings.store import STORE_FILE, EmbeddingStore
+from asyncpipe.errors import (
+    EmbeddingError,
+    EmbeddingStopped,
+    FatalEmbeddingError,
+    RetryableEmbeddingError,
+    UnembeddableTextError,
+)
+
+DIMENSION = 8
+NAMESPACE = Namespace("hash-model", DIMENSION, "SEMANTIC_SIMILARITY")
+
+
+def hashed_vector(text: str, dimension: int = DIMENSION) -> np.ndarray:
+    """The vector HashProvider gives `text`: unit length, float32, the same in every run."""
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    vector = np.random.default_rng(seed).standard_normal(dimension)
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def hashed(texts: Sequence[str]) -> np.ndarray:
+    return np.stack([hashed_vector(text) for text in texts])
+
+
+class HashProvider:
+    """Vectors from a hash of each text; records every call, when it came and what overlapped."""
+
+    def __init__(
+        self, delay: float = 0.0, slow: dict[str, float] | None = None, local: bool = False
+    ) -> None:
+        self._info = ProviderInfo(
+            "hash", NAMESPACE.model, DIMENSION, NAMESPACE.task_type, local=local
+        )
+        self._delay = delay
+        #: Extra seconds for any batch holding one of these texts.
+        self._slow = slow or {}
+        self.calls: list[list[str]] = []
+        self.call_times: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.closed = False
+
+    @property
+    def info(self) -> ProviderInfo:
+        return self._info
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        call = len(self.calls)
+        self.call_times.append(asyncio.get_running_loop().time())
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(
+                self._delay + max((self._slow.get(t, 0.0) for t in texts), default=0)
+            )
+            self.fail(call, texts)
+            return hashed(texts)
+        finally:
+            self.in_flight -= 1
+
+    def fail(self, call: int, texts: Sequence[str]) -> None:
+        """Raise to fail call number `call` (from 1); this provider never does."""
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def sent(self) -> list[str]:
+        return [text for call in self.calls for text in call]
+
+
+class ScriptedProvider(HashProvider):
+    """Fails the calls numbered in `script` (1 is the first call) with a fresh error each."""
+
+    def __init__(self, script: dict[int, Callable[[], EmbeddingError]], delay: float = 0.0) -> None:
+        super().__init__(delay)
+        self._script = script
+
+    def fail(self, call: int, texts: Sequence[str]) -> None:
+        if call in self._script:
+            raise self._script[call]()
+
+
+class FailsForText(HashProvider):
+    """Fails every call whose batch holds `text`, with a fresh error each time."""
+
+    def __init__(
+        self,
+        text: str,
+        error: Callable[[], EmbeddingError],
+        delay: float = 0.0,
+    ) -> None:
+        super().__init__(delay)
+        self._text = text
+        self._error = error
+
+    def fail(self, call: int, texts: Sequence[str]) -> None:
+        if self._text in texts:
+            raise self._error()
+
+
+class AlwaysFails(HashProvider):
+    """Fails every call, as a provider with a bad key does."""
+
+    def __init__(self, error: Callable[[], EmbeddingError]) -> None:
+        super().__init__()
+        self._error = error
+
+    def fail(self, call: int, texts: Sequence[str]) -> None:
+        raise self._error()
+
+
+def unavailable() -> RetryableEmbeddingError:
+    return RetryableEmbeddingError("503 the service is unavailable", status=503)
+
+
+def bad_key() -> FatalEmbeddingError:
+    return FatalEmbeddingError("401 the API key is not valid", status=401)
+
+
+def make_engine(
+    provider: HashProvider,
+    *,
+    batch_size: int = 20,
+    max_concurrent: int = 4,
+    requests_per_minute: int | None = None,
+    max_retries: int = 3,
+    base_delay: float = 0.001,
+    cache_size: int = 10_000,
+    store: EmbeddingStore | None = None,
+    linger: float = 0.005,
+) -> EmbeddingEngine:
+    return EmbeddingEngine(
+        provider,
+        RequestGate(max_concurrent, requests_per_minute),
+        RetryPolicy(max_retries=max_retries, base_delay=base_delay),
+        batch_size=batch_size,
+        memory=LruVectorCache(cache_size),
+        store=store,
+        linger=linger,
+    )
+
+
+def theme_texts(themes: int, texts: int, shared: Sequence[str] = ()) -> list[list[str]]:
+    """`themes` lists of `texts` texts of their own, each followed by the `shared` texts."""
+    return [[f"theme {t} text {n}" for n in range(texts)] + list(shared) for t in range(themes)]
+
+
+# Batching and de-duplication --------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_texts_of_concurrent_themes_are_coalesced_into_full_batches() -> None:
+    provider = HashProvider(delay=0.005)
+    themes = theme_texts(10, 7)
+
+    async with make_engine(provider, batch_size=20) as engine:
+        results = await asyncio.gather(*(engine.embed(texts) for texts in themes))
+
+    # 70 distinct texts: 4 requests, not one (or more) per theme.
+    assert len(provider.calls) == math.ceil(70 / 20)
+    assert sorted(len(call) for call in provider.calls) == [10, 20, 20, 20]
+    assert sorted(provider.sent()) == sorted(text for texts in themes for text in texts)
+    for texts, result in zip(themes, results):
+        np.testing.assert_array_equal(result, hashed(texts))
+    statistics = engine.statistics()
+    assert (statistics.requests, statistics.texts_requested, statistics.texts_asked) == (4, 70, 70)
+
+
+@pytest.mark.asyncio
+async def test_texts_several_themes_share_are_sent_once() -> None:
+    provider = HashProvider(delay=0.005)
+    themes = theme_texts(10, 5, shared=["Animals", "Colours"])
+
+    async with make_engine(provider, batch_size=20) as engine:
+        results = await asyncio.gather(*(engine.embed(texts) for texts in themes))
+
+    distinct = 10 * 5 + 2
+    assert len(provider.calls) == math.ceil(distinct / 20)
+    assert sorted(provider.sent()) == sorted({text for texts in themes for text in texts})
+    assert engine.statistics().in_flight_hits == 9 * 2
+    for texts, result in zip(themes, results):
+        np.testing.assert_array_equal(result, hashed(texts))
+
+
+@pytest.mark.asyncio
+async def test_a_text_requested_by_several_themes_at_the_same_moment_is_sent_once() -> None:
+    provider = HashProvider(delay=0.02)
+
+    async with make_engine(provider, batch_size=1) as engine:
+        results = await asyncio.gather(*(engine.embed(["Birds"]) for _ in range(6)))
+
+    assert provider.calls == [["Birds"]]
+    for result in results:
+        np.testing.assert_array_equal(result, hashed(["Birds"]))
+    assert engine.statistics().in_flight_hits == 5
+
+
+@pytest.mark.asyncio
+async def test_every_request_holds_at_most_batch_size_texts() -> None:
+    provider = HashProvider()
+    themes = theme_texts(12, 9)
+
+    async with make_engine(provider, batch_size=4) as engine:
+        await asyncio.gather(*(engine.embed(texts) for texts in themes))
+
+    assert max(len(call) for call in provider.calls) == 4
+    assert len(provider.calls) == math.ceil(12 * 9 / 4)
+    assert sorted(provider.sent()) == sorted(text for texts in themes for text in texts)
+
+
+@pytest.mark.asyncio
+async def test_a_lone_theme_is_not_held_back_waiting_for_a_full_batch() -> None:
+    provider = HashProvider()
+
+    async with make_engine(provider, batch_size=100, linger=0.01) as engine:
+        result = await asyncio.wait_for(engine.embed(["Weather", "rain"]), timeout=1.0)
+
+    assert provider.calls == [["Weather", "rain"]]
+    np.testing.assert_array_equal(result, hashed(["Weather", "rain"]))
+
+
+@pytest.mark.asyncio
+async def test_texts_are_normalised_before_they_are_looked_up_or_sent() -> None:
+    provider = HashProvider()
+
+    async with make_engine(provider) as engine:
+        result = await engine.embed(
+            ["  Musical \t instruments ", "Musical instruments", "Cafe\u0301"]
+        )
+
+    assert sorted(provider.sent()) == sorted(["Musical instruments", "Caf\u00e9"])
+    np.testing.assert_array_equal(
+        result, hashed(["Musical instruments", "Musical instruments", "Caf\u00e9"])
+    )
+
+
+@pytest.mark.asyncio
+async def test_results_are_in_input_order_whichever_batch_finishes_first() -> None:
+    # The batch holding "pear" is slow, so the later batch finishes first.
+    provider = HashProvider(slow={"pear": 0.05})
+    texts = ["pear", "apple", "fig", "kiwi", "apple", "pear"]
+
+    async with make_engine(provider, batch_size=2) as engine:
+        result = await engine.embed(texts)
+
+    assert result.shape == (6, DIMENSION)
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result, hashed(texts))
+    assert sorted(provider.sent()) == ["apple", "fig", "kiwi", "pear"]
+
+
+@pytest.mark.asyncio
+async def test_no_texts_give_an_empty_matrix_and_no_request() -> None:
+    provider = HashProvider()
+
+    async with make_engine(provider) as engine:
+        result = await engine.embed([])
+
+    assert result.shape == (0, DIMENSION)
+    assert result.dtype == np.float32
+    assert provider.calls == []
+
+
+@pytest.mark.parametrize("max_concurrent", [1, 3])
+@pytest.mark.asyncio
+async def test_requests_in_flight_never_exceed_max_concurrent(max_concurrent: int) -> None:
+    provider = HashProvider(delay=0.01)
+    themes = theme_texts(20, 3)
+
+    async with make_engine(provider, batch_size=2, max_concurrent=max_concurrent) as engine:
+        await asyncio.gather(*(engine.embed(texts) for texts in themes))
+
+    assert len(provider.calls) == 30
+    assert provider.max_in_flight == max_concurrent
+    assert engine.summary()["max_requests_in_flight"] == max_concurrent
+
+
+# Caches ------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_texts_in_the_memory_cache_make_no_request() -> None:
+    provider = HashProvider()
+
+    async with make_engine(provider) as engine:
+        first = await engine.embed(["apple", "pear"])
+        calls = len(provider.calls)
+        again = await engine.embed(["pear", "apple", "pear"])
+
+    assert calls == 1
+    assert len(provider.calls) == 1
+    np.testing.assert_array_equal(again, first[[1, 0, 1]])
+    assert engine.statistics().memory_hits == 2
+
+
+@pytest.mark.asyncio
+async def test_texts_evicted_from_the_memory_cache_are_requested_again() -> None:
+    provider = HashProvider()
+
+    async with make_engine(provider, cache_size=2, batch_size=1) as engine:
+        await engine.embed(["a", "b", "c"])
+        await engine.embed(["a"])
+
+    assert provider.sent().count("a") == 2
+    assert engine.summary()["memory_cache_evictions"] >= 1
+
+
+@pytest.mark.asyncio
+async def test_vectors_are_committed_to_the_store_before_the_theme_resumes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / STORE_FILE
+    store = EmbeddingStore(path, NAMESPACE)
+    await store.open()
+    try:
+        async with make_engine(HashProvider(), store=store) as engine:
+            await engine.embed(["apple", "pear", "fig"])
+            # Another connection sees them: committed, not just cached.
+            with sqlite3.connect(path) as connection:
+                rows = connection.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    finally:
+        await store.close()
+
+    assert rows == 3
+    assert engine.summary()["store_written"] == 3
+
+
+@pytest.mark.asyncio
+async def test_a_warm_store_answers_every_text_with_no_request(tmp_path: Path) -> None:
+    path = tmp_path / STORE_FILE
+    themes = theme_texts(5, 6)
+    store = EmbeddingStore(path, NAMESPACE)
+    await store.open()
+    try:
+        async with make_engine(HashProvider(), store=store) as engine:
+            cold = await asyncio.gather(*(engine.embed(texts) for texts in themes))
+    finally:
+        await store.close()
+
+    rerun = HashProvider()
+    store = EmbeddingStore(path, NAMESPACE)
+    await store.open()
+    try:
+        async with make_engine(rerun, store=store) as engine:
+            warm = await asyncio.gather(*(engine.embed(texts) for texts in themes))
+    finally:
+        await store.close()
+
+    assert rerun.calls == []
+    summary = engine.summary()
+    assert summary["requests"] == 0
+    assert summary["cache_hits_disk"] == 30
+    assert summary["texts_requested"] == 0
+    for before, after in zip(cold, warm):
+        np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.asyncio
+async def test_a_store_of_another_model_is_not_used(tmp_path: Path) -> None:
+    path = tmp_path / STORE_FILE
+    store = EmbeddingStore(path, Namespace("older-model", DIMENSION, "SEMANTIC_SIMILARITY"))
+    await store.open()
+    await store.put_many([("apple", np.ones(DIMENSION, np.float32))])
+    await store.close()
+
+    provider = HashProvider()
+    store = EmbeddingStore(path, NAMESPACE)
+    await store.open()
+    try:
+        async with make_engine(provider, store=store) as engine:
+            result = await engine.embed(["apple"])
+    finally:
+        await store.close()
+
+    assert provider.calls == [["apple"]]
+    np.testing.assert_array_equal(result, hashed(["apple"]))
+
+
+# Retries and failures ----------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_retryable_errors_are_retried_and_the_request_succeeds() -> None:
+    provider = ScriptedProvider({1: unavailable, 2: unavailable})
+
+    async with make_engine(provider, max_retries=3) as engine:
+        result = await engine.embed(["apple", "pear"])
+
+    np.testing.assert_array_equal(result, hashed(["apple", "pear"]))
+    assert provider.calls == [["apple", "pear"]] * 3
+    statistics = engine.statistics()
+    assert (statistics.requests, statistics.retries, statistics.failed_requests) == (3, 2, 0)
+
+
+@pytest.mark.asyncio
+async def test_retries_wait_the_policys_growing_delays() -> None:
+    provider = ScriptedProvider({1: unavailable, 2: unavailable})
+
+    async with make_engine(provider, max_retries=3, base_delay=0.04) as engine:
+        await engine.embed(["apple"])
+
+    first, second, third = provider.call_times
+    # Jittered between half and all of 0.04 s, then of 0.08 s.
+    assert 0.02 <= second - first
+    assert 0.04 <= third - second
+
+
+@pytest.mark.asyncio
+async def test_a_429_retry_after_pauses_the_gate_for_every_theme() -> None:
+    def quota() -> RetryableEmbeddingError:
+        return RetryableEmbeddingError("429 quota exhausted", status=429, retry_after=0.2)
+
+    provider = ScriptedProvider({1: quota})
+
+    async with make_engine(provider, batch_size=2, max_concurrent=4) as engine:
+        throttled = asyncio.create_task(engine.embed(["a1", "a2"]))
+        while not provider.calls:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.02)  # the 429 has been answered; the gate is otherwise free
+        other = await engine.embed(["b1"])
+        await throttled
+
+    answered_429 = provider.call_times[0]
+    other_call = provider.call_times[provider.calls.index(["b1"])]
+    assert other_call >= answered_429 + 0.19
+    np.testing.assert_array_equal(other, hashed(["b1"]))
+    np.testing.assert_array_equal(throttled.result(), hashed(["a1", "a2"]))
+    summary = engine.summary()
+    assert summary["throttled_429"] == 1
+    assert summary["retries"] == 1
+    assert summary["throttle_pause_seconds"] > 0
+    assert engine.gate.statistics().throttled == 1
+
+
+@pytest.mark.asyncio
+async def test_after_max_retries_only_the_themes_needing_the_batch_fail() -> None:
+    provider = FailsForText("bad", unavailable)
+
+    async with make_engine(provider, batch_size=3, max_retries=2) as engine:
+        outcomes = await asyncio.gather(
+            engine.embed(["a1", "a2", "bad"]),  # one full batch: a1 a2 bad
+            engine.embed(["b1", "b2", "b3"]),  # another
+            engine.embed(["c1", "a2"]),  # waits on a2 of the failing batch
+            return_exceptions=True,
+        )
+        later = await engine.embed(["a1"])  # a failure is not remembered as a result
+
+    first, second, third = outcomes
+    assert isinstance(first, RetryableEmbeddingError) and first.status == 503
+    assert isinstance(third, RetryableEmbeddingError) and third.status == 503
+    np.testing.assert_array_equal(second, hashed(["b1", "b2", "b3"]))
+    np.testing.assert_array_equal(later, hashed(["a1"]))
+    assert sum("bad" in call for call in provider.calls) == 1 + 2
+    statistics = engine.statistics()
+    assert (statistics.retries, statistics.failed_requests) == (2, 1)
+
+
+@pytest.mark.asyncio
+async def test_a_fatal_error_reaches_every_caller_and_is_not_retried() -> None:
+    provider = AlwaysFails(bad_key)
+
+    async with make_engine(provider, batch_size=4, max_concurrent=1, max_retries=5) as engine:
+        outcomes = await asyncio.gather(
+            *(engine.embed(texts) for texts in theme_texts(3, 3)), return_exceptions=True
+        )
+        later = await asyncio.gather(engine.embed(["after"]), return_exceptions=True)
+
+    assert all(isinstance(outcome, FatalEmbeddingError) for outcome in outcomes), outcomes
+    # One request, no retry: the batches queued behind it are never sent, nor is later work.
+    assert len(provider.calls) == 1
+    assert isinstance(later[0], FatalEmbeddingError)
+    statistics = engine.statistics()
+    assert (statistics.retries, statistics.failed_requests) == (0, 1)
+
+
+@pytest.mark.asyncio
+async def test_a_fatal_error_also_fails_themes_waiting_on_other_batches() -> None:
+    # The engine's contract: a fatal error fails every waiting theme, so the run stops,
+    # unlike a retryable one, which fails only the themes that needed its batch.
+    provider = FailsForText("boom", bad_key, delay=0.02)
+
+    async with make_engine(provider, batch_size=2, max_concurrent=1) as engine:
+        outcomes = await asyncio.gather(
+            engine.embed(["boom", "a1"]),
+            engine.embed(["b1", "b2"]),  # queued behind the failing request
+            engine.embed(["c1", "c2"]),
+            return_exceptions=True,
+        )
+
+    assert isinstance(outcomes[0], FatalEmbeddingError)
+    assert [type(outcome).__name__ for outcome in outcomes[1:]] == ["FatalEmbeddingError"] * 2
+
+
+@pytest.mark.asyncio
+async def test_an_unembeddable_text_fails_only_the_themes_that_asked_for_it() -> None:
+    def unembeddable() -> UnembeddableTextError:
+        return UnembeddableTextError("no word of 'Zzqxv' is in the index")
+
+    provider = FailsForText("Zzqxv", unembeddable)
+
+    async with make_engine(provider, batch_size=10, max_retries=3) as engine:
+        outcomes = await asyncio.gather(
+            engine.embed(["apple", "Zzqxv"]),
+            engine.embed(["pear", "fig"]),
+            engine.embed(["Zzqxv"]),
+            engine.embed(["apple"]),
+            return_exceptions=True,
+        )
+        calls_after_failure = len(provider.calls)
+        again = await engine.embed(["apple", "pear"])
+
+    assert isinstance(outcomes[0], UnembeddableTextError)
+    assert isinstance(outcomes[2], UnembeddableTextError)
+    np.testing.assert_array_equal(outcomes[1], hashed(["pear", "fig"]))
+    np.testing.assert_array_equal(outcomes[3], hashed(["apple"]))
+    # One mixed batch, then each of its texts alone; the bad one is not retried.
+    assert provider.calls[0] == ["apple", "Zzqxv", "pear", "fig"]
+    assert sorted(provider.calls[1:]) == [["Zzqxv"], ["apple"], ["fig"], ["pear"]]
+    assert engine.statistics().retries == 0
+    # The texts re-sent alone were cached like any other.
+    assert len(provider.calls) == calls_after_failure
+    np.testing.assert_array_equal(again, hashed(["apple", "pear"]))
+
+
+@pytest.mark.asyncio
+async def test_a_theme_cancelled_while_waiting_does_not_cancel_others_waiting_for_its_text() -> (
+    None
+):
+    provider = HashProvider(delay=0.05)
+
+    async with make_engine(provider, batch_size=10) as engine:
+        cancelled = asyncio.create_task(engine.embed(["Birds", "sparrow"]))
+        await asyncio.sleep(0)  # it has claimed both texts
+        waiting = asyncio.create_task(engine.embed(["Birds"]))
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        result = await asyncio.wait_for(asyncio.shield(waiting), timeout=1.0)
+
+    assert cancelled.cancelled()
+    np.testing.assert_array_equal(result, hashed(["Birds"]))
+
+
+@pytest.mark.asyncio
+async def test_embedding_outside_async_with_engine_is_an_error_not_a_hang() -> None:
+    engine = make_engine(HashProvider(), batch_size=10)
+
+    with pytest.raises(RuntimeError, match="async with"):
+        await asyncio.wait_for(engine.embed(["apple"]), timeout=1.0)
+
+
+@pytest.mark.asyncio
+async def test_a_full_batch_outside_async_with_engine_is_an_error() -> None:
+    engine = make_engine(HashProvider(), batch_size=2)
+
+    with pytest.raises(RuntimeError, match="async with"):
+        await asyncio.wait_for(engine.embed(["apple", "pear"]), timeout=1.0)
+
+
+# Summary -----------------------------------------------------------------------------------
+
+SUMMARY_KEYS = {
+    "requests",
+    "texts_requested",
+    "texts_asked",
+    "cache_hits_memory",
+    "cache_hits_disk",
+    "in_flight_dedup_hits",
+    "retries",
+    "throttled_429",
+    "failed_requests",
+    "latency_p50_seconds",
+    "latency_p95_seconds",
+    "max_requests_in_flight",
+    "slot_wait_seconds",
+    "limiter_wait_seconds",
+    "throttle_pause_seconds",
+    "memory_cache_size",
+    "memory_cache_evictions",
+}
+
+
+@pytest.mark.asyncio
+async def test_summary_has_the_documented_keys_and_counts() -> None:
+    provider = ScriptedProvider({1: unavailable}, delay=0.002)
+
+    texts = [f"text {n}" for n in range(10)]
+
+    async with make_engine(provider, batch_size=5, cache_size=9) as engine:
+        assert set(engine.summary()) == SUMMARY_KEYS
+        assert engine.summary()["latency_p50_seconds"] is None
+        await engine.embed(texts)  # two batches, the first tried twice
+        await engine.embed(texts)  # nine in memory, one evicted: one more request
+
+    summary = engine.summary()
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["requests"] == 4
+    assert summary["texts_requested"] == 16
+    assert summary["texts_asked"] == 20
+    assert summary["cache_hits_memory"] == 9
+    assert summary["retries"] == 1
+    assert summary["failed_requests"] == 0
+    assert summary["memory_cache_size"] == 9
+    assert summary["memory_cache_evictions"] == 2
+    assert summary["max_requests_in_flight"] >= 1
+    assert 0.0 < summary["latency_p50_seconds"] <= summary["latency_p95_seconds"]
+
+
+@pytest.mark.asyncio
+async def test_summary_with_a_store_names_it_and_counts_its_writes(tmp_path: Path) -> None:
+    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
+    await store.open()
+    try:
+        async with make_engine(HashProvider(), store=store) as engine:
+            await engine.embed(["apple", "pear"])
+    finally:
+        await store.close()
+
+    summary = engine.summary()
+    assert set(summary) == SUMMARY_KEYS | {"store_path", "store_written"}
+    assert summary["store_path"] == str(tmp_path / STORE_FILE)
+    assert summary["store_written"] == 2
+
+
+# The session: how params.yaml joins the pieces -------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_open_engine_gives_a_remote_provider_a_store_and_closes_everything(
+    tmp_path: Path,
+) -> None:
+    provider = HashProvider()
+
+    async with open_engine(provider, Params(), tmp_path) as engine:
+        await engine.embed(["apple", "pear"])
+
+    assert provider.closed
+    assert engine.summary()["store_path"] == str(tmp_path / STORE_FILE)
+    rerun = HashProvider()
+    async with open_engine(rerun, Params(), tmp_path) as engine:
+        result = await engine.embed(["pear", "apple"])
+    assert rerun.calls == []
+    np.testing.assert_array_equal(result, hashed(["pear", "apple"]))
+
+
+@pytest.mark.asyncio
+async def test_open_engine_gives_a_local_provider_no_store(tmp_path: Path) -> None:
+    provider = HashProvider(local=True)
+
+    async with open_engine(provider, Params(), tmp_path) as engine:
+        await engine.embed(["apple"])
+
+    assert provider.closed
+    assert "store_path" not in engine.summary()
+    assert not (tmp_path / STORE_FILE).exists()
+
+
+# Stopping after a signal -------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_stop_lets_requests_in_flight_finish_and_store_but_sends_nothing_new(
+    tmp_path: Path,
+) -> None:
+    provider = HashProvider(delay=0.2)
+    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
+    await store.open()
+    try:
+        # One slot: the first batch goes out, the second waits for the slot.
+        async with make_engine(provider, batch_size=2, max_concurrent=1, store=store) as engine:
+            first = asyncio.ensure_future(engine.embed(["a", "b"]))
+            second = asyncio.ensure_future(engine.embed(["c", "d"]))
+            while not provider.calls:
+                await asyncio.sleep(0.01)
+            engine.stop()
+            results = await asyncio.gather(first, second, return_exceptions=True)
+            with pytest.raises(EmbeddingStopped):
+                await engine.embed(["e"])
+    finally:
+        await store.close()
+
+    np.testing.assert_array_equal(results[0], hashed(["a", "b"]))
+    assert isinstance(results[1], EmbeddingStopped)
+    assert provider.calls == [["a", "b"]]
+    with sqlite3.connect(tmp_path / STORE_FILE) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 2
+
+
+@pytest.mark.asyncio
+async def test_stop_gives_up_pending_texts_and_retries() -> None:
+    provider = ScriptedProvider({1: unavailable}, delay=0.05)
+    async with make_engine(provider, batch_size=10, base_delay=0.6, linger=10.0) as engine:
+        retried = asyncio.ensure_future(engine.embed([f"r{n}" for n in range(10)]))
+        pending = asyncio.ensure_future(engine.embed(["p"]))  # waits out a long linger
+        while not provider.calls:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the first call failed; its retry is sleeping
+        engine.stop()
+        results = await asyncio.gather(retried, pending, return_exceptions=True)
+
+    assert [type(result) for result in results] == [EmbeddingStopped, EmbeddingStopped]
+    assert len(provider.calls) == 1  # neither the retry nor the pending text went out
+
+
+@pytest.mark.asyncio
+async def test_abandon_cancels_requests_in_flight_and_frees_their_themes() -> None:
+    provider = HashProvider(delay=30.0)
+    async with make_engine(provider) as engine:
+        waiting = asyncio.ensure_future(engine.embed(["slow"]))
+        while not provider.calls:
+            await asyncio.sleep(0.01)
+        started = asyncio.get_running_loop().time()
+        engine.abandon()
+        outcome = await asyncio.gather(waiting, return_exceptions=True)
+    elapsed = asyncio.get_running_loop().time() - started
+
+    assert isinstance(outcome[0], EmbeddingStopped)
+    assert provider.in_flight == 0  # the request itself was cancelled, not waited for
+    assert elapsed < 5.0

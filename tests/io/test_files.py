@@ -1,0 +1,288 @@
+"""Atomic JSON writes, stage input reads, and the CSV and Parquet embedding tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import resource
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as arrow
+import pytest
+from pyarrow import parquet
+
+from asyncpipe.errors import InputError, OutputError
+from asyncpipe.io.files import EmbeddingRows, read_json, write_embedding_table, write_json
+
+HEADER_START = ["theme", "word", "word_type", "similarity_to_theme", "rank"]
+
+
+def write_table(target: Path, rows: EmbeddingRows, table_format: str, precision: int) -> None:
+    """Write `rows` as the one block of a table, of the dimension its vectors have."""
+    dimension = rows.vectors.shape[1] if rows.vectors.ndim == 2 else 0
+    write_embedding_table(target, [rows], dimension, table_format, precision)
+
+
+def sample_rows() -> EmbeddingRows:
+    vectors = np.array(
+        [
+            [0.123456789, -0.5, 1.0],
+            [1e-7, 2.5, -0.333333333],
+            [-1.0, 0.0, 0.987654321],
+            [0.25, -0.75, 0.0004999],
+        ],
+        dtype=np.float32,
+    )
+    return EmbeddingRows(
+        themes=["Food, drink", "Food, drink", 'The "Beatles"', "Plain"],
+        words=["Food, drink", "wine", 'say "hi"', "multi\nline"],
+        word_types=["theme", "candidate", "candidate", "variant"],
+        similarities=[1.0, 0.87654321, 0.5, -0.25],
+        ranks=[0, 1, 2, -1],
+        vectors=vectors,
+    )
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def test_write_json_replaces_the_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "nested" / "out.json"
+
+    write_json(target, {"first": 1})
+    write_json(target, {"second": [1, 2], "text": "héllo"})
+
+    assert json.loads(target.read_text(encoding="utf-8")) == {"second": [1, 2], "text": "héllo"}
+    assert [path.name for path in target.parent.iterdir()] == ["out.json"]
+
+
+def test_write_json_layout_is_stable(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+
+    write_json(target, {"b": 1, "a": "ü"})
+
+    assert target.read_text(encoding="utf-8") == '{\n  "b": 1,\n  "a": "ü"\n}\n'
+
+
+@pytest.mark.parametrize("bad_value", [object(), float("nan")], ids=["object", "nan"])
+def test_a_value_json_cannot_encode_leaves_the_previous_file_and_no_temporary_file(
+    tmp_path: Path, bad_value: object
+) -> None:
+    target = tmp_path / "out.json"
+    write_json(target, {"kept": True})
+    before = target.read_bytes()
+
+    with pytest.raises((OutputError, TypeError, ValueError)):
+        write_json(target, {"broken": bad_value})
+
+    assert target.read_bytes() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["out.json"]
+
+
+@pytest.mark.parametrize("bad_value", [object(), float("nan")], ids=["object", "nan"])
+def test_a_value_json_cannot_encode_raises_output_error_naming_the_path(
+    tmp_path: Path, bad_value: object
+) -> None:
+    target = tmp_path / "out.json"
+
+    with pytest.raises(OutputError, match=str(target)):
+        write_json(target, {"broken": bad_value})
+
+
+def test_a_folder_that_cannot_be_created_raises_output_error_naming_the_path(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "outputs"
+    blocker.write_text("a regular file where the folder should be")
+    target = blocker / "final_puzzles.json"
+
+    with pytest.raises(OutputError, match=str(target)):
+        write_json(target, {"puzzle_1": {}})
+
+    assert blocker.read_text() == "a regular file where the folder should be"
+
+
+@pytest.fixture
+def small_file_size_limit() -> Iterator[int]:
+    """Limit files this process writes to 4 KiB, so a large write fails with EFBIG, even as root."""
+    limit = 65_536
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+
+
+def test_a_write_failing_midway_keeps_the_previous_file_and_raises_output_error(
+    tmp_path: Path, small_file_size_limit: int
+) -> None:
+    target = tmp_path / "final_puzzles.json"
+    write_json(target, {"kept": True})
+    before = target.read_bytes()
+
+    with pytest.raises(OutputError, match=str(target)):
+        write_json(target, {"words": ["word"] * small_file_size_limit})
+
+    assert target.read_bytes() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["final_puzzles.json"]
+
+
+def test_a_table_failing_midway_keeps_the_previous_table(tmp_path: Path) -> None:
+    target = tmp_path / "table.csv"
+    write_table(target, sample_rows(), "csv", 6)
+    before = target.read_bytes()
+    rows = sample_rows()
+    broken = EmbeddingRows(
+        rows.themes,
+        rows.words,
+        rows.word_types,
+        [0.1, 0.2, "not a number", 0.4],  # type: ignore[list-item]
+        rows.ranks,
+        rows.vectors,
+    )
+
+    with pytest.raises((OutputError, TypeError)):
+        write_table(target, broken, "csv", 6)
+
+    assert target.read_bytes() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_read_json_of_a_missing_file_raises_input_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "data" / "themes" / "selected_themes.json"
+
+    with pytest.raises(InputError, match="selected_themes.json") as raised:
+        read_json(missing, "selected themes")
+
+    assert "not found" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"themes": [', b"", b"\xff\xfe not utf-8"], ids=["truncated", "empty", "binary"]
+)
+def test_read_json_of_a_broken_file_raises_input_error_naming_it(
+    tmp_path: Path, content: bytes
+) -> None:
+    broken = tmp_path / "candidate_words.json"
+    broken.write_bytes(content)
+
+    with pytest.raises(InputError, match="candidate_words.json"):
+        read_json(broken, "candidate words")
+
+
+def test_read_json_of_a_folder_raises_input_error_naming_it(tmp_path: Path) -> None:
+    folder = tmp_path / "selected_themes.json"
+    folder.mkdir()
+
+    with pytest.raises(InputError, match="selected_themes.json"):
+        read_json(folder, "selected themes")
+
+
+def test_read_json_returns_what_write_json_wrote(tmp_path: Path) -> None:
+    document = {"themes": ["Birds", "Trees"], "total_count": 2, "nested": {"score": 0.5}}
+    write_json(tmp_path / "x.json", document)
+
+    assert read_json(tmp_path / "x.json", "x") == document
+
+
+def test_csv_table_has_the_older_pipelines_columns(tmp_path: Path) -> None:
+    target = tmp_path / "all_embeddings.csv"
+
+    write_table(target, sample_rows(), "csv", 6)
+
+    header = read_csv(target)[0]
+    assert header == HEADER_START + ["embedding_dim_1", "embedding_dim_2", "embedding_dim_3"]
+
+
+def test_csv_values_are_rounded_to_the_given_precision(tmp_path: Path) -> None:
+    target = tmp_path / "table.csv"
+
+    write_table(target, sample_rows(), "csv", 3)
+
+    rows = read_csv(target)[1:]
+    assert rows[0][3:] == ["1.000", "0", "0.123", "-0.500", "1.000"]
+    assert rows[1][3] == "0.877"
+    assert rows[1][5:] == ["0.000", "2.500", "-0.333"]
+    assert rows[3][7] == "0.000"
+
+
+def test_csv_fields_with_commas_quotes_and_newlines_parse_back(tmp_path: Path) -> None:
+    target = tmp_path / "table.csv"
+    expected = sample_rows()
+
+    write_table(target, expected, "csv", 6)
+
+    rows = read_csv(target)[1:]
+    assert len(rows) == 4
+    assert [row[0] for row in rows] == list(expected.themes)
+    assert [row[1] for row in rows] == list(expected.words)
+    assert [row[2] for row in rows] == list(expected.word_types)
+    assert [int(row[4]) for row in rows] == list(expected.ranks)
+    assert all(len(row) == 5 + 3 for row in rows)
+    parsed = np.array([[float(value) for value in row[5:]] for row in rows])
+    np.testing.assert_allclose(parsed, expected.vectors, atol=5e-7)
+
+
+def test_csv_table_is_written_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "tables" / "puzzle_embeddings.csv"
+
+    write_table(target, sample_rows(), "csv", 6)
+    write_table(target, sample_rows(), "csv", 2)
+
+    assert [path.name for path in target.parent.iterdir()] == ["puzzle_embeddings.csv"]
+    assert read_csv(target)[1][5] == "0.12"
+
+
+def test_parquet_table_reads_back_with_the_same_rows_and_float32_vectors(tmp_path: Path) -> None:
+    target = tmp_path / "all_embeddings.parquet"
+    expected = sample_rows()
+
+    write_table(target, expected, "parquet", 6)
+
+    table = parquet.read_table(target)
+    assert table.column_names == HEADER_START + ["embedding"]
+    assert table.column("theme").to_pylist() == list(expected.themes)
+    assert table.column("word").to_pylist() == list(expected.words)
+    assert table.column("word_type").to_pylist() == list(expected.word_types)
+    assert table.column("similarity_to_theme").to_pylist() == list(expected.similarities)
+    assert table.column("rank").to_pylist() == list(expected.ranks)
+    embedding_type = table.schema.field("embedding").type
+    assert embedding_type.value_type == arrow.float32()
+    vectors = np.array(table.column("embedding").to_pylist(), dtype=np.float32)
+    assert vectors.shape == (4, 3)
+    np.testing.assert_array_equal(vectors, expected.vectors)
+    assert [path.name for path in tmp_path.iterdir()] == ["all_embeddings.parquet"]
+
+
+def test_a_parquet_table_with_no_rows_is_written_and_reads_back_empty(tmp_path: Path) -> None:
+    # A run that generates no puzzle still writes its (empty) puzzle embedding table.
+    target = tmp_path / "puzzle_embeddings.parquet"
+    empty = EmbeddingRows([], [], [], [], [], np.zeros((0, 0), dtype=np.float32))
+
+    write_table(target, empty, "parquet", 6)
+
+    table = parquet.read_table(target)
+    assert table.num_rows == 0
+    assert table.column_names[:5] == HEADER_START
+
+
+def test_a_csv_table_with_no_rows_has_only_the_fixed_header(tmp_path: Path) -> None:
+    target = tmp_path / "puzzle_embeddings.csv"
+    empty = EmbeddingRows([], [], [], [], [], np.zeros((0, 0), dtype=np.float32))
+
+    write_table(target, empty, "csv", 6)
+
+    assert read_csv(target) == [HEADER_START]
+
+
+def test_rows_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError):
+        EmbeddingRows(["a", "b"], ["a"], ["theme"], [1.0], [0], np.zeros((1, 3), np.float32))

@@ -1,0 +1,177 @@
+"""The run checkpoint: records survive a reopen exactly, a torn last line is dropped, and a
+checkpoint of other settings or inputs is refused with the difference named.
+
+Real files throughout; the scores are real `score_puzzle` results, so the
+round trip is checked on the floats and tuples the pipeline really records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asyncpipe.run.checkpoint import Checkpoint, inputs_digest, read_checkpoint, run_settings
+from asyncpipe.settings.sections import Params
+from asyncpipe.errors import ConfigError, InputError
+from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
+from asyncpipe.stages.themes import ThemeSelection
+
+WORDS = [f"word{n}" for n in range(16)]
+
+
+def a_score(seed: int = 0) -> PuzzleScore:
+    rng = np.random.default_rng(seed)
+    themes = rng.standard_normal((4, 32))
+    words = np.repeat(themes, 4, axis=0) + 0.8 * rng.standard_normal((16, 32))
+    return score_puzzle(words, themes, WORDS)
+
+
+def a_selection(themes: tuple[str, ...] = ("planets", "fruit")) -> ThemeSelection:
+    return ThemeSelection(themes, ("spare",), "random", 42, {}, "builtin", 10)
+
+
+def start(path: Path, settings: dict[str, object] | None = None) -> Checkpoint:
+    return Checkpoint.start(path, settings or {"a": 1}, "digest")
+
+
+def test_themes_and_scores_read_back_exactly_as_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    score = a_score()
+    checkpoint = start(path)
+
+    async def record() -> None:
+        await checkpoint.theme_finished("planets", None)
+        await checkpoint.theme_finished("xyzzy", "embedding failed: unknown word")
+        await checkpoint.puzzle_scored(WORDS, score)
+
+    asyncio.run(record())
+    checkpoint.close()
+    recorded = read_checkpoint(path)
+
+    assert recorded is not None
+    assert recorded.themes == {"planets": None, "xyzzy": "embedding failed: unknown word"}
+    assert recorded.failed_themes == {"xyzzy": "embedding failed: unknown word"}
+    assert recorded.scores == {tuple(WORDS): score}  # every float to the last bit
+    assert recorded.settings == {"a": 1}
+    assert recorded.inputs == "digest"
+
+
+def test_no_file_means_nothing_to_resume(tmp_path: Path) -> None:
+    assert read_checkpoint(tmp_path / "missing.jsonl") is None
+
+
+def test_a_last_line_cut_short_is_ignored_and_overwritten_on_resume(tmp_path: Path) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    checkpoint = start(path)
+    asyncio.run(checkpoint.theme_finished("planets", None))
+    checkpoint.close()
+    with path.open("ab") as file:
+        file.write(b'{"theme": "fru')  # a kill in the middle of a record
+
+    recorded = read_checkpoint(path)
+    assert recorded is not None
+    assert recorded.themes == {"planets": None}
+
+    resumed = Checkpoint.resume(path, recorded)
+    asyncio.run(resumed.theme_finished("fruit", None))
+    resumed.close()
+    again = read_checkpoint(path)
+    assert again is not None
+    assert again.themes == {"planets": None, "fruit": None}
+    assert b"fru\n" not in path.read_bytes() and b'"fru{' not in path.read_bytes()
+
+
+def test_a_broken_line_inside_the_file_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    checkpoint = start(path)
+    asyncio.run(checkpoint.theme_finished("planets", None))
+    checkpoint.close()
+    lines = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([lines[0], b"{not json", *lines[1:]]))
+
+    with pytest.raises(InputError, match=r"run_checkpoint.jsonl line 2: not JSON.*--resume"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"[1, 2]\n", b'{"checkpoint": 99}\n', b'{"theme": "a"}\n']
+)
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="run_checkpoint.jsonl line 1"):
+        read_checkpoint(path)
+
+
+def test_starting_afresh_replaces_an_earlier_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    old = start(path)
+    asyncio.run(old.theme_finished("planets", None))
+    old.close()
+    start(path, {"b": 2}).close()
+
+    recorded = read_checkpoint(path)
+    assert recorded is not None
+    assert recorded.themes == {} and recorded.settings == {"b": 2}
+
+
+def test_discard_deletes_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    start(path).discard()
+    assert not path.exists()
+
+
+def test_other_settings_are_refused_naming_the_keys_that_changed(tmp_path: Path) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    before = run_settings(Params(), "glove")
+    changed = Params.model_validate({"puzzle_generation": {"total_puzzle_count": 40}})
+    start(path, before).close()
+    recorded = read_checkpoint(path)
+    assert recorded is not None
+
+    with pytest.raises(ConfigError) as refused:
+        recorded.refuse_unless_same_settings(path, run_settings(changed, "glove"))
+    message = str(refused.value)
+    assert "puzzle_generation.total_puzzle_count: 80 -> 40" in message
+    assert "without --resume" in message
+    with pytest.raises(ConfigError, match=r"provider.name: \"glove\" -> \"gemini\""):
+        recorded.refuse_unless_same_settings(path, run_settings(Params(), "gemini"))
+    recorded.refuse_unless_same_settings(path, before)  # the same settings pass
+
+
+def test_settings_leave_out_what_never_changes_the_puzzles() -> None:
+    base = run_settings(Params(), "gemini")
+    tuned = Params.model_validate(
+        {
+            "concurrency": {"max_concurrent_requests": 2, "shutdown_grace_seconds": 1},
+            "gemini": {"requests_per_minute": 10, "transport": "sdk"},
+            "logging": {"level": "DEBUG"},
+            "output": {"embedding_table_format": "parquet"},
+        }
+    )
+    other_model = Params.model_validate({"gemini": {"embedding_dimension": 768}})
+
+    assert run_settings(tuned, "gemini") == base
+    assert run_settings(other_model, "gemini") != base
+
+
+def test_other_inputs_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    candidates = {"planets": ("mars", "venus"), "fruit": ("apple",)}
+    digest = inputs_digest(a_selection(), candidates)
+    Checkpoint.start(path, {}, digest).close()
+    recorded = read_checkpoint(path)
+    assert recorded is not None
+
+    recorded.refuse_unless_same_inputs(path, inputs_digest(a_selection(), dict(candidates)))
+    with pytest.raises(ConfigError, match="theme source or the vector index changed"):
+        recorded.refuse_unless_same_inputs(
+            path, inputs_digest(a_selection(), {**candidates, "fruit": ("pear",)})
+        )
+    with pytest.raises(ConfigError):
+        recorded.refuse_unless_same_inputs(
+            path, inputs_digest(a_selection(("fruit", "planets")), candidates)
+        )

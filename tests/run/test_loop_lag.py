@@ -1,0 +1,34 @@
+"""The lag monitor sees a blocked event loop, and little lag on an idle one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from asyncpipe.run.loop_lag import LoopLagMonitor
+
+
+@pytest.mark.asyncio
+async def test_a_loop_blocked_by_cpu_work_shows_its_lag() -> None:
+    async with LoopLagMonitor(interval=0.005) as lag:
+        await asyncio.sleep(0.05)
+        time.sleep(0.08)  # CPU-bound work on the loop, as decoding or scoring would be
+        await asyncio.sleep(0.05)
+    summary = lag.summary()
+    assert summary["loop_lag_samples"] >= 5
+    assert summary["loop_lag_max_ms"] >= 60
+
+
+@pytest.mark.asyncio
+async def test_an_idle_loop_shows_small_lag() -> None:
+    async with LoopLagMonitor(interval=0.005) as lag:
+        await asyncio.sleep(0.2)
+    summary = lag.summary()
+    assert summary["loop_lag_samples"] >= 10
+    assert summary["loop_lag_p50_ms"] is not None and summary["loop_lag_p50_ms"] < 20
+
+
+def test_no_samples_give_no_figures() -> None:
+    assert LoopLagMonitor().summary()["loop_lag_p99_ms"] is None

@@ -1,0 +1,198 @@
+"""The scoring pool runs score_puzzle in real child processes and leaves none behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asyncpipe.puzzle.scoring import score_puzzle
+from asyncpipe.run.scoring_pool import ScoringPool
+
+
+def child_pids() -> set[int]:
+    """Direct children of this process, from /proc (no psutil needed).
+
+    Left out: multiprocessing's resource tracker, which `spawn` starts once per
+    parent process and which lives as long as the parent (here, the test run).
+    """
+    pids: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        pids.update(int(pid) for pid in (task / "children").read_text().split())
+    return {pid for pid in pids if b"resource_tracker" not in _command_line(pid)}
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def session_members(session: int, patience: float = 5.0) -> list[str]:
+    """Processes still in `session`, after giving exiting ones a moment to go."""
+    deadline = time.monotonic() + patience
+    while True:
+        members = subprocess.run(
+            ["ps", "-o", "pid=,args=", "-s", str(session)], capture_output=True, text=True
+        ).stdout.splitlines()
+        if not members or time.monotonic() > deadline:
+            return members
+        time.sleep(0.1)
+
+
+def clustered_puzzle(seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    generator = np.random.default_rng(seed)
+    centres = generator.normal(size=(4, 32))
+    words = np.repeat(centres, 4, axis=0) + 0.1 * generator.normal(size=(16, 32))
+    names = [f"word{index}" for index in range(16)]
+    return names, words.astype(np.float32), centres.astype(np.float32)
+
+
+@pytest.mark.asyncio
+async def test_scores_come_from_child_processes_and_match_in_process_scoring() -> None:
+    before = child_pids()
+    puzzles = [clustered_puzzle(seed) for seed in range(3)]
+    async with ScoringPool(workers=2, groups=4, size=4) as pool:
+        scores = await asyncio.gather(*(pool.score(*puzzle) for puzzle in puzzles))
+        during = child_pids() - before
+    assert len(during) >= 1  # the work ran in processes of the pool's own
+    assert os.getpid() not in during
+    for (words, vectors, themes), score in zip(puzzles, scores, strict=True):
+        assert score == score_puzzle(vectors, themes, words)
+        assert score.solver_optimal
+    assert pool.statistics().puzzles_scored == 3
+    assert child_pids() - before == set()
+
+
+@pytest.mark.asyncio
+async def test_an_error_inside_the_pool_block_leaves_no_child_process() -> None:
+    before = child_pids()
+    with pytest.raises(RuntimeError, match="boom"):
+        async with ScoringPool(workers=2, groups=4, size=4) as pool:
+            await pool.score(*clustered_puzzle(1))
+            raise RuntimeError("boom")
+    assert child_pids() - before == set()
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_scoring_leaves_no_child_process() -> None:
+    before = child_pids()
+
+    async def score_many() -> None:
+        async with ScoringPool(workers=1, groups=4, size=4) as pool:
+            await asyncio.gather(*(pool.score(*clustered_puzzle(seed)) for seed in range(20)))
+
+    task = asyncio.create_task(score_many())
+    await asyncio.sleep(1.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert child_pids() - before == set()
+
+
+@pytest.mark.asyncio
+async def test_using_the_pool_outside_its_block_is_an_error() -> None:
+    pool = ScoringPool(workers=1, groups=4, size=4)
+    with pytest.raises(RuntimeError, match="outside"):
+        await pool.score(*clustered_puzzle(0))
+
+
+def test_a_run_scores_every_puzzle_and_leaves_no_process_behind(workdir: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asyncpipe", "run", "--count", "4", "--provider", "glove"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its session id is its pid: any survivor keeps it
+    )
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert session_members(process.pid) == []
+
+    puzzles = json.loads((workdir / "data/outputs/final_puzzles.json").read_text())
+    assert len(puzzles) == 4
+    for puzzle in puzzles.values():
+        quality = puzzle["quality"]
+        assert len(quality["silhouette"]) == 16 and len(quality["coherence"]) == 4
+        assert isinstance(quality["solver_optimal"], bool)
+        assert 0.0 <= quality["difficulty"] <= 1.0
+        assert sorted(i for group in quality["solver_best_groups"] for i in group) == list(
+            range(16)
+        )
+    report = json.loads((workdir / "reports/puzzle_quality.json").read_text())
+    assert report["puzzles_scored"] == 4
+    assert report["solver_recovers_intended_grouping"] == sum(
+        puzzle["quality"]["solver_optimal"] for puzzle in puzzles.values()
+    )
+    metadata = json.loads((workdir / "data/outputs/puzzle_metadata.json").read_text())
+    assert metadata["run_statistics"]["puzzles_scored"] == 4
+    assert "Quality: the embedding solver recovers" in stderr
+
+
+def test_ctrl_c_while_scoring_exits_130_and_leaves_no_process_behind(workdir: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asyncpipe", "run", "--provider", "glove"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:  # the summary line comes just before scoring starts
+        lines.append(line)
+        if "Embedding summary" in line:
+            break
+    time.sleep(0.5)  # well inside the seconds the pool spends scoring 80 puzzles
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+    _, rest = process.communicate(timeout=60)
+    stderr = "".join(lines) + rest
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert session_members(process.pid) == []
+
+
+_KILLED_PARENT = """
+import asyncio, os, signal
+import numpy as np
+from asyncpipe.run.scoring_pool import ScoringPool
+
+async def main() -> None:
+    async with ScoringPool(2, 4, 4) as pool:
+        rng = np.random.default_rng(0)
+        words = [f"w{n}" for n in range(16)]
+        await asyncio.gather(*(
+            pool.score(words, rng.normal(size=(16, 8)), rng.normal(size=(4, 8)))
+            for _ in range(4)
+        ))
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup of any kind runs
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_workers_die_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
+    script = tmp_path / "killed_parent.py"
+    script.write_text(_KILLED_PARENT, encoding="utf-8")
+    parent = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=Path(__file__).resolve().parents[1],
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+    )
+    parent.wait(timeout=60)
+
+    assert parent.returncode == -signal.SIGKILL
+    assert session_members(parent.pid) == []
