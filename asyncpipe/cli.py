@@ -19,7 +19,6 @@ from asyncpipe import __version__
 from asyncpipe.embeddings.select import PROVIDER_CHOICES
 from asyncpipe.errors import AsyncpipeError, BusyError, OutputError
 from asyncpipe.run.interrupt import Interrupted, Shutdown
-from asyncpipe.settings.params_file import Overrides, load_params
 from asyncpipe.run.lock import exclusive_run
 from asyncpipe.run.pipeline import (
     EnhanceReport,
@@ -29,6 +28,7 @@ from asyncpipe.run.pipeline import (
     run_select_candidates,
     run_select_themes,
 )
+from asyncpipe.settings.params_file import Overrides, load_params
 from asyncpipe.settings.workspace import Workspace
 
 EXIT_OK = 0

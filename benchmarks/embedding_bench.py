@@ -148,7 +148,8 @@ def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[st
 
 def _solver_time(dimension: int) -> dict[str, float]:
     """score_puzzle on one core, in this process: the table build, then per puzzle."""
-    from asyncpipe.puzzle.scoring import score_puzzle, split_table
+    from asyncpipe.puzzle.scoring import score_puzzle
+    from asyncpipe.puzzle.solver import split_table
 
     started = time.perf_counter()
     split_table(4, 4)

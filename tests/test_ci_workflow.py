@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from asyncpipe import cli
-from asyncpipe.settings.sections import Params
 from asyncpipe.embeddings.store import STORE_FILE
 from asyncpipe.settings.params_file import load_params
+from asyncpipe.settings.sections import Params
 from tests.support import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "batch.yml"

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from asyncpipe.settings.sections import Params
-from asyncpipe.embeddings.providers.glove import GloveProvider
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
+from asyncpipe.embeddings.providers.glove import GloveProvider
 from asyncpipe.errors import ConfigError
 from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.settings.sections import Params
 
 ProviderChoice = Literal["auto", "glove", "gemini"]
 PROVIDER_CHOICES: tuple[ProviderChoice, ...] = ("auto", "glove", "gemini")
@@ -57,7 +57,9 @@ def plan_provider(
 def build_provider(plan: ProviderPlan, params: Params, index: VocabularyIndex) -> EmbeddingProvider:
     if plan.name == "glove":
         return GloveProvider(index)
-    from asyncpipe.embeddings.providers.gemini import GeminiProvider  # imports the SDK: only when used
+    from asyncpipe.embeddings.providers.gemini import (
+        GeminiProvider,  # imports the SDK: only when used
+    )
 
     if plan.api_key is None:
         raise ConfigError(f"provider gemini needs an API key in {params.gemini.api_key_env}")

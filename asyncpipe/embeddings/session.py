@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from asyncpipe.settings.sections import Params
 from asyncpipe.embeddings.cache import LruVectorCache, Namespace
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.limits import RequestGate
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.retry import RetryPolicy
 from asyncpipe.embeddings.store import STORE_FILE, EmbeddingStore
+from asyncpipe.settings.sections import Params
 
 
 @asynccontextmanager

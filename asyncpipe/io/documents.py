@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from asyncpipe.io.tables import EmbeddingRows
 from asyncpipe.puzzle.assembly import Puzzle
-from asyncpipe.stages.embed import EmbeddedTheme
-from asyncpipe.io.files import EmbeddingRows
+from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.scoring import PuzzleScore
+from asyncpipe.settings.sections import Quality
 
 #: Decimal places of similarity scores in the JSON outputs: enough to rank, and
 #: few enough that last-bit differences between machines rarely show.
@@ -140,3 +141,27 @@ def distribution(values: Sequence[float] | np.ndarray) -> dict[str, float | int]
     }
     figures.update({name: round(float(value), SCORE_DECIMALS) for name, value in named.items()})
     return figures
+
+
+def quality_report(
+    scores: Sequence[PuzzleScore],
+    below_bar: Sequence[bool] = (),
+    rebuilt: int = 0,
+    bar: Quality | None = None,
+) -> dict[str, Any]:
+    """Distributions and counts over a batch's puzzle scores."""
+    return {
+        "quality_bar": bar.model_dump() if bar is not None else None,
+        "below_quality_bar": sum(below_bar),
+        "puzzles_scored": len(scores),
+        "solver_recovers_intended_grouping": sum(score.solver_optimal for score in scores),
+        "ambiguous": sum(score.ambiguous for score in scores),
+        "with_misplaced_words": sum(bool(score.misplaced_words) for score in scores),
+        "with_textual_look_alikes": sum(bool(score.textual_pairs) for score in scores),
+        "rebuilt": rebuilt,
+        "difficulty": distribution([score.difficulty for score in scores]),
+        "solver_margin": distribution([score.solver_margin for score in scores]),
+        "mean_silhouette": distribution([score.mean_silhouette for score in scores]),
+        "separation": distribution([score.separation for score in scores]),
+        "textual_penalty": distribution([score.textual_penalty for score in scores]),
+    }

@@ -1,22 +1,21 @@
-"""From assembled puzzles to what the scorer needs, and from scores to the quality report.
+"""The quality checks around the scorer: what it is given, and the bar it is held to.
 
 Pure: `puzzle_arrays` gathers a puzzle's word and theme vectors (compact float32,
-grid order) for `asyncpipe.run.scoring_pool`; `quality_report` summarises the scores
-of a batch for `reports/puzzle_quality.json`.
+grid order) for `asyncpipe.run.scoring_pool`; `closer_elsewhere_in` is the
+assembly's test for a word that sits closer to another theme; `below_bar` says
+whether a score fails `params.quality`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 
 from asyncpipe.puzzle.assembly import CloserElsewhere, Puzzle
-from asyncpipe.settings.sections import Quality
-from asyncpipe.io.documents import distribution
-from asyncpipe.stages.embed import EmbeddedTheme
+from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.scoring import PuzzleScore
+from asyncpipe.settings.sections import Quality
 
 
 def puzzle_arrays(
@@ -58,25 +57,6 @@ def closer_elsewhere_in(embedded: Mapping[str, EmbeddedTheme]) -> CloserElsewher
     return check
 
 
-def quality_report(
-    scores: Sequence[PuzzleScore],
-    below_bar: Sequence[bool] = (),
-    rebuilt: int = 0,
-    bar: Quality | None = None,
-) -> dict[str, Any]:
-    """Distributions and counts over a batch's puzzle scores."""
-    return {
-        "quality_bar": bar.model_dump() if bar is not None else None,
-        "below_quality_bar": sum(below_bar),
-        "puzzles_scored": len(scores),
-        "solver_recovers_intended_grouping": sum(score.solver_optimal for score in scores),
-        "ambiguous": sum(score.ambiguous for score in scores),
-        "with_misplaced_words": sum(bool(score.misplaced_words) for score in scores),
-        "with_textual_look_alikes": sum(bool(score.textual_pairs) for score in scores),
-        "rebuilt": rebuilt,
-        "difficulty": distribution([score.difficulty for score in scores]),
-        "solver_margin": distribution([score.solver_margin for score in scores]),
-        "mean_silhouette": distribution([score.mean_silhouette for score in scores]),
-        "separation": distribution([score.separation for score in scores]),
-        "textual_penalty": distribution([score.textual_penalty for score in scores]),
-    }
+def below_bar(score: PuzzleScore, bar: Quality) -> bool:
+    """The puzzle is too hard for the bar, or (with `reject_ambiguous`) ambiguous."""
+    return score.difficulty > bar.max_difficulty or (bar.reject_ambiguous and score.ambiguous)

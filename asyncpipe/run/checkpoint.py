@@ -42,10 +42,10 @@ from typing import IO, Any
 
 import msgspec
 
-from asyncpipe.settings.sections import Params
 from asyncpipe.errors import ConfigError, InputError, OutputError
 from asyncpipe.io.files import atomic_writer
 from asyncpipe.puzzle.scoring import PuzzleScore
+from asyncpipe.settings.sections import Params
 from asyncpipe.stages.themes import ThemeSelection
 
 log = logging.getLogger("asyncpipe")

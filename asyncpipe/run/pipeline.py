@@ -21,12 +21,29 @@ from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from asyncpipe import __version__
+from asyncpipe.embeddings.select import (
+    ProviderChoice,
+    ProviderPlan,
+    build_provider,
+    plan_provider,
+)
+from asyncpipe.errors import AsyncpipeError
+from asyncpipe.io.documents import (
+    all_embeddings_blocks,
+    embedding_analysis_document,
+    final_puzzles_document,
+    puzzle_embeddings_blocks,
+    quality_report,
+)
+from asyncpipe.io.files import ensure_writable, write_json
+from asyncpipe.io.stage_files import load_candidates, load_selection
+from asyncpipe.io.tables import write_embedding_table
+from asyncpipe.io.theme_source import read_theme_source
+from asyncpipe.io.vector_index import VocabularyIndex, load_index
 from asyncpipe.puzzle.assembly import AssemblyResult
-from asyncpipe.stages.candidates import CandidateSearch, CandidateSearchResult, ThemeCandidates
 from asyncpipe.run.checkpoint import (
     Checkpoint,
     Recorded,
@@ -34,30 +51,14 @@ from asyncpipe.run.checkpoint import (
     read_checkpoint,
     run_settings,
 )
-from asyncpipe.settings.sections import Logging, Params, PuzzleGeneration
-from asyncpipe.io.documents import (
-    all_embeddings_blocks,
-    embedding_analysis_document,
-    final_puzzles_document,
-    puzzle_embeddings_blocks,
-)
-from asyncpipe.embeddings.select import (
-    ProviderChoice,
-    ProviderPlan,
-    build_provider,
-    plan_provider,
-)
-from asyncpipe.stages.embed import EnhanceOutcome
-from asyncpipe.errors import AsyncpipeError, InputError
 from asyncpipe.run.interrupt import Shutdown
-from asyncpipe.io.files import ensure_writable, read_json, write_embedding_table, write_json
 from asyncpipe.settings.params_file import LoadedParams
-from asyncpipe.stages.driver import MadePuzzles, RunContext, make_puzzles
-from asyncpipe.puzzle.quality import quality_report
-from asyncpipe.io.theme_source import read_theme_source
-from asyncpipe.stages.themes import ThemeSelection, select_themes
-from asyncpipe.io.vector_index import VocabularyIndex, load_index
+from asyncpipe.settings.sections import Logging, Params, PuzzleGeneration
 from asyncpipe.settings.workspace import Workspace
+from asyncpipe.stages.candidates import CandidateSearch, CandidateSearchResult
+from asyncpipe.stages.driver import MadePuzzles, RunContext, make_puzzles
+from asyncpipe.stages.embed import EnhanceOutcome
+from asyncpipe.stages.themes import ThemeSelection, select_themes
 
 log = logging.getLogger("asyncpipe")
 _Result = TypeVar("_Result")
@@ -156,7 +157,7 @@ def run_select_candidates(
     pipeline: Pipeline, selection: ThemeSelection | None = None
 ) -> CandidateSearchResult:
     params = pipeline.params
-    selection = selection or _load_selection(pipeline.workspace)
+    selection = selection or load_selection(pipeline.workspace)
     index = pipeline.index()
     with pipeline.timed("select_candidates"):
         search = CandidateSearch(index, params.vector_search)
@@ -198,8 +199,8 @@ def run_enhance(
     params = pipeline.params
     workspace = pipeline.workspace
     ensure_writable(workspace.enhance_output_folders())
-    selection = selection or _load_selection(workspace)
-    candidates = candidates or _load_candidates(workspace)
+    selection = selection or load_selection(workspace)
+    candidates = candidates or load_candidates(workspace)
     plan = pipeline.provider_plan()
     provider = build_provider(plan, params, pipeline.index())
     log.info("Embedding provider: %s", plan.reason)
@@ -522,37 +523,3 @@ def _metadata_document(
     }
 
 
-def _load_selection(workspace: Workspace) -> ThemeSelection:
-    path = workspace.selected_themes
-    document = read_json(path, "selected themes")
-    try:
-        return ThemeSelection.from_json(document)
-    except (KeyError, TypeError) as error:
-        raise InputError(f"{path}: not a selected-themes file (missing {error})") from None
-
-
-def _load_candidates(workspace: Workspace) -> CandidateSearchResult:
-    path = workspace.candidate_words
-    document = read_json(path, "candidate words", stage="select-candidates")
-    entries = document.get("candidates") if isinstance(document, dict) else None
-    if not isinstance(entries, dict):
-        raise _not_candidates(path, "no mapping of themes under 'candidates'")
-    candidates: dict[str, ThemeCandidates] = {}
-    for theme, entry in entries.items():
-        words = entry.get("words") if isinstance(entry, dict) else None
-        scores = entry.get("similarity_scores") if isinstance(entry, dict) else None
-        if not isinstance(words, list) or not isinstance(scores, list) or len(words) != len(scores):
-            raise _not_candidates(
-                path, f"theme {theme!r} lacks equally long 'words' and 'similarity_scores' lists"
-            )
-        candidates[theme] = ThemeCandidates(tuple(words), tuple(scores))
-    metadata = document.get("metadata")
-    failed = metadata.get("failed_themes", {}) if isinstance(metadata, dict) else {}
-    return CandidateSearchResult(candidates=candidates, failed_themes=dict(failed))
-
-
-def _not_candidates(path: Path, what: str) -> InputError:
-    return InputError(
-        f"{path}: not a candidate-words file ({what}); "
-        "run `asyncpipe select-candidates` again to rewrite it"
-    )

@@ -42,7 +42,8 @@ from types import TracebackType
 
 import numpy as np
 
-from asyncpipe.puzzle.scoring import DEFAULT_AMBIGUITY_MARGIN, PuzzleScore, score_puzzle, split_table
+from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
+from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN, split_table
 
 
 @dataclass

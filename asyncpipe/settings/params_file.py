@@ -26,8 +26,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from asyncpipe.settings.sections import Params
 from asyncpipe.errors import ConfigError
+from asyncpipe.settings.sections import Params
 
 
 @dataclass(frozen=True)

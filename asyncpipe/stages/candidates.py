@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
 from asyncpipe.io.vector_index import VocabularyIndex
 from asyncpipe.puzzle.words import is_puzzle_word, theme_variants, variant_key
+from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
 
 #: Themes scored against the pool in one matrix product; bounds the memory of a chunk.
 _THEMES_PER_CHUNK = 64

@@ -20,19 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle, assemble_puzzles
-from asyncpipe.run.checkpoint import Checkpoint, Recorded
-from asyncpipe.settings.sections import Params, Quality
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.session import open_engine
-from asyncpipe.stages.embed import EnhanceOutcome, embed_and_rank, theme_workers
+from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle, assemble_puzzles
+from asyncpipe.puzzle.quality import below_bar, closer_elsewhere_in, puzzle_arrays
+from asyncpipe.puzzle.scoring import PuzzleScore
+from asyncpipe.run.checkpoint import Checkpoint, Recorded
 from asyncpipe.run.interrupt import Shutdown
 from asyncpipe.run.loop_lag import LoopLagMonitor
 from asyncpipe.run.progress import ProgressReporter
-from asyncpipe.puzzle.quality import closer_elsewhere_in, puzzle_arrays
-from asyncpipe.puzzle.scoring import PuzzleScore
 from asyncpipe.run.scoring_pool import ScoringPool
+from asyncpipe.settings.sections import Params
+from asyncpipe.stages.embed import EnhanceOutcome, embed_and_rank, theme_workers
 from asyncpipe.stages.themes import ThemeSelection
 
 log = logging.getLogger("asyncpipe")
@@ -153,7 +153,7 @@ async def make_puzzles(
             if cut_short:
                 break
             scores = [scored[tuple(puzzle.words)] for puzzle in assembly.puzzles]
-            poor = [index for index, score in enumerate(scores) if _below_bar(score, bar)]
+            poor = [index for index, score in enumerate(scores) if below_bar(score, bar)]
             if (
                 bar.on_low_quality != "rebuild"
                 or not poor
@@ -195,8 +195,8 @@ async def make_puzzles(
             **lag.summary(),
         }
     _log_statistics(statistics)
-    below_bar = [_below_bar(score, bar) for score in scores]
-    return MadePuzzles(outcome, assembly, scores, below_bar, statistics, cut_short)
+    flagged = [below_bar(score, bar) for score in scores]
+    return MadePuzzles(outcome, assembly, scores, flagged, statistics, cut_short)
 
 
 @dataclass
@@ -262,10 +262,6 @@ async def _score(
     await shutdown.guard(work)
     if not work.cancelled():
         work.result()  # an error in scoring is a bug: let it show
-
-
-def _below_bar(score: PuzzleScore, bar: Quality) -> bool:
-    return score.difficulty > bar.max_difficulty or (bar.reject_ambiguous and score.ambiguous)
 
 
 def _log_statistics(statistics: dict[str, Any]) -> None:

@@ -21,19 +21,17 @@ an interrupted run can be resumed without redoing it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.errors import EmbeddingStopped, RetryableEmbeddingError, UnembeddableTextError
+from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.ranking import cosine_to, rank_candidates
 from asyncpipe.run.progress import ProgressReporter
-from asyncpipe.puzzle.ranking import RankedTheme, cosine_to, rank_candidates
 
 #: Theme workers per request slot, beyond what one full batch needs, so the next
 #: batch is already filling while the current ones are in flight.
@@ -43,28 +41,6 @@ _QUEUE_DEPTH = 2
 #: its texts as new ones.
 _NEW_TEXT_SHARE = 0.25
 _MAX_THEME_WORKERS = 1024
-
-
-@dataclass(frozen=True)
-class EmbeddedTheme:
-    """A theme's vector; its candidates' vectors and cosines, in candidate order; their ranking."""
-
-    theme_vector: np.ndarray
-    candidate_words: tuple[str, ...]
-    candidate_vectors: np.ndarray
-    candidate_scores: np.ndarray
-    ranked: RankedTheme
-
-    @functools.cached_property
-    def _rows(self) -> dict[str, int]:
-        rows: dict[str, int] = {}
-        for row, word in enumerate(self.candidate_words):
-            rows.setdefault(word, row)
-        return rows
-
-    def row_of(self, word: str) -> int:
-        """The row of a candidate word in `candidate_vectors` and `candidate_scores`."""
-        return self._rows[word]
 
 
 @dataclass

@@ -16,9 +16,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from asyncpipe.settings.sections import PuzzleGeneration, Themes
 from asyncpipe.errors import InputError
 from asyncpipe.io.theme_source import MAX_LINE_WARNINGS, ThemeLines, shown
+from asyncpipe.settings.sections import PuzzleGeneration, Themes
 
 log = logging.getLogger("asyncpipe")
 

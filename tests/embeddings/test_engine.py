@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asyncpipe.settings.sections import Params
 from asyncpipe.embeddings.cache import LruVectorCache, Namespace
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.limits import RequestGate
@@ -33,6 +32,7 @@ from asyncpipe.errors import (
     RetryableEmbeddingError,
     UnembeddableTextError,
 )
+from asyncpipe.settings.sections import Params
 
 DIMENSION = 8
 NAMESPACE = Namespace("hash-model", DIMENSION, "SEMANTIC_SIMILARITY")

@@ -6,14 +6,14 @@ import json
 
 import numpy as np
 
-from asyncpipe.puzzle.assembly import Group, Puzzle
 from asyncpipe.io.documents import (
     all_embeddings_blocks,
     final_puzzles_document,
     puzzle_embeddings_blocks,
 )
-from asyncpipe.stages.embed import EmbeddedTheme
-from asyncpipe.io.files import EmbeddingRows
+from asyncpipe.io.tables import EmbeddingRows
+from asyncpipe.puzzle.assembly import Group, Puzzle
+from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.ranking import cosine_to, rank_candidates
 
 

@@ -15,7 +15,8 @@ import pytest
 from pyarrow import parquet
 
 from asyncpipe.errors import InputError, OutputError
-from asyncpipe.io.files import EmbeddingRows, read_json, write_embedding_table, write_json
+from asyncpipe.io.files import read_json, write_json
+from asyncpipe.io.tables import EmbeddingRows, write_embedding_table
 
 HEADER_START = ["theme", "word", "word_type", "similarity_to_theme", "rank"]
 

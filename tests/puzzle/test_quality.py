@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from asyncpipe.io.documents import quality_report
 from asyncpipe.puzzle.assembly import Group, Puzzle
-from asyncpipe.stages.embed import EmbeddedTheme
-from asyncpipe.puzzle.quality import closer_elsewhere_in, puzzle_arrays, quality_report
+from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.quality import closer_elsewhere_in, puzzle_arrays
 from asyncpipe.puzzle.ranking import cosine_to, rank_candidates
 from asyncpipe.puzzle.scoring import score_puzzle
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asyncpipe.run.checkpoint import Checkpoint, inputs_digest, read_checkpoint, run_settings
-from asyncpipe.settings.sections import Params
 from asyncpipe.errors import ConfigError, InputError
 from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
+from asyncpipe.run.checkpoint import Checkpoint, inputs_digest, read_checkpoint, run_settings
+from asyncpipe.settings.sections import Params
 from asyncpipe.stages.themes import ThemeSelection
 
 WORDS = [f"word{n}" for n in range(16)]

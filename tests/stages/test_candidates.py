@@ -12,10 +12,10 @@ import math
 import numpy as np
 import pytest
 
-from asyncpipe.stages.candidates import CandidateSearch, CandidateSearchResult
-from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
 from asyncpipe.io.vector_index import VocabularyIndex
 from asyncpipe.puzzle.words import variant_key
+from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
+from asyncpipe.stages.candidates import CandidateSearch, CandidateSearchResult
 
 #: Fruit words at known angles from "fruits" (0 degrees); index order is deliberately not
 #: the order of similarity. melon (75 degrees, cos 0.26) and tree lie below 0.3.

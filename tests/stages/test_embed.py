@@ -17,23 +17,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asyncpipe.settings.sections import Params
 from asyncpipe.embeddings.cache import LruVectorCache
 from asyncpipe.embeddings.engine import EmbeddingEngine
-from asyncpipe.embeddings.providers.glove import GloveProvider
 from asyncpipe.embeddings.limits import RequestGate
 from asyncpipe.embeddings.providers.base import EmbeddingProvider, ProviderInfo
+from asyncpipe.embeddings.providers.glove import GloveProvider
 from asyncpipe.embeddings.retry import RetryPolicy
 from asyncpipe.embeddings.session import open_engine
-from asyncpipe.stages.embed import EnhanceOutcome, embed_and_rank, theme_workers
 from asyncpipe.errors import (
     EmbeddingError,
     FatalEmbeddingError,
     RetryableEmbeddingError,
     UnembeddableTextError,
 )
-from asyncpipe.run.progress import ProgressReporter
 from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.run.progress import ProgressReporter
+from asyncpipe.settings.sections import Params
+from asyncpipe.stages.embed import EnhanceOutcome, embed_and_rank, theme_workers
 
 THEMES: list[tuple[str, list[str]]] = [
     ("Birds", ["sparrow", "eagle", "piano", "robin", "hawk", "car", "pigeon", "finch"]),

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from asyncpipe.settings.sections import PuzzleGeneration, Themes
 from asyncpipe.errors import InputError
 from asyncpipe.io.theme_source import read_theme_source
-from asyncpipe.stages.themes import ThemeSelection, select_themes
 from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.settings.sections import PuzzleGeneration, Themes
+from asyncpipe.stages.themes import ThemeSelection, select_themes
 from tests.support import REFERENCE
 
 NUMBERED = [f"Theme {number:02d}" for number in range(1, 41)]

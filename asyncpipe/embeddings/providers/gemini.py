@@ -30,9 +30,9 @@ import httpx
 import msgspec
 import numpy as np
 
-from asyncpipe.settings.sections import Gemini
 from asyncpipe.embeddings.providers.base import ProviderInfo
 from asyncpipe.errors import EmbeddingError, FatalEmbeddingError, RetryableEmbeddingError
+from asyncpipe.settings.sections import Gemini
 
 #: The only output size the API returns already normalised.
 FULL_DIMENSION = 3072

@@ -25,9 +25,9 @@ from typing import Any, Self
 import numpy as np
 import pytest
 
-from asyncpipe.settings.sections import Gemini
 from asyncpipe.embeddings.providers.gemini import GeminiProvider
 from asyncpipe.errors import EmbeddingError, FatalEmbeddingError, RetryableEmbeddingError
+from asyncpipe.settings.sections import Gemini
 from tests.gemini_server import (
     FULL_DIMENSION,
     Fault,

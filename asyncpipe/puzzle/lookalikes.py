@@ -1,0 +1,126 @@
+"""Look-alike words on one grid: a shared stem, a long common substring, a small edit distance.
+
+Two tiles that look alike ("cart" and "card", "sunflower" and "flower") make a
+puzzle about spelling rather than meaning; the scorer counts such pairs and turns
+them into a penalty. Pure standard library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+from asyncpipe.puzzle.words import variant_key
+
+_SHARED_STEM = "shared stem"
+
+
+_COMMON_SUBSTRING = "common substring"
+
+
+_EDIT_DISTANCE = "edit distance"
+
+
+#: A common substring this long always counts ("flower" in "sunflower", "motor" in
+#: motorbikes and motorcycles); four letters were too few on real puzzles: "sing" in
+#: cruising and singers, "king" in biking and trekking.
+_SUBSTRING_LETTERS = 5
+
+
+#: ...and a shorter one counts when it is this share of the shorter word ("car" in "cars"),
+_SUBSTRING_SHARE = 0.75
+
+
+#: but never below this length: "cat" and "hat" share only "at".
+_SUBSTRING_FLOOR = 3
+
+
+#: Words this close by Levenshtein distance ("cart", "card") look alike...
+_EDIT_MAX = 2
+
+
+#: ...when both are at least this long: any two three-letter words are two edits apart;
+_EDIT_MIN_LENGTH = 4
+
+
+#: and the distance is at most a third of the shorter word, since "river" and "tiger"
+#: are two edits apart too (so 1 edit for 4 or 5 letters, 2 from 6 letters on).
+_EDIT_SHARE = 3
+
+
+#: Each textual pair takes this share of what is left below 1 (1 pair 0.25, 2 pairs 0.44, ...).
+TEXTUAL_PAIR_WEIGHT = 0.25
+
+
+def textual_pairs(words: Sequence[str]) -> tuple[tuple[int, int, str], ...]:
+    """Every two words of the grid that look alike, as (i, j, reason) with i < j.
+
+    One reason per pair, the first that holds: "shared stem" (same variant key:
+    dance, dancing), "edit distance" (Levenshtein distance at most 2 and at most a
+    third of the shorter word, both words at least 4 letters: cart, card; not
+    river, tiger), "common substring" (a common run of at least
+    5 letters, or of at least 75% of the shorter word and 3 letters: sunflower,
+    flower). Case is ignored.
+    """
+    lowered = [word.lower() for word in words]
+    keys = [variant_key(word) for word in lowered]
+    found: list[tuple[int, int, str]] = []
+    for i, j in combinations(range(len(lowered)), 2):
+        reason = _look_alike(lowered[i], lowered[j], keys[i] == keys[j])
+        if reason is not None:
+            found.append((i, j, reason))
+    return tuple(found)
+
+
+def textual_penalty(pair_count: int) -> float:
+    """1 - (1 - 0.25) ** pair_count: 0 for none, 0.25, 0.44, 0.58, ... towards 1."""
+    return 1.0 - (1.0 - TEXTUAL_PAIR_WEIGHT) ** pair_count
+
+
+def edit_distance(first: str, second: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions, one row at a time."""
+    if len(first) < len(second):
+        first, second = second, first
+    previous = list(range(len(second) + 1))
+    for row, letter in enumerate(first, start=1):
+        current = [row]
+        for column, other in enumerate(second, start=1):
+            current.append(
+                min(
+                    previous[column] + 1,
+                    current[column - 1] + 1,
+                    previous[column - 1] + (letter != other),
+                )
+            )
+        previous = current
+    return previous[-1]
+
+
+def longest_common_substring(first: str, second: str) -> int:
+    """Length of the longest run of letters the two words share."""
+    longest = 0
+    previous = [0] * (len(second) + 1)
+    for letter in first:
+        current = [0] * (len(second) + 1)
+        for column, other in enumerate(second, start=1):
+            if letter == other:
+                current[column] = previous[column - 1] + 1
+                longest = max(longest, current[column])
+        previous = current
+    return longest
+
+
+def _look_alike(first: str, second: str, same_stem: bool) -> str | None:
+    if same_stem:
+        return _SHARED_STEM
+    shorter = min(len(first), len(second))
+    if shorter >= _EDIT_MIN_LENGTH and edit_distance(first, second) <= min(
+        _EDIT_MAX, shorter // _EDIT_SHARE
+    ):
+        return _EDIT_DISTANCE
+    shared = longest_common_substring(first, second)
+    if shared >= _SUBSTRING_LETTERS or (
+        shared >= _SUBSTRING_FLOOR and shared >= _SUBSTRING_SHARE * shorter
+    ):
+        return _COMMON_SUBSTRING
+    return None
