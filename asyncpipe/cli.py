@@ -57,7 +57,7 @@ exit codes:
        in puzzle_metadata.json; `run --resume` continues the run)
 """
 
-log = logging.getLogger("asyncpipe")
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from asyncpipe.errors import InputError
 
-log = logging.getLogger("asyncpipe")
+log = logging.getLogger(__name__)
 
 #: Unusable lines named one by one in the log; the rest are counted in one more line.
 MAX_LINE_WARNINGS = 10

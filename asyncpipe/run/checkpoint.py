@@ -48,7 +48,7 @@ from asyncpipe.puzzle.scoring import PuzzleScore
 from asyncpipe.settings.sections import Params
 from asyncpipe.stages.themes import ThemeSelection
 
-log = logging.getLogger("asyncpipe")
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 #: The params sections that decide which puzzles a run makes.

@@ -60,7 +60,7 @@ from asyncpipe.stages.driver import MadePuzzles, RunContext, make_puzzles
 from asyncpipe.stages.embed import EnhanceOutcome
 from asyncpipe.stages.themes import ThemeSelection, select_themes
 
-log = logging.getLogger("asyncpipe")
+log = logging.getLogger(__name__)
 _Result = TypeVar("_Result")
 
 

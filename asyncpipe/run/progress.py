@@ -18,7 +18,7 @@ import time
 from types import TracebackType
 from typing import IO, Any
 
-log = logging.getLogger("asyncpipe")
+log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 5.0
 

@@ -35,7 +35,7 @@ from asyncpipe.settings.sections import Params
 from asyncpipe.stages.embed import EnhanceOutcome, embed_and_rank, theme_workers
 from asyncpipe.stages.themes import ThemeSelection
 
-log = logging.getLogger("asyncpipe")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from asyncpipe.errors import InputError
 from asyncpipe.io.theme_source import MAX_LINE_WARNINGS, ThemeLines, shown
 from asyncpipe.settings.sections import PuzzleGeneration, Themes
 
-log = logging.getLogger("asyncpipe")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
