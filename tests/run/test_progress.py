@@ -21,7 +21,7 @@ def progress_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         record.getMessage()
         for record in caplog.records
-        if record.name == "asyncpipe" and record.getMessage().startswith("Progress:")
+        if record.name == "asyncpipe.run.progress" and record.getMessage().startswith("Progress:")
     ]
 
 
