@@ -124,8 +124,8 @@ def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[st
         "latency_p50": statistics["latency_p50_seconds"],
         "latency_p95": statistics["latency_p95_seconds"],
         "limiter_wait_seconds": statistics["limiter_wait_seconds"],
-        "loop_lag_p50_ms": statistics["loop_lag_p50_ms"],
-        "loop_lag_p99_ms": statistics["loop_lag_p99_ms"],
+        "loop_lag_p50_ms": statistics.get("loop_lag_p50_ms"),
+        "loop_lag_p99_ms": statistics.get("loop_lag_p99_ms"),
         "scoring_seconds": statistics["scoring_seconds"],
         "scoring_workers": statistics["scoring_workers"],
     }

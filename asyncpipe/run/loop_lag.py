@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from types import TracebackType
 
 import numpy as np
@@ -18,8 +19,34 @@ import numpy as np
 DEFAULT_INTERVAL = 0.01
 
 
+@dataclass(frozen=True)
+class LoopLagStatistics:
+    """How late the loop ran while the monitor was open, in milliseconds."""
+
+    #: Wake-ups measured; 0 when the monitor never got to run.
+    samples: int
+    #: Median lag of a wake-up; None when there were no samples.
+    p50_ms: float | None = None
+    #: 99th percentile: the figure to watch, one slow decode or score shows here.
+    p99_ms: float | None = None
+    #: The single longest stall.
+    max_ms: float | None = None
+
+    def to_json(self) -> dict[str, float | int]:
+        """The run-statistics keys; percentiles of no samples are left out."""
+        figures: dict[str, float | int] = {"loop_lag_samples": self.samples}
+        for key, value in (
+            ("loop_lag_p50_ms", self.p50_ms),
+            ("loop_lag_p99_ms", self.p99_ms),
+            ("loop_lag_max_ms", self.max_ms),
+        ):
+            if value is not None:
+                figures[key] = value
+        return figures
+
+
 class LoopLagMonitor:
-    """`async with LoopLagMonitor() as lag: ...; lag.summary()`."""
+    """`async with LoopLagMonitor() as lag: ...; lag.statistics()`."""
 
     def __init__(self, interval: float = DEFAULT_INTERVAL) -> None:
         self._interval = interval
@@ -39,16 +66,16 @@ class LoopLagMonitor:
         if self._task is not None:
             self._task.cancel()  # not awaited: that could swallow our caller's cancellation
 
-    def summary(self) -> dict[str, float | int | None]:
+    def statistics(self) -> LoopLagStatistics:
         lags = np.asarray(self._lags, dtype=np.float64) * 1000
         if lags.size == 0:
-            return {"loop_lag_samples": 0, "loop_lag_p50_ms": None, "loop_lag_p99_ms": None}
-        return {
-            "loop_lag_samples": int(lags.size),
-            "loop_lag_p50_ms": round(float(np.percentile(lags, 50)), 2),
-            "loop_lag_p99_ms": round(float(np.percentile(lags, 99)), 2),
-            "loop_lag_max_ms": round(float(lags.max()), 2),
-        }
+            return LoopLagStatistics(samples=0)
+        return LoopLagStatistics(
+            samples=int(lags.size),
+            p50_ms=round(float(np.percentile(lags, 50)), 2),
+            p99_ms=round(float(np.percentile(lags, 99)), 2),
+            max_ms=round(float(lags.max()), 2),
+        )
 
     async def _sample(self) -> None:
         while True:

@@ -46,11 +46,16 @@ from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
 from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN, split_table
 
 
-@dataclass
+@dataclass(frozen=True)
 class PoolStatistics:
+    """What the pool did; a snapshot, taken by `ScoringPool.statistics()`."""
+
+    #: Worker processes the pool runs.
     workers: int = 0
+    #: Puzzles scored by the workers in this run (not those a resumed run had recorded).
     puzzles_scored: int = 0
-    seconds_in_pool: float = 0.0
+    #: Wall time during which at least one puzzle was in the pool: queued or scored.
+    busy_seconds: float = 0.0
 
 
 def _start_worker(groups: int, size: int, parent: int) -> None:
@@ -101,7 +106,10 @@ class ScoringPool:
         self._executor: ProcessPoolExecutor | None = None
         self._warm_up: list[asyncio.Future[None]] = []
         self._capacity = asyncio.Semaphore(2 * workers)
-        self._statistics = PoolStatistics(workers=workers)
+        self._scored = 0
+        self._in_pool = 0
+        self._busy_since = 0.0
+        self._busy_seconds = 0.0
 
     async def __aenter__(self) -> ScoringPool:
         self._executor = ProcessPoolExecutor(
@@ -145,12 +153,23 @@ class ScoringPool:
             self._size,
             self._ambiguity_margin,
         )
+        loop = asyncio.get_running_loop()
         async with self._capacity:
-            started = time.perf_counter()
-            result = await asyncio.get_running_loop().run_in_executor(self._executor, work)
-            self._statistics.seconds_in_pool += time.perf_counter() - started
-        self._statistics.puzzles_scored += 1
+            if self._in_pool == 0:
+                self._busy_since = loop.time()
+            self._in_pool += 1
+            try:
+                result = await loop.run_in_executor(self._executor, work)
+            finally:
+                self._in_pool -= 1
+                if self._in_pool == 0:
+                    self._busy_seconds += loop.time() - self._busy_since
+        self._scored += 1
         return result
 
     def statistics(self) -> PoolStatistics:
-        return PoolStatistics(**vars(self._statistics))
+        return PoolStatistics(
+            workers=self._workers,
+            puzzles_scored=self._scored,
+            busy_seconds=round(self._busy_seconds, 3),
+        )

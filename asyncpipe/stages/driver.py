@@ -188,11 +188,12 @@ async def make_puzzles(
             **engine.summary(),
             "scoring_workers": pool_statistics.workers,
             "puzzles_scored": pool_statistics.puzzles_scored,
+            "scoring_pool_busy_seconds": pool_statistics.busy_seconds,
             "puzzle_scores_resumed": len(recorded.scores) if recorded else 0,
             "themes_resumed": len(recorded.themes) if recorded else 0,
             "scoring_seconds": round(scoring_seconds, 3),
             "puzzles_rebuilt": rebuilt,
-            **lag.summary(),
+            **lag.statistics().to_json(),
         }
     _log_statistics(statistics)
     flagged = [below_bar(score, bar) for score in scores]
@@ -280,5 +281,5 @@ def _log_statistics(statistics: dict[str, Any]) -> None:
         statistics["latency_p95_seconds"],
         statistics["limiter_wait_seconds"],
         statistics["embedding_seconds"],
-        statistics["loop_lag_p99_ms"],
+        statistics.get("loop_lag_p99_ms"),
     )

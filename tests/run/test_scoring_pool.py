@@ -74,6 +74,20 @@ async def test_scores_come_from_child_processes_and_match_in_process_scoring() -
 
 
 @pytest.mark.asyncio
+async def test_busy_time_is_wall_time_with_work_in_the_pool_not_a_sum_over_puzzles() -> None:
+    puzzles = [clustered_puzzle(seed) for seed in range(6)]
+    loop = asyncio.get_running_loop()
+    async with ScoringPool(workers=2, groups=4, size=4) as pool:
+        started = loop.time()
+        await asyncio.gather(*(pool.score(*puzzle) for puzzle in puzzles))
+        wall = loop.time() - started
+    figures = pool.statistics()
+    assert figures.puzzles_scored == 6 and figures.workers == 2
+    # Four puzzles overlap in the pool at a time: a sum of their waits would exceed the wall.
+    assert 0.0 < figures.busy_seconds <= wall + 0.001
+
+
+@pytest.mark.asyncio
 async def test_an_error_inside_the_pool_block_leaves_no_child_process() -> None:
     before = child_pids()
     with pytest.raises(RuntimeError, match="boom"):
