@@ -1,8 +1,11 @@
 """The in-memory LRU of embedding vectors: the hot set of a run, bounded by entries.
 
-Keys are `CacheKey`s: model, dimension, task type and the normalised text, so a
-change of model or dimension never reuses old vectors. Values are float32 rows.
-Single-threaded by design (the event loop owns it), so no locks.
+Keys are normalised texts (`normalise_text`); values are float32 rows. One cache
+serves one engine, hence one provider, so the namespace (model, dimension, task
+type) is the same for every entry and is not part of the key; the persistent
+store, which outlives the run, keys its rows by `Namespace` as well. Also here:
+`Namespace` itself and `normalise_text`, the two halves of what identifies a
+vector. Single-threaded by design (the event loop owns it), so no locks.
 """
 
 from __future__ import annotations
@@ -31,13 +34,20 @@ def normalise_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class CacheStatistics:
-    hits: int = 0
-    misses: int = 0
-    evictions: int = 0
-    size: int = 0
-    capacity: int = 0
+    """A snapshot of an `LruVectorCache`'s figures, from `LruVectorCache.statistics()`."""
+
+    #: Lookups that found their text.
+    hits: int
+    #: Lookups that did not.
+    misses: int
+    #: Entries dropped, least recently used first, to stay within `capacity`.
+    evictions: int
+    #: Entries held at the time of the snapshot.
+    size: int
+    #: The most entries the cache holds (0: it holds nothing).
+    capacity: int
 
 
 class LruVectorCache:
@@ -48,15 +58,17 @@ class LruVectorCache:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         self._capacity = capacity
         self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._statistics = CacheStatistics(capacity=capacity)
+        self._hits = 0
+        self._misses = 0
+        self._evictions = 0
 
     def get(self, text: str) -> np.ndarray | None:
         vector = self._entries.get(text)
         if vector is None:
-            self._statistics.misses += 1
+            self._misses += 1
             return None
         self._entries.move_to_end(text)
-        self._statistics.hits += 1
+        self._hits += 1
         return vector
 
     def put(self, text: str, vector: np.ndarray) -> None:
@@ -66,11 +78,13 @@ class LruVectorCache:
         self._entries.move_to_end(text)
         while len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
-            self._statistics.evictions += 1
-
-    def __len__(self) -> int:
-        return len(self._entries)
+            self._evictions += 1
 
     def statistics(self) -> CacheStatistics:
-        self._statistics.size = len(self._entries)
-        return CacheStatistics(**vars(self._statistics))
+        return CacheStatistics(
+            hits=self._hits,
+            misses=self._misses,
+            evictions=self._evictions,
+            size=len(self._entries),
+            capacity=self._capacity,
+        )

@@ -23,25 +23,28 @@ flight finish and be stored; `abandon()`, when the grace is spent, cancels them
 too. Either way the themes left waiting get `EmbeddingStopped`.
 
 The batch sends run in the engine's own task group: `async with engine:`.
+Latencies and waits are read from the running event loop's clock.
+
+`statistics()` gathers the figures of the engine and of the pieces it joins
+(cache, store, gate) into one frozen `EngineStatistics`; each figure is
+counted once, by the piece it belongs to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 import numpy as np
 
-from asyncpipe.embeddings.cache import LruVectorCache, normalise_text
-from asyncpipe.embeddings.limits import RequestGate
+from asyncpipe.embeddings.cache import CacheStatistics, LruVectorCache, normalise_text
+from asyncpipe.embeddings.limits import GateStatistics, RequestGate
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.retry import RetryPolicy
-from asyncpipe.embeddings.store import EmbeddingStore
+from asyncpipe.embeddings.store import EmbeddingStore, StoreStatistics
 from asyncpipe.errors import (
     EmbeddingError,
     EmbeddingStopped,
@@ -54,34 +57,77 @@ from asyncpipe.errors import (
 DEFAULT_LINGER = 0.01
 
 
-@dataclass
-class EngineStatistics:
-    requests: int = 0
-    texts_requested: int = 0
-    texts_asked: int = 0
-    memory_hits: int = 0
-    store_hits: int = 0
-    in_flight_hits: int = 0
-    retries: int = 0
-    throttled: int = 0
-    failed_requests: int = 0
-    latencies: list[float] = field(default_factory=list)
+@dataclass(frozen=True, slots=True)
+class RequestLatency:
+    """How long the provider took to answer a request, over the requests it answered."""
 
-    def to_json(self) -> dict[str, float | int | None]:
-        latencies = np.asarray(self.latencies, dtype=np.float64)
-        return {
+    #: The median, in seconds (rounded to 0.1 ms).
+    p50_seconds: float
+    #: The 95th percentile, in seconds (rounded to 0.1 ms).
+    p95_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    """A snapshot of an `EmbeddingEngine`'s figures and those of its pieces.
+
+    The engine counts only what happens in the engine; the cache, the store and
+    the gate each report their own figures, gathered here as fields.
+    """
+
+    #: Requests sent to the provider, retries included.
+    requests: int
+    #: Texts sent to the provider, summed over requests (a retried batch counts again).
+    texts_requested: int
+    #: Texts asked for by callers of `embed`, duplicates included.
+    texts_asked: int
+    #: Distinct texts of a call that were already being fetched for another caller.
+    in_flight_hits: int
+    #: Retries of a request after a retryable error.
+    retries: int
+    #: Requests given up: a fatal error, or a retryable one with no retry left.
+    failed_requests: int
+    #: Request latency; None when no request was answered (then it has no figures).
+    latency: RequestLatency | None
+    #: The in-memory LRU: its `hits` are the texts answered from memory.
+    cache: CacheStatistics
+    #: The persistent store, if the engine has one: its `hits` are texts answered from disk.
+    store: StoreStatistics | None
+    #: The request gate: slots, waits, and the 429s it was told of.
+    gate: GateStatistics
+
+    def to_json(self) -> dict[str, float | int | str]:
+        """The figures as the metadata records them; figures that do not exist are left out."""
+        figures: dict[str, float | int | str] = {
             "requests": self.requests,
             "texts_requested": self.texts_requested,
             "texts_asked": self.texts_asked,
-            "cache_hits_memory": self.memory_hits,
-            "cache_hits_disk": self.store_hits,
+            "cache_hits_memory": self.cache.hits,
+            # No store: no text came from disk, a real zero rather than a missing figure.
+            "cache_hits_disk": self.store.hits if self.store is not None else 0,
             "in_flight_dedup_hits": self.in_flight_hits,
             "retries": self.retries,
-            "throttled_429": self.throttled,
+            "throttled_429": self.gate.throttled,
             "failed_requests": self.failed_requests,
-            "latency_p50_seconds": _percentile(latencies, 50),
-            "latency_p95_seconds": _percentile(latencies, 95),
         }
+        if self.latency is not None:
+            figures["latency_p50_seconds"] = self.latency.p50_seconds
+            figures["latency_p95_seconds"] = self.latency.p95_seconds
+        figures.update(
+            max_requests_in_flight=self.gate.max_in_flight,
+            slot_wait_seconds=round(self.gate.slot_wait_seconds, 3),
+            limiter_wait_seconds=round(self.gate.limiter_wait_seconds, 3),
+            throttle_pause_seconds=round(self.gate.pause_seconds, 3),
+            memory_cache_size=self.cache.size,
+            memory_cache_evictions=self.cache.evictions,
+        )
+        if self.store is not None:
+            figures.update(
+                store_path=str(self.store.path),
+                store_written=self.store.written,
+                store_corrupt_rows=self.store.corrupt_rows,
+            )
+        return figures
 
 
 class EmbeddingEngine:
@@ -114,15 +160,14 @@ class EmbeddingEngine:
         self._stopped = False
         self._sends: set[asyncio.Task[None]] = set()
         self._tasks: asyncio.TaskGroup | None = None
-        self._statistics = EngineStatistics()
-
-    @property
-    def provider(self) -> EmbeddingProvider:
-        return self._provider
-
-    @property
-    def gate(self) -> RequestGate:
-        return self._gate
+        # The engine's own counters; `statistics()` snapshots them.
+        self._requests = 0
+        self._texts_requested = 0
+        self._texts_asked = 0
+        self._in_flight_hits = 0
+        self._retries = 0
+        self._failed_requests = 0
+        self._latencies: list[float] = []
 
     async def __aenter__(self) -> EmbeddingEngine:
         self._tasks = asyncio.TaskGroup()
@@ -186,7 +231,7 @@ class EmbeddingEngine:
         if self._stopped:
             raise _stopping()
         keys = [normalise_text(text) for text in texts]
-        self._statistics.texts_asked += len(keys)
+        self._texts_asked += len(keys)
         found: dict[str, np.ndarray] = {}
         waiting: dict[str, asyncio.Future[np.ndarray]] = {}
         missing: list[str] = []
@@ -194,10 +239,9 @@ class EmbeddingEngine:
             vector = self._memory.get(key)
             if vector is not None:
                 found[key] = vector
-                self._statistics.memory_hits += 1
             elif key in self._in_flight:
                 waiting[key] = self._in_flight[key]
-                self._statistics.in_flight_hits += 1
+                self._in_flight_hits += 1
             else:
                 # Claimed before any await, so a theme asking for it meanwhile waits on us.
                 waiting[key] = self._claim(key)
@@ -217,25 +261,19 @@ class EmbeddingEngine:
         return np.stack([found[key] for key in keys])
 
     def statistics(self) -> EngineStatistics:
-        return self._statistics
-
-    def summary(self) -> dict[str, Any]:
-        """Every component's figures in one flat mapping, for the log and the metadata."""
-        gate = self._gate.statistics()
-        memory = self._memory.statistics()
-        summary: dict[str, Any] = self._statistics.to_json()
-        summary.update(
-            max_requests_in_flight=gate.max_in_flight,
-            slot_wait_seconds=round(gate.slot_wait_seconds, 3),
-            limiter_wait_seconds=round(gate.limiter_wait_seconds, 3),
-            throttle_pause_seconds=round(gate.pause_seconds, 3),
-            memory_cache_size=memory.size,
-            memory_cache_evictions=memory.evictions,
+        """A snapshot of the figures so far, the engine's and its pieces'."""
+        return EngineStatistics(
+            requests=self._requests,
+            texts_requested=self._texts_requested,
+            texts_asked=self._texts_asked,
+            in_flight_hits=self._in_flight_hits,
+            retries=self._retries,
+            failed_requests=self._failed_requests,
+            latency=_latency(self._latencies),
+            cache=self._memory.statistics(),
+            store=self._store.statistics() if self._store is not None else None,
+            gate=self._gate.statistics(),
         )
-        if self._store is not None:
-            store = self._store.statistics()
-            summary.update(store_path=str(self._store.path), store_written=store.written)
-        return summary
 
     def _claim(self, key: str) -> asyncio.Future[np.ndarray]:
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
@@ -254,7 +292,6 @@ class EmbeddingEngine:
         for key in keys:
             vector = stored.get(key)
             if vector is not None:
-                self._statistics.store_hits += 1
                 self._memory.put(key, vector)
                 self._settle(key, vector=vector)
             else:
@@ -332,13 +369,13 @@ class EmbeddingEngine:
             return
         except FatalEmbeddingError as error:
             if error is not self._fatal:  # the first fatal answer, not a batch turned back
-                self._statistics.failed_requests += 1
+                self._failed_requests += 1
                 self._fail_everything(error)
             for key in batch:
                 self._settle(key, error=error)
             return
         except EmbeddingError as error:
-            self._statistics.failed_requests += 1
+            self._failed_requests += 1
             for key in batch:
                 self._settle(key, error=error)
             return
@@ -359,6 +396,7 @@ class EmbeddingEngine:
             self._settle(key, vector=vector)
 
     async def _request_with_retries(self, batch: list[str]) -> np.ndarray:
+        loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             try:
@@ -367,23 +405,22 @@ class EmbeddingEngine:
                         raise self._fatal
                     if self._stopped:
                         raise _stopping()
-                    started = time.perf_counter()
-                    self._statistics.requests += 1
-                    self._statistics.texts_requested += len(batch)
+                    started = loop.time()
+                    self._requests += 1
+                    self._texts_requested += len(batch)
                     vectors = await self._provider.embed(batch)
-                    self._statistics.latencies.append(time.perf_counter() - started)
+                    self._latencies.append(loop.time() - started)
                 self._gate.succeeded()
                 return vectors
             except RetryableEmbeddingError as error:
                 if error.throttled:
-                    self._statistics.throttled += 1
                     self._gate.throttled(error.retry_after)
                 attempt += 1
                 if self._stopped:
                     raise _stopping() from error
                 if not self._retry.should_retry(attempt):
                     raise
-                self._statistics.retries += 1
+                self._retries += 1
                 # Sleep outside the gate, so a waiting retry holds no request slot.
                 await asyncio.sleep(self._retry.delay(attempt, error, self._rng))
 
@@ -416,5 +453,11 @@ def _stopping() -> EmbeddingStopped:
     return EmbeddingStopped("the run is stopping")
 
 
-def _percentile(values: np.ndarray, q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 4) if values.size else None
+def _latency(latencies: list[float]) -> RequestLatency | None:
+    if not latencies:
+        return None
+    values = np.asarray(latencies, dtype=np.float64)
+    return RequestLatency(
+        p50_seconds=round(float(np.percentile(values, 50)), 4),
+        p95_seconds=round(float(np.percentile(values, 95)), 4),
+    )

@@ -14,13 +14,14 @@ Three pieces compose here, each with one job:
   starts widens, then narrows again as requests succeed.
 
 No lock is held across an await: reservations of the next start time are made
-synchronously, then slept on.
+synchronously, then slept on. Every time is read from the running event loop's
+clock (`loop.time()`), the clock asyncio's timers and aiolimiter use, so a test
+loop with a virtual clock drives all of it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,17 +34,54 @@ _BACKOFF_DECAY = 0.9
 _MAX_SPACING = 10.0
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class GateStatistics:
-    requests_started: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-    #: Time requests spent queued for a free slot (the concurrency cap).
-    slot_wait_seconds: float = 0.0
-    #: Time requests spent held back by the rate limit, the spacing and 429 pauses.
-    limiter_wait_seconds: float = 0.0
-    throttled: int = 0
-    pause_seconds: float = 0.0
+    """A snapshot of a `RequestGate`'s figures, from `RequestGate.statistics()`.
+
+    The wait figures are wall time on the loop's clock: a second during which
+    ten requests waited counts once, so none of them can exceed the time the
+    gate was in use.
+    """
+
+    #: Requests admitted through the gate (each retry is a request of its own).
+    requests_started: int
+    #: Requests admitted and not yet finished, at the time of the snapshot.
+    in_flight: int
+    #: The most requests in flight at once.
+    max_in_flight: int
+    #: Seconds during which at least one request queued for a free slot (the concurrency cap).
+    slot_wait_seconds: float
+    #: Seconds during which at least one request, holding a slot, was held back by the
+    #: rate limit, the spacing or a 429 pause.
+    limiter_wait_seconds: float
+    #: 429 answers reported through `throttled()`.
+    throttled: int
+    #: Seconds the gate was paused after 429s (pauses that overlap count once).
+    pause_seconds: float
+
+
+class _Overlap:
+    """Seconds during which at least one waiter waited: overlapping waits merged, not summed."""
+
+    __slots__ = ("_since", "_total", "_waiting")
+
+    def __init__(self) -> None:
+        self._total = 0.0
+        self._waiting = 0
+        self._since = 0.0
+
+    def enter(self, now: float) -> None:
+        if self._waiting == 0:
+            self._since = now
+        self._waiting += 1
+
+    def leave(self, now: float) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self._total += now - self._since
+
+    def seconds(self, now: float) -> float:
+        return self._total + (now - self._since if self._waiting else 0.0)
 
 
 def shaped_limiter(requests_per_minute: int, burst: int) -> AsyncLimiter:
@@ -74,7 +112,13 @@ class RequestGate:
         self._extra_spacing = 0.0
         self._next_start = 0.0
         self._paused_until = 0.0
-        self._statistics = GateStatistics()
+        self._requests_started = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._throttled = 0
+        self._pause_seconds = 0.0
+        self._slot_waits = _Overlap()
+        self._limiter_waits = _Overlap()
 
     @property
     def max_concurrent(self) -> int:
@@ -82,40 +126,47 @@ class RequestGate:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        queued = time.perf_counter()
-        async with self._semaphore:
-            admitted = time.perf_counter()
-            # A 429 may arrive while we wait in the limiter or the spacing: then wait out
-            # the pause and queue again, rather than go out into the throttling.
-            while True:
-                await self._wait_for_pause()
-                if self._limiter is not None:
-                    await self._limiter.acquire()
-                await self._wait_for_spacing()
-                if asyncio.get_running_loop().time() >= self._paused_until:
-                    break
-            released = time.perf_counter()
-            self._statistics.slot_wait_seconds += admitted - queued
-            self._statistics.limiter_wait_seconds += released - admitted
-            self._statistics.requests_started += 1
-            self._statistics.in_flight += 1
-            self._statistics.max_in_flight = max(
-                self._statistics.max_in_flight, self._statistics.in_flight
-            )
+        loop = asyncio.get_running_loop()
+        self._slot_waits.enter(loop.time())
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self._slot_waits.leave(loop.time())
+        try:
+            self._limiter_waits.enter(loop.time())
+            try:
+                # A 429 may arrive while we wait in the limiter or the spacing: then wait
+                # out the pause and queue again, rather than go out into the throttling.
+                while True:
+                    await self._wait_for_pause()
+                    if self._limiter is not None:
+                        await self._limiter.acquire()
+                    await self._wait_for_spacing()
+                    if loop.time() >= self._paused_until:
+                        break
+            finally:
+                self._limiter_waits.leave(loop.time())
+            self._requests_started += 1
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
             try:
                 yield
             finally:
-                self._statistics.in_flight -= 1
+                self._in_flight -= 1
+        finally:
+            self._semaphore.release()
 
     def throttled(self, retry_after: float | None) -> None:
         """The server answered 429: everyone waits, and starts spread out for a while."""
-        self._statistics.throttled += 1
+        self._throttled += 1
         now = asyncio.get_running_loop().time()
         # The requests that were in flight when the quota ran out all come back 429:
         # one throttling event, so the spacing widens once, not once per request.
         same_event = now < self._paused_until
         if retry_after is not None and retry_after > 0:
-            self._paused_until = max(self._paused_until, now + retry_after)
+            until = max(self._paused_until, now + retry_after)
+            self._pause_seconds += until - max(self._paused_until, now)
+            self._paused_until = until
         if not same_event:
             base = max(self._min_interval, self._extra_spacing, 0.05)
             self._extra_spacing = min(_MAX_SPACING, base * _BACKOFF_GROWTH)
@@ -127,13 +178,25 @@ class RequestGate:
                 self._extra_spacing = 0.0
 
     def statistics(self) -> GateStatistics:
-        return GateStatistics(**vars(self._statistics))
+        """A snapshot of the figures so far; waits still going on count up to now."""
+        try:
+            now = asyncio.get_running_loop().time()
+        except RuntimeError:  # read after the loop ended: no wait can still be going on
+            now = 0.0
+        return GateStatistics(
+            requests_started=self._requests_started,
+            in_flight=self._in_flight,
+            max_in_flight=self._max_in_flight,
+            slot_wait_seconds=self._slot_waits.seconds(now),
+            limiter_wait_seconds=self._limiter_waits.seconds(now),
+            throttled=self._throttled,
+            pause_seconds=self._pause_seconds,
+        )
 
     async def _wait_for_pause(self) -> None:
         loop = asyncio.get_running_loop()
         # Loop: a 429 answered while we slept may have pushed the pause further out.
         while (remaining := self._paused_until - loop.time()) > 0:
-            self._statistics.pause_seconds += remaining
             await asyncio.sleep(remaining)
 
     async def _wait_for_spacing(self) -> None:

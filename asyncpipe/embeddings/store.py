@@ -37,12 +37,21 @@ CREATE TABLE IF NOT EXISTS vectors (
 _LOOKUP_CHUNK = 900
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class StoreStatistics:
-    hits: int = 0
-    misses: int = 0
-    written: int = 0
-    corrupt_rows: int = 0
+    """A snapshot of an `EmbeddingStore`'s figures, from `EmbeddingStore.statistics()`."""
+
+    #: The SQLite file.
+    path: Path
+    #: Texts looked up and found (a sound row of this namespace).
+    hits: int
+    #: Texts looked up and not found, corrupt rows included.
+    misses: int
+    #: Vectors written (and committed).
+    written: int
+    #: Rows found but unusable (wrong length, non-finite values): treated as missing,
+    #: and overwritten when their text is embedded again.
+    corrupt_rows: int
 
 
 class EmbeddingStore:
@@ -54,11 +63,11 @@ class EmbeddingStore:
         self._dimension = namespace.dimension
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-store")
         self._connection: sqlite3.Connection | None = None
-        self._statistics = StoreStatistics()
-
-    @property
-    def path(self) -> Path:
-        return self._path
+        # Counted on the event loop's side only; the store's thread returns what it saw.
+        self._hits = 0
+        self._misses = 0
+        self._written = 0
+        self._corrupt_rows = 0
 
     async def open(self) -> None:
         await self._call(self._open)
@@ -67,9 +76,10 @@ class EmbeddingStore:
         """The stored vectors among `texts` (absent ones are simply missing)."""
         if not texts:
             return {}
-        found = await self._call(self._get_many, list(texts))
-        self._statistics.hits += len(found)
-        self._statistics.misses += len(texts) - len(found)
+        found, corrupt = await self._call(self._get_many, list(texts))
+        self._hits += len(found)
+        self._misses += len(texts) - len(found)
+        self._corrupt_rows += corrupt
         return found
 
     async def put_many(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
@@ -77,10 +87,7 @@ class EmbeddingStore:
         rows = [(text, np.asarray(vector, dtype="<f4").tobytes()) for text, vector in items]
         if rows:
             await self._call(self._put_many, rows)
-            self._statistics.written += len(rows)
-
-    async def count(self) -> int:
-        return await self._call(self._count)
+            self._written += len(rows)
 
     async def close(self) -> None:
         try:
@@ -89,7 +96,13 @@ class EmbeddingStore:
             self._executor.shutdown(wait=True)
 
     def statistics(self) -> StoreStatistics:
-        return StoreStatistics(**vars(self._statistics))
+        return StoreStatistics(
+            path=self._path,
+            hits=self._hits,
+            misses=self._misses,
+            written=self._written,
+            corrupt_rows=self._corrupt_rows,
+        )
 
     async def _call(self, function, *arguments):  # type: ignore[no-untyped-def]
         loop = asyncio.get_running_loop()
@@ -114,10 +127,12 @@ class EmbeddingStore:
             ) from None
         self._connection = connection
 
-    def _get_many(self, texts: list[str]) -> dict[str, np.ndarray]:
+    def _get_many(self, texts: list[str]) -> tuple[dict[str, np.ndarray], int]:
+        """The sound vectors found among `texts`, and how many rows found were corrupt."""
         connection = self._require()
         expected_bytes = self._dimension * 4
         found: dict[str, np.ndarray] = {}
+        corrupt = 0
         for start in range(0, len(texts), _LOOKUP_CHUNK):
             chunk = texts[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -127,14 +142,14 @@ class EmbeddingStore:
             )
             for text, blob in cursor:
                 if len(blob) != expected_bytes:
-                    self._statistics.corrupt_rows += 1
+                    corrupt += 1
                     continue
                 vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
                 if np.isfinite(vector).all():
                     found[text] = vector
                 else:
-                    self._statistics.corrupt_rows += 1
-        return found
+                    corrupt += 1
+        return found, corrupt
 
     def _put_many(self, rows: list[tuple[str, bytes]]) -> None:
         connection = self._require()
@@ -147,14 +162,6 @@ class EmbeddingStore:
                 )
         except sqlite3.Error as error:
             raise OutputError(f"{self._path}: cannot write the embedding store ({error})") from None
-
-    def _count(self) -> int:
-        row = (
-            self._require()
-            .execute("SELECT COUNT(*) FROM vectors WHERE namespace = ?", [self._namespace])
-            .fetchone()
-        )
-        return int(row[0])
 
     def _close(self) -> None:
         if self._connection is not None:

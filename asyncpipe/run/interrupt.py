@@ -18,6 +18,11 @@ invocation, turns signals into one of three outcomes, depending on when they com
 Exit codes follow the shell's convention, 128 + the signal number: 130 for
 SIGINT, 143 for SIGTERM.
 
+The grace is timed on the running event loop's clock, like every wait of the
+run, so a test loop with a virtual clock times it too. A signal that comes
+while no loop runs is dated on `time.monotonic` (the clock asyncio's own loop
+reads) and carried onto the loop's clock when `watching()` binds to it.
+
 The handlers are plain `signal.signal` handlers, in force in both the
 synchronous and the asyncio parts of a run; `asyncio.run` leaves a custom
 SIGINT handler alone. Inside the loop the handler only schedules the event's
@@ -70,7 +75,10 @@ class Shutdown:
         self.grace_seconds = grace_seconds
         #: The first signal received, if any.
         self.signal_number: int | None = None
+        #: When the first signal came, on the loop's clock (or, with no loop running yet,
+        #: on `time.monotonic` in `_received_before_loop`, until `watching()` converts it).
         self._received_at: float | None = None
+        self._received_before_loop: float | None = None
         self._deferring = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
@@ -91,7 +99,8 @@ class Shutdown:
         """Seconds of grace left for the work in flight (0 once it is spent)."""
         if self._received_at is None:
             return self.grace_seconds
-        return max(0.0, self._received_at + self.grace_seconds - time.monotonic())
+        now = asyncio.get_running_loop().time()
+        return max(0.0, self._received_at + self.grace_seconds - now)
 
     @contextmanager
     def installed(self) -> Iterator[Shutdown]:
@@ -119,6 +128,10 @@ class Shutdown:
         """Bind to the running loop, so a signal wakes whatever waits in `guard`."""
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
+        if self._received_before_loop is not None:
+            ago = time.monotonic() - self._received_before_loop
+            self._received_at = self._loop.time() - ago
+            self._received_before_loop = None
         if self.requested:
             self._event.set()
         try:
@@ -161,7 +174,10 @@ class Shutdown:
         if self.requested:
             _exit_now(name, exit_code_for(signal_number))
         self.signal_number = signal_number
-        self._received_at = time.monotonic()
+        try:
+            self._received_at = asyncio.get_running_loop().time()
+        except RuntimeError:  # in the synchronous part of the run
+            self._received_before_loop = time.monotonic()
         if not self._deferring:
             log.warning("%s received: stopping", name)
             raise Interrupted(signal_number)

@@ -185,7 +185,7 @@ async def make_puzzles(
             "themes_embedded": len(outcome.embedded),
             "themes_failed_embedding": len(outcome.failed_themes),
             "embedding_seconds": round(outcome.seconds, 3),
-            **engine.summary(),
+            **engine.statistics().to_json(),
             "scoring_workers": pool_statistics.workers,
             "puzzles_scored": pool_statistics.puzzles_scored,
             "scoring_pool_busy_seconds": pool_statistics.busy_seconds,
@@ -268,7 +268,7 @@ async def _score(
 def _log_statistics(statistics: dict[str, Any]) -> None:
     log.info(
         "Embedding summary: %d requests, %d texts sent, cache hits %d memory / %d disk, "
-        "%d in-flight duplicates, %d retries, %d throttled (429), latency p50 %s s / p95 %s s, "
+        "%d in-flight duplicates, %d retries, %d throttled (429), %s, "
         "%.2f s waiting on the rate limiter, %.2f s wall, event-loop lag p99 %s ms",
         statistics["requests"],
         statistics["texts_requested"],
@@ -277,8 +277,12 @@ def _log_statistics(statistics: dict[str, Any]) -> None:
         statistics["in_flight_dedup_hits"],
         statistics["retries"],
         statistics["throttled_429"],
-        statistics["latency_p50_seconds"],
-        statistics["latency_p95_seconds"],
+        (
+            f"latency p50 {statistics['latency_p50_seconds']} s / "
+            f"p95 {statistics['latency_p95_seconds']} s"
+            if "latency_p50_seconds" in statistics
+            else "no request answered"
+        ),
         statistics["limiter_wait_seconds"],
         statistics["embedding_seconds"],
         statistics.get("loop_lag_p99_ms"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -37,7 +39,7 @@ def test_the_least_recently_used_entry_is_evicted_first() -> None:
 
     cache.put("e", vector(4))  # the gets above left "a" as the least recent
     assert cache.get("a") is None
-    assert len(cache) == 3
+    assert cache.statistics().size == 3
 
 
 def test_putting_an_existing_text_refreshes_it_without_evicting() -> None:
@@ -60,7 +62,7 @@ def test_a_cache_of_capacity_zero_stores_nothing() -> None:
 
     cache.put("apple", vector(1))
 
-    assert len(cache) == 0
+    assert cache.statistics().size == 0
     assert cache.get("apple") is None
     statistics = cache.statistics()
     assert (statistics.size, statistics.evictions, statistics.misses) == (0, 0, 1)
@@ -99,6 +101,13 @@ def test_statistics_are_a_snapshot() -> None:
 
     assert before.misses == 0
     assert cache.statistics().misses == 1
+
+
+def test_statistics_are_frozen() -> None:
+    statistics = LruVectorCache(2).statistics()
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        statistics.hits = 5  # type: ignore[misc]
 
 
 def test_normalise_text_composes_unicode_to_nfc() -> None:

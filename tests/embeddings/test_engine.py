@@ -1,6 +1,8 @@
 """EmbeddingEngine: batching, de-duplication, caches, retries and failures, with test providers.
 
-The providers here are small classes of this file implementing the
+Every test runs on a virtual clock (`tests.support.on_virtual_clock`): the
+providers' delays, the linger, the backoff and the 429 pauses take no real
+time, and the times the tests read are exact. The providers here are small classes of this file implementing the
 EmbeddingProvider protocol: a deterministic one (each text's vector comes from
 a hash of the text) that records every call, and variants that fail scripted
 calls or any batch holding a given text. Stores are real SQLite files.
@@ -9,8 +11,10 @@ calls or any batch holding a given text. Stores are real SQLite files.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import math
+import random
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +37,8 @@ from asyncpipe.errors import (
     UnembeddableTextError,
 )
 from asyncpipe.settings.sections import Params
+from tests.embeddings.stored_rows import stored_rows
+from tests.support import on_virtual_clock
 
 DIMENSION = 8
 NAMESPACE = Namespace("hash-model", DIMENSION, "SEMANTIC_SIMILARITY")
@@ -176,7 +182,7 @@ def theme_texts(themes: int, texts: int, shared: Sequence[str] = ()) -> list[lis
 # Batching and de-duplication --------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_texts_of_concurrent_themes_are_coalesced_into_full_batches() -> None:
     provider = HashProvider(delay=0.005)
     themes = theme_texts(10, 7)
@@ -194,7 +200,7 @@ async def test_texts_of_concurrent_themes_are_coalesced_into_full_batches() -> N
     assert (statistics.requests, statistics.texts_requested, statistics.texts_asked) == (4, 70, 70)
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_texts_several_themes_share_are_sent_once() -> None:
     provider = HashProvider(delay=0.005)
     themes = theme_texts(10, 5, shared=["Animals", "Colours"])
@@ -210,7 +216,7 @@ async def test_texts_several_themes_share_are_sent_once() -> None:
         np.testing.assert_array_equal(result, hashed(texts))
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_a_text_requested_by_several_themes_at_the_same_moment_is_sent_once() -> None:
     provider = HashProvider(delay=0.02)
 
@@ -223,7 +229,7 @@ async def test_a_text_requested_by_several_themes_at_the_same_moment_is_sent_onc
     assert engine.statistics().in_flight_hits == 5
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_every_request_holds_at_most_batch_size_texts() -> None:
     provider = HashProvider()
     themes = theme_texts(12, 9)
@@ -236,7 +242,7 @@ async def test_every_request_holds_at_most_batch_size_texts() -> None:
     assert sorted(provider.sent()) == sorted(text for texts in themes for text in texts)
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_a_lone_theme_is_not_held_back_waiting_for_a_full_batch() -> None:
     provider = HashProvider()
 
@@ -247,7 +253,7 @@ async def test_a_lone_theme_is_not_held_back_waiting_for_a_full_batch() -> None:
     np.testing.assert_array_equal(result, hashed(["Weather", "rain"]))
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_texts_are_normalised_before_they_are_looked_up_or_sent() -> None:
     provider = HashProvider()
 
@@ -262,7 +268,7 @@ async def test_texts_are_normalised_before_they_are_looked_up_or_sent() -> None:
     )
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_results_are_in_input_order_whichever_batch_finishes_first() -> None:
     # The batch holding "pear" is slow, so the later batch finishes first.
     provider = HashProvider(slow={"pear": 0.05})
@@ -277,7 +283,7 @@ async def test_results_are_in_input_order_whichever_batch_finishes_first() -> No
     assert sorted(provider.sent()) == ["apple", "fig", "kiwi", "pear"]
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_no_texts_give_an_empty_matrix_and_no_request() -> None:
     provider = HashProvider()
 
@@ -290,7 +296,7 @@ async def test_no_texts_give_an_empty_matrix_and_no_request() -> None:
 
 
 @pytest.mark.parametrize("max_concurrent", [1, 3])
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_requests_in_flight_never_exceed_max_concurrent(max_concurrent: int) -> None:
     provider = HashProvider(delay=0.01)
     themes = theme_texts(20, 3)
@@ -300,13 +306,13 @@ async def test_requests_in_flight_never_exceed_max_concurrent(max_concurrent: in
 
     assert len(provider.calls) == 30
     assert provider.max_in_flight == max_concurrent
-    assert engine.summary()["max_requests_in_flight"] == max_concurrent
+    assert engine.statistics().gate.max_in_flight == max_concurrent
 
 
 # Caches ------------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_texts_in_the_memory_cache_make_no_request() -> None:
     provider = HashProvider()
 
@@ -318,10 +324,10 @@ async def test_texts_in_the_memory_cache_make_no_request() -> None:
     assert calls == 1
     assert len(provider.calls) == 1
     np.testing.assert_array_equal(again, first[[1, 0, 1]])
-    assert engine.statistics().memory_hits == 2
+    assert engine.statistics().cache.hits == 2
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_texts_evicted_from_the_memory_cache_are_requested_again() -> None:
     provider = HashProvider()
 
@@ -330,10 +336,10 @@ async def test_texts_evicted_from_the_memory_cache_are_requested_again() -> None
         await engine.embed(["a"])
 
     assert provider.sent().count("a") == 2
-    assert engine.summary()["memory_cache_evictions"] >= 1
+    assert engine.statistics().cache.evictions >= 1
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_vectors_are_committed_to_the_store_before_the_theme_resumes(
     tmp_path: Path,
 ) -> None:
@@ -344,16 +350,16 @@ async def test_vectors_are_committed_to_the_store_before_the_theme_resumes(
         async with make_engine(HashProvider(), store=store) as engine:
             await engine.embed(["apple", "pear", "fig"])
             # Another connection sees them: committed, not just cached.
-            with sqlite3.connect(path) as connection:
-                rows = connection.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+            rows = stored_rows(path)
     finally:
         await store.close()
 
     assert rows == 3
-    assert engine.summary()["store_written"] == 3
+    statistics = engine.statistics().store
+    assert statistics is not None and statistics.written == 3
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_a_warm_store_answers_every_text_with_no_request(tmp_path: Path) -> None:
     path = tmp_path / STORE_FILE
     themes = theme_texts(5, 6)
@@ -375,15 +381,16 @@ async def test_a_warm_store_answers_every_text_with_no_request(tmp_path: Path) -
         await store.close()
 
     assert rerun.calls == []
-    summary = engine.summary()
-    assert summary["requests"] == 0
-    assert summary["cache_hits_disk"] == 30
-    assert summary["texts_requested"] == 0
+    statistics = engine.statistics()
+    assert statistics.requests == 0
+    assert statistics.store is not None and statistics.store.hits == 30
+    assert statistics.texts_requested == 0
+    assert statistics.latency is None  # no request: no latency to speak of
     for before, after in zip(cold, warm):
         np.testing.assert_array_equal(before, after)
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_a_store_of_another_model_is_not_used(tmp_path: Path) -> None:
     path = tmp_path / STORE_FILE
     store = EmbeddingStore(path, Namespace("older-model", DIMENSION, "SEMANTIC_SIMILARITY"))
@@ -407,7 +414,7 @@ async def test_a_store_of_another_model_is_not_used(tmp_path: Path) -> None:
 # Retries and failures ----------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_retryable_errors_are_retried_and_the_request_succeeds() -> None:
     provider = ScriptedProvider({1: unavailable, 2: unavailable})
 
@@ -420,20 +427,25 @@ async def test_retryable_errors_are_retried_and_the_request_succeeds() -> None:
     assert (statistics.requests, statistics.retries, statistics.failed_requests) == (3, 2, 0)
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_retries_wait_the_policys_growing_delays() -> None:
     provider = ScriptedProvider({1: unavailable, 2: unavailable})
+    policy = RetryPolicy(max_retries=3, base_delay=0.04)
+    # The engine draws its jitter from random.Random(seed), seed 0 by default.
+    rng = random.Random(0)
+    waits = [policy.delay(1, unavailable(), rng), policy.delay(2, unavailable(), rng)]
 
     async with make_engine(provider, max_retries=3, base_delay=0.04) as engine:
         await engine.embed(["apple"])
 
     first, second, third = provider.call_times
-    # Jittered between half and all of 0.04 s, then of 0.08 s.
-    assert 0.02 <= second - first
-    assert 0.04 <= third - second
+    # Jittered between half and all of 0.04 s, then of 0.08 s: exactly the policy's draws.
+    assert 0.02 <= waits[0] <= 0.04 and 0.04 <= waits[1] <= 0.08
+    assert second - first == pytest.approx(waits[0], abs=1e-4)
+    assert third - second == pytest.approx(waits[1], abs=1e-4)
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_a_429_retry_after_pauses_the_gate_for_every_theme() -> None:
     def quota() -> RetryableEmbeddingError:
         return RetryableEmbeddingError("429 quota exhausted", status=429, retry_after=0.2)
@@ -448,19 +460,23 @@ async def test_a_429_retry_after_pauses_the_gate_for_every_theme() -> None:
         other = await engine.embed(["b1"])
         await throttled
 
-    answered_429 = provider.call_times[0]
-    other_call = provider.call_times[provider.calls.index(["b1"])]
-    assert other_call >= answered_429 + 0.19
+    answered_429, *after = provider.call_times
+    assert sorted(provider.calls[1:]) == [["a1", "a2"], ["b1"]]
+    # Neither the other theme nor the retry goes out before the pause ends: the first
+    # at its end, the second after the spacing the 429 widened (twice the 50 ms floor).
+    assert after[0] == pytest.approx(answered_429 + 0.2, abs=1e-3)
+    assert after[1] == pytest.approx(after[0] + 0.1, abs=1e-3)
     np.testing.assert_array_equal(other, hashed(["b1"]))
     np.testing.assert_array_equal(throttled.result(), hashed(["a1", "a2"]))
-    summary = engine.summary()
-    assert summary["throttled_429"] == 1
-    assert summary["retries"] == 1
-    assert summary["throttle_pause_seconds"] > 0
-    assert engine.gate.statistics().throttled == 1
+    statistics = engine.statistics()
+    assert statistics.gate.throttled == 1
+    assert statistics.retries == 1
+    assert statistics.gate.pause_seconds == pytest.approx(0.2)
+    figures = statistics.to_json()
+    assert (figures["throttled_429"], figures["throttle_pause_seconds"]) == (1, 0.2)
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_after_max_retries_only_the_themes_needing_the_batch_fail() -> None:
     provider = FailsForText("bad", unavailable)
 
@@ -483,7 +499,7 @@ async def test_after_max_retries_only_the_themes_needing_the_batch_fail() -> Non
     assert (statistics.retries, statistics.failed_requests) == (2, 1)
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_a_fatal_error_reaches_every_caller_and_is_not_retried() -> None:
     provider = AlwaysFails(bad_key)
 
@@ -501,7 +517,7 @@ async def test_a_fatal_error_reaches_every_caller_and_is_not_retried() -> None:
     assert (statistics.retries, statistics.failed_requests) == (0, 1)
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_a_fatal_error_also_fails_themes_waiting_on_other_batches() -> None:
     # The engine's contract: a fatal error fails every waiting theme, so the run stops,
     # unlike a retryable one, which fails only the themes that needed its batch.
@@ -519,7 +535,7 @@ async def test_a_fatal_error_also_fails_themes_waiting_on_other_batches() -> Non
     assert [type(outcome).__name__ for outcome in outcomes[1:]] == ["FatalEmbeddingError"] * 2
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_an_unembeddable_text_fails_only_the_themes_that_asked_for_it() -> None:
     def unembeddable() -> UnembeddableTextError:
         return UnembeddableTextError("no word of 'Zzqxv' is in the index")
@@ -550,7 +566,7 @@ async def test_an_unembeddable_text_fails_only_the_themes_that_asked_for_it() ->
     np.testing.assert_array_equal(again, hashed(["apple", "pear"]))
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_a_theme_cancelled_while_waiting_does_not_cancel_others_waiting_for_its_text() -> (
     None
 ):
@@ -568,7 +584,7 @@ async def test_a_theme_cancelled_while_waiting_does_not_cancel_others_waiting_fo
     np.testing.assert_array_equal(result, hashed(["Birds"]))
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_embedding_outside_async_with_engine_is_an_error_not_a_hang() -> None:
     engine = make_engine(HashProvider(), batch_size=10)
 
@@ -576,7 +592,7 @@ async def test_embedding_outside_async_with_engine_is_an_error_not_a_hang() -> N
         await asyncio.wait_for(engine.embed(["apple"]), timeout=1.0)
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_a_full_batch_outside_async_with_engine_is_an_error() -> None:
     engine = make_engine(HashProvider(), batch_size=2)
 
@@ -584,9 +600,10 @@ async def test_a_full_batch_outside_async_with_engine_is_an_error() -> None:
         await asyncio.wait_for(engine.embed(["apple", "pear"]), timeout=1.0)
 
 
-# Summary -----------------------------------------------------------------------------------
+# Statistics --------------------------------------------------------------------------------
 
-SUMMARY_KEYS = {
+#: The keys of `EngineStatistics.to_json()` for an engine without a store that sent requests.
+FIGURE_KEYS = {
     "requests",
     "texts_requested",
     "texts_asked",
@@ -605,36 +622,86 @@ SUMMARY_KEYS = {
     "memory_cache_size",
     "memory_cache_evictions",
 }
+LATENCY_KEYS = {"latency_p50_seconds", "latency_p95_seconds"}
+STORE_KEYS = {"store_path", "store_written", "store_corrupt_rows"}
 
 
-@pytest.mark.asyncio
-async def test_summary_has_the_documented_keys_and_counts() -> None:
+@on_virtual_clock
+async def test_statistics_gather_each_pieces_figures_counted_once() -> None:
     provider = ScriptedProvider({1: unavailable}, delay=0.002)
-
     texts = [f"text {n}" for n in range(10)]
 
     async with make_engine(provider, batch_size=5, cache_size=9) as engine:
-        assert set(engine.summary()) == SUMMARY_KEYS
-        assert engine.summary()["latency_p50_seconds"] is None
         await engine.embed(texts)  # two batches, the first tried twice
         await engine.embed(texts)  # nine in memory, one evicted: one more request
 
-    summary = engine.summary()
-    assert set(summary) == SUMMARY_KEYS
-    assert summary["requests"] == 4
-    assert summary["texts_requested"] == 16
-    assert summary["texts_asked"] == 20
-    assert summary["cache_hits_memory"] == 9
-    assert summary["retries"] == 1
-    assert summary["failed_requests"] == 0
-    assert summary["memory_cache_size"] == 9
-    assert summary["memory_cache_evictions"] == 2
-    assert summary["max_requests_in_flight"] >= 1
-    assert 0.0 < summary["latency_p50_seconds"] <= summary["latency_p95_seconds"]
+    statistics = engine.statistics()
+    assert (statistics.requests, statistics.texts_requested, statistics.texts_asked) == (4, 16, 20)
+    assert (statistics.retries, statistics.failed_requests) == (1, 0)
+    assert (statistics.cache.hits, statistics.cache.size, statistics.cache.evictions) == (9, 9, 2)
+    assert statistics.cache.capacity == 9
+    assert statistics.store is None
+    assert statistics.gate.requests_started == 4
+    assert statistics.gate.max_in_flight >= 1
+    # Every request took the provider's 2 ms, on the virtual clock: exactly that.
+    assert statistics.latency is not None
+    assert statistics.latency.p50_seconds == statistics.latency.p95_seconds == 0.002
 
 
-@pytest.mark.asyncio
-async def test_summary_with_a_store_names_it_and_counts_its_writes(tmp_path: Path) -> None:
+@on_virtual_clock
+async def test_to_json_has_the_metadata_keys_and_reads_each_figure_from_its_piece() -> None:
+    provider = ScriptedProvider({1: unavailable}, delay=0.002)
+    texts = [f"text {n}" for n in range(10)]
+
+    async with make_engine(provider, batch_size=5, cache_size=9) as engine:
+        await engine.embed(texts)
+        await engine.embed(texts)
+
+    statistics = engine.statistics()
+    figures = statistics.to_json()
+    assert set(figures) == FIGURE_KEYS
+    assert figures["requests"] == 4
+    assert figures["texts_requested"] == 16
+    assert figures["texts_asked"] == 20
+    assert figures["cache_hits_memory"] == statistics.cache.hits == 9
+    assert figures["cache_hits_disk"] == 0  # no store: nothing came from disk
+    assert figures["retries"] == 1
+    assert figures["throttled_429"] == statistics.gate.throttled == 0
+    assert figures["failed_requests"] == 0
+    assert figures["memory_cache_size"] == 9
+    assert figures["memory_cache_evictions"] == 2
+    assert figures["max_requests_in_flight"] == statistics.gate.max_in_flight
+    assert figures["latency_p50_seconds"] == figures["latency_p95_seconds"] == 0.002
+
+
+@on_virtual_clock
+async def test_figures_that_do_not_exist_are_left_out_not_none() -> None:
+    async with make_engine(HashProvider()) as engine:
+        before = engine.statistics()
+        await engine.embed([])
+
+    assert before.latency is None
+    figures = before.to_json()
+    assert set(figures) == FIGURE_KEYS - LATENCY_KEYS
+    assert None not in figures.values()
+    assert engine.statistics().latency is None  # an empty call sends nothing
+
+
+@on_virtual_clock
+async def test_statistics_are_a_frozen_snapshot_not_a_live_view() -> None:
+    async with make_engine(HashProvider()) as engine:
+        before = engine.statistics()
+        await engine.embed(["apple"])
+
+    assert (before.requests, before.texts_asked, before.cache.misses) == (0, 0, 0)
+    after = engine.statistics()
+    assert (after.requests, after.texts_asked, after.cache.misses) == (1, 1, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        after.requests = 7  # type: ignore[misc]
+
+
+@on_virtual_clock
+async def test_statistics_with_a_store_name_it_and_count_its_writes(tmp_path: Path) -> None:
     store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
     await store.open()
     try:
@@ -643,16 +710,47 @@ async def test_summary_with_a_store_names_it_and_counts_its_writes(tmp_path: Pat
     finally:
         await store.close()
 
-    summary = engine.summary()
-    assert set(summary) == SUMMARY_KEYS | {"store_path", "store_written"}
-    assert summary["store_path"] == str(tmp_path / STORE_FILE)
-    assert summary["store_written"] == 2
+    statistics = engine.statistics()
+    assert statistics.store is not None
+    assert (statistics.store.written, statistics.store.hits, statistics.store.misses) == (2, 0, 2)
+    figures = statistics.to_json()
+    assert set(figures) == FIGURE_KEYS | STORE_KEYS
+    assert figures["store_path"] == str(tmp_path / STORE_FILE)
+    assert figures["store_written"] == 2
+    assert figures["store_corrupt_rows"] == 0
+
+
+@on_virtual_clock
+async def test_corrupt_rows_of_the_store_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / STORE_FILE
+    store = EmbeddingStore(path, NAMESPACE)
+    await store.open()
+    await store.put_many([("apple", hashed_vector("apple")), ("pear", hashed_vector("pear"))])
+    await store.close()
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("UPDATE vectors SET vector = ? WHERE text = 'pear'", [b"\x00" * 5])
+    connection.close()
+
+    provider = HashProvider()
+    store = EmbeddingStore(path, NAMESPACE)
+    await store.open()
+    try:
+        async with make_engine(provider, store=store) as engine:
+            result = await engine.embed(["apple", "pear"])
+    finally:
+        await store.close()
+
+    assert provider.calls == [["pear"]]  # the corrupt row is embedded again
+    np.testing.assert_array_equal(result, hashed(["apple", "pear"]))
+    figures = engine.statistics().to_json()
+    assert (figures["cache_hits_disk"], figures["store_corrupt_rows"]) == (1, 1)
 
 
 # The session: how params.yaml joins the pieces -------------------------------------------
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_open_engine_gives_a_remote_provider_a_store_and_closes_everything(
     tmp_path: Path,
 ) -> None:
@@ -662,7 +760,8 @@ async def test_open_engine_gives_a_remote_provider_a_store_and_closes_everything
         await engine.embed(["apple", "pear"])
 
     assert provider.closed
-    assert engine.summary()["store_path"] == str(tmp_path / STORE_FILE)
+    statistics = engine.statistics().store
+    assert statistics is not None and statistics.path == tmp_path / STORE_FILE
     rerun = HashProvider()
     async with open_engine(rerun, Params(), tmp_path) as engine:
         result = await engine.embed(["pear", "apple"])
@@ -670,7 +769,7 @@ async def test_open_engine_gives_a_remote_provider_a_store_and_closes_everything
     np.testing.assert_array_equal(result, hashed(["pear", "apple"]))
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_open_engine_gives_a_local_provider_no_store(tmp_path: Path) -> None:
     provider = HashProvider(local=True)
 
@@ -678,14 +777,15 @@ async def test_open_engine_gives_a_local_provider_no_store(tmp_path: Path) -> No
         await engine.embed(["apple"])
 
     assert provider.closed
-    assert "store_path" not in engine.summary()
+    assert engine.statistics().store is None
+    assert "store_path" not in engine.statistics().to_json()
     assert not (tmp_path / STORE_FILE).exists()
 
 
 # Stopping after a signal -------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_stop_lets_requests_in_flight_finish_and_store_but_sends_nothing_new(
     tmp_path: Path,
 ) -> None:
@@ -709,11 +809,10 @@ async def test_stop_lets_requests_in_flight_finish_and_store_but_sends_nothing_n
     np.testing.assert_array_equal(results[0], hashed(["a", "b"]))
     assert isinstance(results[1], EmbeddingStopped)
     assert provider.calls == [["a", "b"]]
-    with sqlite3.connect(tmp_path / STORE_FILE) as connection:
-        assert connection.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 2
+    assert stored_rows(tmp_path / STORE_FILE) == 2
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_stop_gives_up_pending_texts_and_retries() -> None:
     provider = ScriptedProvider({1: unavailable}, delay=0.05)
     async with make_engine(provider, batch_size=10, base_delay=0.6, linger=10.0) as engine:
@@ -729,7 +828,7 @@ async def test_stop_gives_up_pending_texts_and_retries() -> None:
     assert len(provider.calls) == 1  # neither the retry nor the pending text went out
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_abandon_cancels_requests_in_flight_and_frees_their_themes() -> None:
     provider = HashProvider(delay=30.0)
     async with make_engine(provider) as engine:

@@ -3,86 +3,25 @@
 aiolimiter and the gate read time from `loop.time()` and wait with timers, so an
 event loop whose clock is virtual, and whose idle waits move that clock forward
 instead of blocking, runs five minutes of rate limiting in milliseconds. The
-few figures measured with `time.perf_counter` (the gate's wait statistics) are
-checked on a real loop with short waits.
+clock is the shared one of `tests.support`; the gate's wait statistics read the
+same clock, so they are checked exactly too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
-import selectors
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
 from aiolimiter import AsyncLimiter
 
-from asyncpipe.embeddings.limits import RequestGate, shaped_limiter
-
-_Result = TypeVar("_Result")
+from asyncpipe.embeddings.limits import GateStatistics, RequestGate, shaped_limiter
+from tests.support import run_virtual
 
 WINDOW = 60.0
-#: Virtual seconds each pass of the event loop takes.
-TICK = 1e-6
-
-
-class _VirtualSelector(selectors.BaseSelector):
-    """The real selector for file events; an idle wait with a timeout moves the clock instead."""
-
-    def __init__(self, loop: VirtualClockLoop) -> None:
-        self._real = selectors.DefaultSelector()
-        self._loop = loop
-
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._real.register(fileobj, events, data)
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._real.unregister(fileobj)
-
-    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._real.modify(fileobj, events, data)
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        # Like a real clock, this one never stands still: each pass of the loop costs a tick.
-        # Otherwise aiolimiter's float rounding can set a wake-up at "now" again and again.
-        self._loop.advance(TICK)
-        ready = self._real.select(0)
-        if ready or timeout == 0:
-            return ready
-        if timeout is None:
-            # Nothing scheduled and nothing ready: only another thread could wake us.
-            ready = self._real.select(10.0)
-            if not ready:
-                raise RuntimeError("virtual clock loop: every task waits and no timer is set")
-            return ready
-        self._loop.advance(timeout)
-        return []
-
-    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
-        return self._real.get_map()
-
-    def close(self) -> None:
-        self._real.close()
-
-
-class VirtualClockLoop(asyncio.SelectorEventLoop):
-    """An event loop whose `time()` is virtual: sleeping advances it, nothing really waits."""
-
-    def __init__(self) -> None:
-        self._virtual_now = 0.0
-        super().__init__(selector=_VirtualSelector(self))
-
-    def time(self) -> float:
-        return self._virtual_now
-
-    def advance(self, seconds: float) -> None:
-        self._virtual_now += seconds
-
-
-def run_virtual(main: Callable[[], Awaitable[_Result]]) -> _Result:
-    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
-        return runner.run(main())  # type: ignore[arg-type]
 
 
 async def greedy_starts(
@@ -400,27 +339,100 @@ def test_a_429_without_retry_after_widens_the_spacing_and_successes_narrow_it_ag
     assert narrowed[-1] - narrowed[0] < 0.05
 
 
-@pytest.mark.asyncio
-async def test_gate_statistics_count_starts_and_time_spent_waiting() -> None:
-    gate = RequestGate(max_concurrent=1, requests_per_minute=None, min_interval=0.03)
+def test_gate_statistics_count_starts_and_time_spent_waiting() -> None:
+    async def main() -> GateStatistics:
+        gate = RequestGate(max_concurrent=1, requests_per_minute=None, min_interval=0.03)
 
-    async def request() -> None:
-        async with gate.slot():
-            await asyncio.sleep(0.03)
+        async def request() -> None:
+            async with gate.slot():
+                await asyncio.sleep(0.03)
 
-    await asyncio.gather(*(request() for _ in range(3)))
-    gate.throttled(retry_after=0.05)
-    await request()
-    statistics = gate.statistics()
+        await asyncio.gather(*(request() for _ in range(3)))
+        gate.throttled(retry_after=0.05)
+        await request()
+        return gate.statistics()
+
+    statistics = run_virtual(main)
 
     assert statistics.requests_started == 4
     assert statistics.max_in_flight == 1
     assert statistics.in_flight == 0
     assert statistics.throttled == 1
-    # Two requests queued behind the one slot, each for at least one 30 ms request.
-    assert statistics.slot_wait_seconds >= 0.05
-    assert statistics.pause_seconds == pytest.approx(0.05, abs=0.02)
-    assert statistics.limiter_wait_seconds >= statistics.pause_seconds
+    # Someone queued for the one slot while the first two 30 ms requests ran.
+    assert statistics.slot_wait_seconds == pytest.approx(0.06, abs=1e-3)
+    assert statistics.pause_seconds == pytest.approx(0.05)
+    # The fourth request waited out the whole pause (the spacing had long passed).
+    assert statistics.limiter_wait_seconds == pytest.approx(0.05, abs=1e-3)
+
+
+def test_limiter_wait_is_the_time_someone_waited_not_the_sum_of_everyones_waits() -> None:
+    async def main() -> GateStatistics:
+        # Five requests at once, one start a second: they wait 0, 1, 2, 3 and 4 seconds,
+        # 10 s in all, but someone was waiting for only 4 s of wall time.
+        gate = RequestGate(max_concurrent=10, requests_per_minute=None, min_interval=1.0)
+        await hold_slots(gate, tasks=5, hold=0.0)
+        return gate.statistics()
+
+    statistics = run_virtual(main)
+
+    assert statistics.requests_started == 5
+    assert statistics.limiter_wait_seconds == pytest.approx(4.0, abs=1e-3)
+    assert statistics.slot_wait_seconds == pytest.approx(0.0, abs=1e-3)
+
+
+def test_limiter_wait_counts_separate_waits_apart_and_no_time_nobody_waited() -> None:
+    async def main() -> GateStatistics:
+        gate = RequestGate(max_concurrent=10, requests_per_minute=None, min_interval=2.0)
+        await hold_slots(gate, tasks=2, hold=0.0)  # the second waits 2 s
+        await asyncio.sleep(10.0)  # nobody waits
+        await hold_slots(gate, tasks=3, hold=0.0)  # the third waits 4 s, overlapping the second
+        return gate.statistics()
+
+    statistics = run_virtual(main)
+
+    assert statistics.limiter_wait_seconds == pytest.approx(2.0 + 4.0, abs=1e-3)
+
+
+def test_slot_wait_is_the_time_someone_queued_for_a_slot() -> None:
+    async def main() -> GateStatistics:
+        # One slot, four one-second requests: the queue is never empty for 3 s, though
+        # the three queued requests waited 1 + 2 + 3 = 6 s between them.
+        gate = RequestGate(max_concurrent=1, requests_per_minute=None)
+        await hold_slots(gate, tasks=4, hold=1.0)
+        return gate.statistics()
+
+    statistics = run_virtual(main)
+
+    assert statistics.slot_wait_seconds == pytest.approx(3.0, abs=1e-3)
+    assert statistics.limiter_wait_seconds == pytest.approx(0.0, abs=1e-3)
+
+
+def test_overlapping_429_pauses_count_once() -> None:
+    async def main() -> tuple[GateStatistics, list[float]]:
+        gate = RequestGate(max_concurrent=4, requests_per_minute=None)
+        gate.throttled(retry_after=2.0)  # requests in flight come back 429 together
+        gate.throttled(retry_after=2.0)
+        await asyncio.sleep(1.0)
+        gate.throttled(retry_after=2.0)  # a later one pushes the pause out to 3 s
+        starts, _ = await hold_slots(gate, tasks=3, hold=0.0)
+        return gate.statistics(), starts
+
+    statistics, starts = run_virtual(main)
+
+    assert statistics.throttled == 3
+    assert statistics.pause_seconds == pytest.approx(3.0)
+    # The pause ends at 3 s; then the spacing the 429s widened (0.1 s) spreads the starts.
+    assert starts == pytest.approx([3.0, 3.1, 3.2], abs=1e-3)
+    # Three requests waited from 1 s, side by side, until the last went at 3.2 s:
+    # 2.2 s of limiter wait, not 2 + 2.1 + 2.2.
+    assert statistics.limiter_wait_seconds == pytest.approx(2.2, abs=1e-3)
+
+
+def test_gate_statistics_are_frozen() -> None:
+    statistics = RequestGate(max_concurrent=1, requests_per_minute=None).statistics()
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        statistics.throttled = 1  # type: ignore[misc]
 
 
 def test_gate_statistics_are_a_snapshot_not_a_live_view() -> None:

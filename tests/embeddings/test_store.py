@@ -19,6 +19,7 @@ import pytest
 from asyncpipe.embeddings.cache import Namespace
 from asyncpipe.embeddings.store import STORE_FILE, EmbeddingStore
 from asyncpipe.errors import OutputError
+from tests.embeddings.stored_rows import stored_rows
 from tests.support import REPO
 
 NAMESPACE = Namespace("test-model", 16, "SEMANTIC_SIMILARITY")
@@ -61,7 +62,7 @@ async def test_writing_a_text_again_replaces_its_vector(tmp_path: Path) -> None:
         await store.put_many([("apple", first)])
         await store.put_many([("apple", second)])
         found = await store.get_many(["apple"])
-        count = await store.count()
+        count = stored_rows(tmp_path / STORE_FILE)
     finally:
         await store.close()
 
@@ -92,7 +93,7 @@ async def test_another_namespace_sees_none_of_the_stored_vectors(
     elsewhere = await opened(path, other)
     try:
         found = await elsewhere.get_many(["apple", "pear"])
-        count = await elsewhere.count()
+        count = stored_rows(path, other)
     finally:
         await elsewhere.close()
 
@@ -138,20 +139,22 @@ async def test_a_row_holding_nan_is_skipped_and_counted(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_count_counts_the_rows_of_this_namespace(tmp_path: Path) -> None:
+async def test_each_namespace_writes_its_own_rows_and_counts_them(tmp_path: Path) -> None:
     path = tmp_path / STORE_FILE
+    elsewhere = Namespace("another-model", 16, "SEMANTIC_SIMILARITY")
     store = await opened(path)
-    other = await opened(path, Namespace("another-model", 16, "SEMANTIC_SIMILARITY"))
+    other = await opened(path, elsewhere)
     try:
-        assert await store.count() == 0
+        assert stored_rows(path) == 0
         await store.put_many((f"text {n}", row) for n, row in enumerate(vectors(25)))
         await other.put_many([("apple", vectors(1)[0])])
-        assert await store.count() == 25
-        assert await other.count() == 1
+        assert stored_rows(path, NAMESPACE) == 25
+        assert stored_rows(path, elsewhere) == 1
     finally:
         await store.close()
         await other.close()
     assert store.statistics().written == 25
+    assert other.statistics().written == 1
 
 
 @pytest.mark.asyncio
@@ -177,12 +180,14 @@ async def test_empty_reads_and_writes_do_nothing(tmp_path: Path) -> None:
     try:
         assert await store.get_many([]) == {}
         await store.put_many([])
-        assert await store.count() == 0
+        assert stored_rows(tmp_path / STORE_FILE) == 0
     finally:
         await store.close()
 
     statistics = store.statistics()
     assert (statistics.hits, statistics.misses, statistics.written) == (0, 0, 0)
+    assert statistics.corrupt_rows == 0
+    assert statistics.path == tmp_path / STORE_FILE
 
 
 @pytest.mark.asyncio
@@ -199,7 +204,7 @@ async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     again = await opened(path)
     try:
         found = await again.get_many(texts)
-        count = await again.count()
+        count = stored_rows(path)
     finally:
         await again.close()
 
@@ -249,12 +254,12 @@ async def test_all_store_work_runs_on_one_thread_of_its_own(tmp_path: Path) -> N
         await asyncio.gather(
             *(store.put_many([(f"text {n}", row)]) for n, row in enumerate(vectors(40))),
             *(store.get_many([f"text {n}"]) for n in range(40)),
-            *(store.count() for _ in range(10)),
+            *(store.get_many([f"text {n}" for n in range(40)]) for _ in range(10)),
         )
         started = set(threading.enumerate()) - before
         # The connection belongs to the thread that opened it: sqlite3 would refuse
         # any operation from another thread, so every call above ran on that one.
-        assert await store.count() == 40
+        assert len(await store.get_many([f"text {n}" for n in range(40)])) == 40
     finally:
         await store.close()
 
@@ -355,10 +360,10 @@ def test_the_store_reopens_and_writes_after_its_writer_was_killed(tmp_path: Path
     async def reopen() -> tuple[int, int, int, int]:
         store = await opened(path, Namespace("killed", 16, "T"))
         try:
-            count = await store.count()
+            count = stored_rows(path)
             found = await store.get_many([f"t0 r{row}" for row in range(20)])
             await store.put_many([("after the kill", np.ones(16, np.float32))])
-            return count, len(found), await store.count(), store.statistics().corrupt_rows
+            return count, len(found), stored_rows(path), store.statistics().corrupt_rows
         finally:
             await store.close()
 

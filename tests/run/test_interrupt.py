@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from asyncpipe.run.interrupt import Interrupted, Shutdown, exit_code_for
-from tests.support import FINAL, REPO
+from tests.support import FINAL, REPO, on_virtual_clock, run_virtual
 
 
 def test_exit_codes_follow_the_shell_convention() -> None:
@@ -57,16 +57,16 @@ def test_while_deferring_a_signal_is_recorded_not_raised() -> None:
     assert shutdown.exit_code == 143
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_guard_gives_work_the_grace_then_ends_it() -> None:
-    shutdown = Shutdown(grace_seconds=0.3)
+    shutdown = Shutdown(grace_seconds=30.0)
     calls: list[tuple[str, float]] = []
     loop = asyncio.get_running_loop()
-    work = asyncio.ensure_future(asyncio.sleep(30))
+    work = asyncio.ensure_future(asyncio.sleep(3600))
 
     with shutdown.installed(), shutdown.deferring():
         async with shutdown.watching():
-            signalled_at = loop.time() + 0.05
+            signalled_at = loop.time() + 5.0
             loop.call_at(signalled_at, os.kill, os.getpid(), signal.SIGINT)
             await shutdown.guard(
                 work,
@@ -75,40 +75,43 @@ async def test_guard_gives_work_the_grace_then_ends_it() -> None:
             )
 
     assert [name for name, _ in calls] == ["stop", "deadline"]
-    assert calls[0][1] - signalled_at < 0.2  # woken by the signal, not by the work
-    assert calls[1][1] - calls[0][1] == pytest.approx(0.3, abs=0.15)
+    # On the virtual clock: woken by the signal, not by the work, and given exactly the grace.
+    assert calls[0][1] == pytest.approx(signalled_at, abs=1e-3)
+    assert calls[1][1] - signalled_at == pytest.approx(30.0, abs=1e-3)
     assert work.cancelled()
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_guard_lets_work_that_ends_within_the_grace_finish() -> None:
-    shutdown = Shutdown(grace_seconds=5.0)
+    shutdown = Shutdown(grace_seconds=10.0)
     stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
 
     async def winds_down() -> str:
         await stopping.wait()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(9.9)  # just inside the grace
         return "finished"
 
     work = asyncio.ensure_future(winds_down())
     with shutdown.installed(), shutdown.deferring():
         async with shutdown.watching():
-            asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
+            loop.call_later(1.0, os.kill, os.getpid(), signal.SIGTERM)
             await shutdown.guard(work, on_stop=stopping.set, on_deadline=lambda: None)
 
     assert work.result() == "finished"
+    assert loop.time() == pytest.approx(10.9, abs=1e-3)
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_guard_without_a_signal_just_waits_for_the_work() -> None:
     shutdown = Shutdown(grace_seconds=0.0)
-    work = asyncio.ensure_future(asyncio.sleep(0.05, result="done"))
+    work = asyncio.ensure_future(asyncio.sleep(600, result="done"))
     async with shutdown.watching():
         await shutdown.guard(work, on_stop=lambda: pytest.fail("no signal was sent"))
     assert work.result() == "done"
 
 
-@pytest.mark.asyncio
+@on_virtual_clock
 async def test_a_signal_before_the_loop_is_watched_still_stops_the_next_guard() -> None:
     shutdown = Shutdown(grace_seconds=0.0)
     with shutdown.installed(), shutdown.deferring():
@@ -118,6 +121,27 @@ async def test_a_signal_before_the_loop_is_watched_still_stops_the_next_guard() 
         async with shutdown.watching():
             await shutdown.guard(work)
     assert work.cancelled()
+
+
+def test_a_signal_before_any_loop_runs_starts_the_grace_then_not_when_the_loop_starts() -> None:
+    shutdown = Shutdown(grace_seconds=30.0)
+
+    async def guarded() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        work = asyncio.ensure_future(asyncio.sleep(3600))
+        async with shutdown.watching():
+            left = shutdown.remaining()
+            await shutdown.guard(work)
+        return left, loop.time()
+
+    with shutdown.installed(), shutdown.deferring():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # real time passes before the loop (virtual, from 0) starts
+        left, ended = run_virtual(guarded)
+
+    # The time spent before the loop counts against the grace, on the loop's clock.
+    assert 29.0 < left <= 29.8
+    assert ended == pytest.approx(left, abs=1e-3)
 
 
 _SECOND_SIGNAL = """

@@ -175,7 +175,7 @@ async def test_each_theme_is_embedded_and_its_candidates_ranked_by_cosine(
     assert outcome.embedded["Metals"].ranked.words[-1] == "poetry"
     assert outcome.seconds > 0
     # Every text was asked for; the ones two themes share (apple, banana) were embedded once.
-    summary = engine.summary()
+    summary = engine.statistics().to_json()
     all_texts = [text for theme, candidates in THEMES for text in [theme, *candidates]]
     assert summary["texts_asked"] == len(all_texts)
     assert summary["texts_requested"] == len(set(all_texts))
@@ -229,7 +229,7 @@ async def test_a_candidate_that_still_fails_after_retries_fails_only_its_theme(
     assert "embedding failed" in outcome.failed_themes["Fruit"]
     assert "503" in outcome.failed_themes["Fruit"]
     assert len(outcome.embedded) == len(THEMES) - 1
-    assert engine.summary()["retries"] == 2
+    assert engine.statistics().retries == 2
 
 
 @pytest.mark.asyncio

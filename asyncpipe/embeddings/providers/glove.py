@@ -39,6 +39,7 @@ class GloveProvider:
         if not norms.all():
             zero = texts[int(np.flatnonzero(norms[:, 0] == 0)[0])]
             raise UnembeddableTextError(f"the vector of {zero!r} is zero")
+        # TODO(vectors): use asyncpipe.puzzle.vectors.unit_rows
         return matrix / norms
 
     async def aclose(self) -> None:

@@ -1,0 +1,70 @@
+"""How a Gemini failure becomes an asyncpipe error: fatal or retryable, with the server's delay.
+
+429, 408 and 5xx answers are retryable, carrying the delay the server asked
+for (RetryInfo's retryDelay, else Retry-After); 400, 401, 403, 404 and other
+client errors are fatal, because retrying a bad key or a bad request only
+burns quota and time. Both transports (REST and SDK) map through here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from asyncpipe.errors import EmbeddingError, FatalEmbeddingError, RetryableEmbeddingError
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)s\s*$")
+
+
+def error_for_status(status: int, body: bytes, headers: Mapping[str, str]) -> EmbeddingError:
+    """The asyncpipe error for a non-200 answer of the REST method."""
+    try:
+        details = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        details = None
+    return error_from_parts(status, details, headers, None)
+
+
+def error_from_parts(
+    status: int, details: Any, headers: Mapping[str, str], message: str | None
+) -> EmbeddingError:
+    """The error for a status, the decoded error body (if any), headers and a message."""
+    error = details.get("error", {}) if isinstance(details, dict) else {}
+    error = error if isinstance(error, dict) else {}
+    reason = error.get("status") or ""
+    text = message or error.get("message") or ""
+    described = f"Gemini API answered {status} {reason}: {text}".strip().rstrip(":")
+    if status in RETRYABLE_STATUSES:
+        return RetryableEmbeddingError(
+            described, status=status, retry_after=retry_delay(details, headers)
+        )
+    return FatalEmbeddingError(described, status=status)
+
+
+def retry_delay(details: Any, headers: Mapping[str, str]) -> float | None:
+    """The delay the server asked for: RetryInfo's retryDelay, else Retry-After (seconds)."""
+    for detail in _error_details(details):
+        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = _DURATION.match(str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    header = headers.get("retry-after") if headers else None
+    if header:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            return None  # an HTTP date: rare from Google; the backoff applies instead
+    return None
+
+
+def _error_details(details: Any) -> list[dict[str, Any]]:
+    if not isinstance(details, dict):
+        return []
+    error = details.get("error", details)
+    found = error.get("details", []) if isinstance(error, dict) else []
+    return (
+        [detail for detail in found if isinstance(detail, dict)] if isinstance(found, list) else []
+    )
