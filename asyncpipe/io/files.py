@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,7 +47,7 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
             os.fsync(handle.fileno())
         # mkstemp creates 0600; the app and the data pipeline read these files: give them
         # the mode an ordinary open() would have given (0666 less the umask).
-        os.chmod(temporary, 0o666 & ~_UMASK)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except OSError as error:
         _remove_quietly(temporary)
@@ -131,14 +133,35 @@ def read_json(path: Path, what: str, stage: str | None = None) -> Any:
         ) from None
 
 
-def _read_umask() -> int:
-    # Reading the umask means setting it: done once at import, before any thread starts.
-    mask = os.umask(0)
-    os.umask(mask)
+_UMASK_LOCK = threading.Lock()
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read when the first file is written and remembered.
+
+    Linux shows it in /proc/self/status, and reading that changes nothing.
+    Elsewhere the only way to read it is to set it and set it back, which a file
+    created by another thread in that instant would feel; the lock at least keeps
+    two callers here from interleaving the two calls.
+    """
+    mask = _umask_from_proc()
+    if mask is None:
+        with _UMASK_LOCK:
+            mask = os.umask(0)
+            os.umask(mask)
     return mask
 
 
-_UMASK = _read_umask()
+def _umask_from_proc() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 #: What some errors mean when writing a file, in words a person acts on.

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import resource
 import signal
+import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +18,9 @@ import pyarrow as arrow
 import pytest
 from pyarrow import parquet
 
+import asyncpipe
 from asyncpipe.errors import InputError, OutputError
+from asyncpipe.io import files
 from asyncpipe.io.files import read_json, write_json
 from asyncpipe.io.tables import EmbeddingRows, write_embedding_table
 
@@ -155,6 +161,40 @@ def test_a_table_failing_midway_keeps_the_previous_table(tmp_path: Path) -> None
 
     assert target.read_bytes() == before
     assert [path.name for path in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_written_files_take_the_umask_in_force_when_first_written_not_at_import(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "out.json"
+    script = (
+        "import os, pathlib\n"
+        "from asyncpipe.io.files import write_json\n"
+        "os.umask(0o027)\n"
+        f"write_json(pathlib.Path({str(target)!r}), {{}})\n"
+    )
+    package_root = str(Path(asyncpipe.__file__).parents[1])
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONPATH": package_root}
+    )
+
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_without_proc_the_umask_is_read_by_setting_it_back_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    in_force = files._umask_from_proc()
+    if in_force is None:
+        pytest.skip("no /proc/self/status to compare with")
+    monkeypatch.setattr(files, "_umask_from_proc", lambda: None)
+    files._umask.cache_clear()
+    try:
+        assert files._umask() == in_force
+    finally:
+        files._umask.cache_clear()
+    monkeypatch.undo()
+    assert files._umask_from_proc() == in_force
 
 
 def test_read_json_of_a_missing_file_raises_input_error_naming_it(tmp_path: Path) -> None:
