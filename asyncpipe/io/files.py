@@ -1,4 +1,4 @@
-"""Writing the files the puzzle app and the data pipeline read, atomically.
+"""Writing the files the puzzle app and the data pipeline read, atomically; reading inputs.
 
 Every file is written to a temporary file in its own folder, flushed to disk,
 and renamed into place: a reader sees the old file or the new one, never half
@@ -6,6 +6,11 @@ of one, and a crash mid-write leaves the previous version. Failures to write
 become `OutputError` with the path and the reason, never a traceback.
 
 The embedding tables are written through the same writer (`asyncpipe.io.tables`).
+
+Every input file (params.yaml, the theme source, the stage files, the vector
+index, the checkpoint) is read through `read_input`, which turns the three ways
+a read fails (missing, a directory, unreadable) into one line in its caller's
+words. What the bytes mean is each caller's business.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, overload
 
-from asyncpipe.errors import InputError, OutputError
+from asyncpipe.errors import AsyncpipeError, InputError, OutputError
 
 
 @contextmanager
@@ -85,6 +90,61 @@ def write_json(path: Path, document: Any) -> None:
         handle.write(text)
 
 
+@overload
+def read_input(
+    path: Path,
+    *,
+    missing: str,
+    directory: str | None = None,
+    unreadable: Callable[[OSError], str],
+    error: type[AsyncpipeError] = InputError,
+) -> bytes: ...
+
+
+@overload
+def read_input(
+    path: Path,
+    *,
+    missing: None,
+    directory: str | None = None,
+    unreadable: Callable[[OSError], str],
+    error: type[AsyncpipeError] = InputError,
+) -> bytes | None: ...
+
+
+def read_input(
+    path: Path,
+    *,
+    missing: str | None,
+    directory: str | None = None,
+    unreadable: Callable[[OSError], str],
+    error: type[AsyncpipeError] = InputError,
+) -> bytes | None:
+    """The bytes of the input file at `path`, or `error` with the caller's line when it
+    cannot be read.
+
+    Each caller words its own messages, since each names its file and what to do
+    about it differently:
+
+    - `missing`: the message when there is no file; None means a missing file is
+      expected, and the answer is None.
+    - `directory`: the message when `path` is a folder; None words it as any
+      other unreadable file.
+    - `unreadable`: builds the message from the `OSError` (permission denied, a
+      file where a folder should be, a symlink loop, ...).
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        if missing is None:
+            return None
+        raise error(missing) from None
+    except IsADirectoryError as failure:
+        raise error(directory if directory is not None else unreadable(failure)) from None
+    except OSError as failure:
+        raise error(unreadable(failure)) from None
+
+
 #: The stage that writes each stage input `read_json` is asked for, by its description.
 STAGE_WRITING = {"selected themes": "select-themes", "candidate words": "select-candidates"}
 
@@ -102,14 +162,12 @@ def read_json(path: Path, what: str, stage: str | None = None) -> Any:
         else "run the stage that writes it first"
     )
     again = f"run `asyncpipe {writer}` again to rewrite it" if writer else "write it again"
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: {what} not found; {first}") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: {what} is a directory, expected a JSON file") from None
-    except OSError as error:
-        raise InputError(f"{path}: cannot read {what} ({_reason(error, path)})") from None
+    data = read_input(
+        path,
+        missing=f"{path}: {what} not found; {first}",
+        directory=f"{path}: {what} is a directory, expected a JSON file",
+        unreadable=lambda error: f"{path}: cannot read {what} ({_reason(error, path)})",
+    )
     if not data.strip():
         raise InputError(f"{path}: {what} file is empty; {again}")
     try:
@@ -164,7 +222,7 @@ def _umask_from_proc() -> int | None:
     return None
 
 
-#: What some errors mean when writing a file, in words a person acts on.
+#: What some errors mean when reading or writing a file, in words a person acts on.
 _REASONS = {
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",

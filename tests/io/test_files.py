@@ -19,9 +19,9 @@ import pytest
 from pyarrow import parquet
 
 import asyncpipe
-from asyncpipe.errors import InputError, OutputError
+from asyncpipe.errors import ConfigError, InputError, OutputError
 from asyncpipe.io import files
-from asyncpipe.io.files import read_json, write_json
+from asyncpipe.io.files import read_input, read_json, write_json
 from asyncpipe.io.tables import EmbeddingRows, write_embedding_table
 
 HEADER_START = ["theme", "word", "word_type", "similarity_to_theme", "rank"]
@@ -195,6 +195,83 @@ def test_without_proc_the_umask_is_read_by_setting_it_back_unchanged(
         files._umask.cache_clear()
     monkeypatch.undo()
     assert files._umask_from_proc() == in_force
+
+
+def _read_worded(path: Path, **wording: object) -> bytes | None:
+    """`read_input` with a word for each failure, so a test sees which one was chosen."""
+    options: dict[str, object] = {
+        "missing": "MISSING",
+        "directory": "DIRECTORY",
+        "unreadable": lambda error: f"UNREADABLE {type(error).__name__}",
+    }
+    options.update(wording)
+    return read_input(path, **options)  # type: ignore[call-overload, no-any-return]
+
+
+def test_read_input_returns_the_bytes_of_a_file(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_bytes(b"Planets\r\n\xff")
+
+    assert _read_worded(tmp_path / "in.txt") == b"Planets\r\n\xff"
+
+
+def test_read_input_of_a_missing_file_raises_the_missing_wording(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as raised:
+        _read_worded(tmp_path / "absent.txt")
+
+    assert str(raised.value) == "MISSING"
+
+
+def test_read_input_of_a_missing_file_answers_none_when_missing_is_expected(
+    tmp_path: Path,
+) -> None:
+    assert _read_worded(tmp_path / "absent.txt", missing=None) is None
+
+
+def test_read_input_of_a_directory_raises_the_directory_wording(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as raised:
+        _read_worded(tmp_path)
+
+    assert str(raised.value) == "DIRECTORY"
+
+
+def test_read_input_of_a_directory_without_its_own_wording_is_worded_as_unreadable(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(InputError) as raised:
+        _read_worded(tmp_path, directory=None)
+
+    assert str(raised.value) == "UNREADABLE IsADirectoryError"
+
+
+def test_read_input_under_a_file_raises_the_unreadable_wording(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+
+    with pytest.raises(InputError) as raised:
+        _read_worded(tmp_path / "file" / "in.txt")
+
+    assert str(raised.value) == "UNREADABLE NotADirectoryError"
+
+
+def test_read_input_of_a_symlink_loop_raises_the_unreadable_wording(tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+
+    with pytest.raises(InputError) as raised:
+        _read_worded(tmp_path / "loop")
+
+    assert str(raised.value) == "UNREADABLE OSError"
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "unreadable"])
+def test_read_input_raises_the_error_type_it_is_given(tmp_path: Path, case: str) -> None:
+    (tmp_path / "file").write_text("x")
+    path = {
+        "missing": tmp_path / "absent",
+        "directory": tmp_path,
+        "unreadable": tmp_path / "file" / "in",
+    }[case]
+
+    with pytest.raises(ConfigError):
+        _read_worded(path, error=ConfigError)
 
 
 def test_read_json_of_a_missing_file_raises_input_error_naming_it(tmp_path: Path) -> None:
