@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from asyncpipe.errors import InputError
+from asyncpipe.io.files import read_input
 from asyncpipe.puzzle.words import stopwords, theme_words
 
 GLOVE_NAME = "glove-6B-50d"
@@ -139,10 +140,12 @@ def write_legacy_index(folder: Path, words: list[str], vectors: np.ndarray) -> N
 
 
 def _read_legacy_vectors(path: Path) -> np.ndarray:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: vector file not found") from None
+    data = read_input(
+        path,
+        missing=f"{path}: vector file not found",
+        directory=f"{path}: vector file is a directory, expected a file of float32 vectors",
+        unreadable=lambda error: f"{path}: cannot read vector file ({error.strerror or error})",
+    )
     if len(data) < _LEGACY_HEADER.size:
         raise InputError(f"{path}: too short to hold the count and dimension header")
     count, dimension = _LEGACY_HEADER.unpack_from(data)
@@ -159,9 +162,15 @@ def _read_legacy_vectors(path: Path) -> np.ndarray:
 
 
 def _read_json(path: Path) -> Any:
+    data = read_input(
+        path,
+        missing=f"{path}: file not found",
+        directory=f"{path}: is a directory, expected a JSON file",
+        unreadable=lambda error: f"{path}: cannot read ({error.strerror or error})",
+    )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+        # Newlines translated as Path.read_text did, so a JSON error names the same offset.
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        return json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: not valid JSON ({error})") from None

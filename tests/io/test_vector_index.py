@@ -104,6 +104,15 @@ def test_a_missing_vector_file_is_an_input_error_naming_it(index_folder: Path) -
     _input_error(index_folder, index_folder / LEGACY_VECTORS)
 
 
+@pytest.mark.parametrize("name", [LEGACY_VECTORS, LEGACY_VOCABULARY, LEGACY_METADATA])
+def test_a_directory_in_place_of_an_index_file_is_an_input_error_naming_it(
+    index_folder: Path, name: str
+) -> None:
+    (index_folder / name).unlink()
+    (index_folder / name).mkdir()
+    assert "is a directory" in _input_error(index_folder, index_folder / name)
+
+
 def test_a_vector_file_shorter_than_its_header_is_an_input_error(index_folder: Path) -> None:
     (index_folder / LEGACY_VECTORS).write_bytes(b"\x05\x00\x00")
     message = _input_error(index_folder, index_folder / LEGACY_VECTORS)
