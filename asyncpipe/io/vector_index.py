@@ -126,19 +126,6 @@ def load_legacy_index(folder: Path) -> VocabularyIndex:
     )
 
 
-def write_legacy_index(folder: Path, words: list[str], vectors: np.ndarray) -> None:
-    """Write an index in the older format (used to migrate and to test)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    matrix = np.ascontiguousarray(vectors, dtype="<f4")
-    with open(folder / LEGACY_VECTORS, "wb") as handle:
-        handle.write(_LEGACY_HEADER.pack(*matrix.shape))
-        handle.write(matrix.tobytes())
-    (folder / LEGACY_VOCABULARY).write_text(json.dumps(words), encoding="utf-8")
-    (folder / LEGACY_METADATA).write_text(
-        json.dumps({"count": len(words), "dimension": int(matrix.shape[1])}), encoding="utf-8"
-    )
-
-
 def _read_legacy_vectors(path: Path) -> np.ndarray:
     data = read_input(
         path,

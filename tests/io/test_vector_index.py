@@ -17,8 +17,8 @@ from asyncpipe.io.vector_index import (
     VocabularyIndex,
     load_index,
     load_legacy_index,
-    write_legacy_index,
 )
+from tests.io.legacy_index import write_legacy_index
 
 WORDS = ["Apple", "banana", "CHERRY", "date", "elder"]
 VECTORS = np.arange(len(WORDS) * 6, dtype=np.float32).reshape(len(WORDS), 6) / 7.0
