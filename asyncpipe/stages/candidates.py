@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.puzzle.vectors import unit_rows
 from asyncpipe.puzzle.words import is_puzzle_word, theme_variants, variant_key
 from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
 
@@ -93,11 +94,9 @@ class CandidateSearch:
         return CandidateSearchResult(candidates=ordered, failed_themes=failed)
 
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
-        vectors = np.asarray(vectors, dtype=np.float32)
         if self._settings.similarity_metric == "cosine":
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
-        return vectors
+            return unit_rows(vectors, np.float32)
+        return np.asarray(vectors, dtype=np.float32)
 
     def _best_for(
         self, theme: str, scores: np.ndarray, generation: PuzzleGeneration
