@@ -1,8 +1,8 @@
 """Rank a theme's candidates by how close the embedding provider puts them to the theme.
 
-Pure numpy, no I/O: the enhance stage calls it once a theme and its candidates
-are embedded. The ranked list is longer than a group so that assembly can
-step past a word another group of the same puzzle already holds.
+Pure numpy, no I/O: the enhance stage (`asyncpipe.stages.embed`) calls it once a
+theme and its candidates are embedded. The ranked list is longer than a group so
+that assembly can step past a word another group of the same puzzle already holds.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ none of whose words the index knows is reported as failed, to be replaced by
 a spare later; it never stops the stage.
 
 This module searches; it does not embed with the configured provider (that is
-the enhance stage) and does not read or write files.
+the enhance stage, `asyncpipe.stages.embed`) and does not read or write files.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Atomic JSON writes, stage input reads, and the CSV and Parquet embedding tables."""
+"""Atomic JSON writes and their file modes, reading input files, and the CSV and Parquet tables."""
 
 from __future__ import annotations
 
