@@ -21,9 +21,10 @@ import pytest
 import yaml
 from pyarrow import parquet
 
-from asyncpipe.io.vector_index import VocabularyIndex, write_legacy_index
+from asyncpipe.io.vector_index import VocabularyIndex
 from asyncpipe.puzzle.words import is_variant_of_theme, variant_key
 from tests.gemini_server import GeminiTestServer, ServerConfig
+from tests.io.legacy_index import write_legacy_index
 from tests.support import (
     ALL_TABLE,
     ANALYSIS,

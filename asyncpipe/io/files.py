@@ -1,4 +1,4 @@
-"""Writing the files the puzzle app and the data pipeline read, atomically.
+"""Writing the files the puzzle app and the data pipeline read, atomically; reading inputs.
 
 Every file is written to a temporary file in its own folder, flushed to disk,
 and renamed into place: a reader sees the old file or the new one, never half
@@ -6,21 +6,28 @@ of one, and a crash mid-write leaves the previous version. Failures to write
 become `OutputError` with the path and the reason, never a traceback.
 
 The embedding tables are written through the same writer (`asyncpipe.io.tables`).
+
+Every input file (params.yaml, the theme source, the stage files, the vector
+index, the checkpoint) is read through `read_input`, which turns the three ways
+a read fails (missing, a directory, unreadable) into one line in its caller's
+words. What the bytes mean is each caller's business.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, overload
 
-from asyncpipe.errors import InputError, OutputError
+from asyncpipe.errors import AsyncpipeError, InputError, OutputError
 
 
 @contextmanager
@@ -45,7 +52,7 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
             os.fsync(handle.fileno())
         # mkstemp creates 0600; the app and the data pipeline read these files: give them
         # the mode an ordinary open() would have given (0666 less the umask).
-        os.chmod(temporary, 0o666 & ~_UMASK)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except OSError as error:
         _remove_quietly(temporary)
@@ -83,6 +90,61 @@ def write_json(path: Path, document: Any) -> None:
         handle.write(text)
 
 
+@overload
+def read_input(
+    path: Path,
+    *,
+    missing: str,
+    directory: str | None = None,
+    unreadable: Callable[[OSError], str],
+    error: type[AsyncpipeError] = InputError,
+) -> bytes: ...
+
+
+@overload
+def read_input(
+    path: Path,
+    *,
+    missing: None,
+    directory: str | None = None,
+    unreadable: Callable[[OSError], str],
+    error: type[AsyncpipeError] = InputError,
+) -> bytes | None: ...
+
+
+def read_input(
+    path: Path,
+    *,
+    missing: str | None,
+    directory: str | None = None,
+    unreadable: Callable[[OSError], str],
+    error: type[AsyncpipeError] = InputError,
+) -> bytes | None:
+    """The bytes of the input file at `path`, or `error` with the caller's line when it
+    cannot be read.
+
+    Each caller words its own messages, since each names its file and what to do
+    about it differently:
+
+    - `missing`: the message when there is no file; None means a missing file is
+      expected, and the answer is None.
+    - `directory`: the message when `path` is a folder; None words it as any
+      other unreadable file.
+    - `unreadable`: builds the message from the `OSError` (permission denied, a
+      file where a folder should be, a symlink loop, ...).
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        if missing is None:
+            return None
+        raise error(missing) from None
+    except IsADirectoryError as failure:
+        raise error(directory if directory is not None else unreadable(failure)) from None
+    except OSError as failure:
+        raise error(unreadable(failure)) from None
+
+
 #: The stage that writes each stage input `read_json` is asked for, by its description.
 STAGE_WRITING = {"selected themes": "select-themes", "candidate words": "select-candidates"}
 
@@ -100,14 +162,12 @@ def read_json(path: Path, what: str, stage: str | None = None) -> Any:
         else "run the stage that writes it first"
     )
     again = f"run `asyncpipe {writer}` again to rewrite it" if writer else "write it again"
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: {what} not found; {first}") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: {what} is a directory, expected a JSON file") from None
-    except OSError as error:
-        raise InputError(f"{path}: cannot read {what} ({_reason(error, path)})") from None
+    data = read_input(
+        path,
+        missing=f"{path}: {what} not found; {first}",
+        directory=f"{path}: {what} is a directory, expected a JSON file",
+        unreadable=lambda error: f"{path}: cannot read {what} ({_reason(error, path)})",
+    )
     if not data.strip():
         raise InputError(f"{path}: {what} file is empty; {again}")
     try:
@@ -131,17 +191,38 @@ def read_json(path: Path, what: str, stage: str | None = None) -> Any:
         ) from None
 
 
-def _read_umask() -> int:
-    # Reading the umask means setting it: done once at import, before any thread starts.
-    mask = os.umask(0)
-    os.umask(mask)
+_UMASK_LOCK = threading.Lock()
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read when the first file is written and remembered.
+
+    Linux shows it in /proc/self/status, and reading that changes nothing.
+    Elsewhere the only way to read it is to set it and set it back, which a file
+    created by another thread in that instant would feel; the lock at least keeps
+    two callers here from interleaving the two calls.
+    """
+    mask = _umask_from_proc()
+    if mask is None:
+        with _UMASK_LOCK:
+            mask = os.umask(0)
+            os.umask(mask)
     return mask
 
 
-_UMASK = _read_umask()
+def _umask_from_proc() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
-#: What some errors mean when writing a file, in words a person acts on.
+#: What some errors mean when reading or writing a file, in words a person acts on.
 _REASONS = {
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",

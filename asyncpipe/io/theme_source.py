@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from asyncpipe.errors import InputError
+from asyncpipe.io.files import read_input
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +83,14 @@ def read_theme_source(path: Path | None) -> tuple[list[str], str]:
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: theme source not found (themes.source)") from None
-    except IsADirectoryError:
-        raise InputError(
-            f"{path}: theme source is a directory, expected a text file (themes.source)"
-        ) from None
-    except OSError as error:
-        raise InputError(
+    return read_input(
+        path,
+        missing=f"{path}: theme source not found (themes.source)",
+        directory=f"{path}: theme source is a directory, expected a text file (themes.source)",
+        unreadable=lambda error: (
             f"{path}: cannot read theme source ({error.strerror or error}) (themes.source)"
-        ) from None
+        ),
+    )
 
 
 def _decode(path: Path, raw: bytes) -> str:

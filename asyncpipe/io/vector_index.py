@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from asyncpipe.errors import InputError
+from asyncpipe.io.files import read_input
 from asyncpipe.puzzle.words import stopwords, theme_words
 
 GLOVE_NAME = "glove-6B-50d"
@@ -125,24 +126,13 @@ def load_legacy_index(folder: Path) -> VocabularyIndex:
     )
 
 
-def write_legacy_index(folder: Path, words: list[str], vectors: np.ndarray) -> None:
-    """Write an index in the older format (used to migrate and to test)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    matrix = np.ascontiguousarray(vectors, dtype="<f4")
-    with open(folder / LEGACY_VECTORS, "wb") as handle:
-        handle.write(_LEGACY_HEADER.pack(*matrix.shape))
-        handle.write(matrix.tobytes())
-    (folder / LEGACY_VOCABULARY).write_text(json.dumps(words), encoding="utf-8")
-    (folder / LEGACY_METADATA).write_text(
-        json.dumps({"count": len(words), "dimension": int(matrix.shape[1])}), encoding="utf-8"
-    )
-
-
 def _read_legacy_vectors(path: Path) -> np.ndarray:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: vector file not found") from None
+    data = read_input(
+        path,
+        missing=f"{path}: vector file not found",
+        directory=f"{path}: vector file is a directory, expected a file of float32 vectors",
+        unreadable=lambda error: f"{path}: cannot read vector file ({error.strerror or error})",
+    )
     if len(data) < _LEGACY_HEADER.size:
         raise InputError(f"{path}: too short to hold the count and dimension header")
     count, dimension = _LEGACY_HEADER.unpack_from(data)
@@ -159,9 +149,15 @@ def _read_legacy_vectors(path: Path) -> np.ndarray:
 
 
 def _read_json(path: Path) -> Any:
+    data = read_input(
+        path,
+        missing=f"{path}: file not found",
+        directory=f"{path}: is a directory, expected a JSON file",
+        unreadable=lambda error: f"{path}: cannot read ({error.strerror or error})",
+    )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+        # Newlines translated as Path.read_text did, so a JSON error names the same offset.
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        return json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: not valid JSON ({error})") from None

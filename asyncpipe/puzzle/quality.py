@@ -15,6 +15,7 @@ import numpy as np
 from asyncpipe.puzzle.assembly import CloserElsewhere, Puzzle
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.scoring import PuzzleScore
+from asyncpipe.puzzle.vectors import norm_floor, unit
 from asyncpipe.settings.sections import Quality
 
 
@@ -43,15 +44,17 @@ def closer_elsewhere_in(embedded: Mapping[str, EmbeddedTheme]) -> CloserElsewher
 
     def unit_theme(theme: str) -> np.ndarray:
         if theme not in units:
-            vector = embedded[theme].theme_vector.astype(np.float64)
-            units[theme] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+            units[theme] = unit(embedded[theme].theme_vector, np.float64)
         return units[theme]
 
     def check(word: str, own: str, other: str) -> bool:
         result = embedded[own]
         row = result.row_of(word)
         vector = result.candidate_vectors[row].astype(np.float64)
-        to_other = float(vector @ unit_theme(other)) / max(float(np.linalg.norm(vector)), 1e-12)
+        # Dot product first, then the word's norm: the order these verdicts were
+        # always computed in (a near tie can fall either way under another order).
+        length = max(float(np.linalg.norm(vector)), float(norm_floor(np.float64)))
+        to_other = float(vector @ unit_theme(other)) / length
         return to_other > float(result.candidate_scores[row])
 
     return check

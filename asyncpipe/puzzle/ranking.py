@@ -1,8 +1,8 @@
 """Rank a theme's candidates by how close the embedding provider puts them to the theme.
 
-Pure numpy, no I/O: the enhance stage calls it once a theme and its candidates
-are embedded. The ranked list is longer than a group so that assembly can
-step past a word another group of the same puzzle already holds.
+Pure numpy, no I/O: the enhance stage (`asyncpipe.stages.embed`) calls it once a
+theme and its candidates are embedded. The ranked list is longer than a group so
+that assembly can step past a word another group of the same puzzle already holds.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asyncpipe.puzzle.vectors import norm_floor
 from asyncpipe.puzzle.words import distinct_by_variant
 
 
@@ -31,7 +32,9 @@ def cosine_to(anchor: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     anchor = np.asarray(anchor, dtype=np.float64)
     vectors = np.asarray(vectors, dtype=np.float64)
     norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(anchor)
-    return (vectors @ anchor) / np.maximum(norms, np.finfo(np.float64).tiny)
+    # One division by the product of the norms, not a dot product of unit vectors:
+    # the two round differently, and the scores written are this one's.
+    return (vectors @ anchor) / np.maximum(norms, norm_floor(np.float64))
 
 
 def rank_candidates(theme: str, words: Sequence[str], scores: np.ndarray) -> RankedTheme:

@@ -26,6 +26,7 @@ from asyncpipe.puzzle.solver import (
     solver_difficulty,
     solver_verdict,
 )
+from asyncpipe.puzzle.vectors import unit_rows
 
 
 @dataclass(frozen=True)
@@ -171,11 +172,9 @@ def score_puzzle(
 
 def _unit_rows(vectors: np.ndarray, name: str) -> np.ndarray:
     """Rows scaled to unit length in float64; an all-zero row stays zero (cosine 0)."""
-    vectors = np.asarray(vectors, dtype=np.float64)
-    if vectors.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (rows of vectors), got shape {vectors.shape}")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, np.finfo(np.float64).tiny)
+    if np.ndim(vectors) != 2:
+        raise ValueError(f"{name} must be 2-D (rows of vectors), got shape {np.shape(vectors)}")
+    return unit_rows(vectors, np.float64)
 
 
 def _silhouette(

@@ -43,7 +43,7 @@ from typing import IO, Any
 import msgspec
 
 from asyncpipe.errors import ConfigError, InputError, OutputError
-from asyncpipe.io.files import atomic_writer
+from asyncpipe.io.files import atomic_writer, read_input
 from asyncpipe.puzzle.scoring import PuzzleScore
 from asyncpipe.settings.sections import Params
 from asyncpipe.stages.themes import ThemeSelection
@@ -119,12 +119,13 @@ class Recorded:
 
 def read_checkpoint(path: Path) -> Recorded | None:
     """The checkpoint at `path`, or None when there is none."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    data = read_input(
+        path,
+        missing=None,
+        unreadable=lambda error: f"{path}: cannot read the checkpoint ({error.strerror})",
+    )
+    if data is None:
         return None
-    except OSError as error:
-        raise InputError(f"{path}: cannot read the checkpoint ({error.strerror})") from None
     # Every record is written with its newline in one write: text after the last
     # newline is a record a kill cut short.
     complete, newline, torn = data.rpartition(b"\n")

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from asyncpipe.errors import ConfigError
+from asyncpipe.io.files import read_input
 from asyncpipe.settings.sections import Params
 
 
@@ -87,14 +88,13 @@ def load_params(path: Path | None, overrides: Overrides = Overrides()) -> Loaded
 
 def _read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[_Location, int]]:
     """The file's mapping, and the line (1-based) of every key and list item in it."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: params file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: params file is a directory, expected a YAML file") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read params file ({error.strerror or error})") from None
+    data = read_input(
+        path,
+        missing=f"{path}: params file not found",
+        directory=f"{path}: params file is a directory, expected a YAML file",
+        unreadable=lambda error: f"{path}: cannot read params file ({error.strerror or error})",
+        error=ConfigError,
+    )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

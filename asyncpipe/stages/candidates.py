@@ -9,7 +9,7 @@ none of whose words the index knows is reported as failed, to be replaced by
 a spare later; it never stops the stage.
 
 This module searches; it does not embed with the configured provider (that is
-the enhance stage) and does not read or write files.
+the enhance stage, `asyncpipe.stages.embed`) and does not read or write files.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.puzzle.vectors import unit_rows
 from asyncpipe.puzzle.words import is_puzzle_word, theme_variants, variant_key
 from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
 
@@ -93,11 +94,9 @@ class CandidateSearch:
         return CandidateSearchResult(candidates=ordered, failed_themes=failed)
 
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
-        vectors = np.asarray(vectors, dtype=np.float32)
         if self._settings.similarity_metric == "cosine":
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
-        return vectors
+            return unit_rows(vectors, np.float32)
+        return np.asarray(vectors, dtype=np.float32)
 
     def _best_for(
         self, theme: str, scores: np.ndarray, generation: PuzzleGeneration

@@ -1,11 +1,15 @@
-"""Atomic JSON writes, stage input reads, and the CSV and Parquet embedding tables."""
+"""Atomic JSON writes and their file modes, reading input files, and the CSV and Parquet tables."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import resource
 import signal
+import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +18,10 @@ import pyarrow as arrow
 import pytest
 from pyarrow import parquet
 
-from asyncpipe.errors import InputError, OutputError
-from asyncpipe.io.files import read_json, write_json
+import asyncpipe
+from asyncpipe.errors import ConfigError, InputError, OutputError
+from asyncpipe.io import files
+from asyncpipe.io.files import read_input, read_json, write_json
 from asyncpipe.io.tables import EmbeddingRows, write_embedding_table
 
 HEADER_START = ["theme", "word", "word_type", "similarity_to_theme", "rank"]
@@ -155,6 +161,117 @@ def test_a_table_failing_midway_keeps_the_previous_table(tmp_path: Path) -> None
 
     assert target.read_bytes() == before
     assert [path.name for path in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_written_files_take_the_umask_in_force_when_first_written_not_at_import(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "out.json"
+    script = (
+        "import os, pathlib\n"
+        "from asyncpipe.io.files import write_json\n"
+        "os.umask(0o027)\n"
+        f"write_json(pathlib.Path({str(target)!r}), {{}})\n"
+    )
+    package_root = str(Path(asyncpipe.__file__).parents[1])
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONPATH": package_root}
+    )
+
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_without_proc_the_umask_is_read_by_setting_it_back_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    in_force = files._umask_from_proc()
+    if in_force is None:
+        pytest.skip("no /proc/self/status to compare with")
+    monkeypatch.setattr(files, "_umask_from_proc", lambda: None)
+    files._umask.cache_clear()
+    try:
+        assert files._umask() == in_force
+    finally:
+        files._umask.cache_clear()
+    monkeypatch.undo()
+    assert files._umask_from_proc() == in_force
+
+
+def _read_worded(path: Path, **wording: object) -> bytes | None:
+    """`read_input` with a word for each failure, so a test sees which one was chosen."""
+    options: dict[str, object] = {
+        "missing": "MISSING",
+        "directory": "DIRECTORY",
+        "unreadable": lambda error: f"UNREADABLE {type(error).__name__}",
+    }
+    options.update(wording)
+    return read_input(path, **options)  # type: ignore[call-overload, no-any-return]
+
+
+def test_read_input_returns_the_bytes_of_a_file(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_bytes(b"Planets\r\n\xff")
+
+    assert _read_worded(tmp_path / "in.txt") == b"Planets\r\n\xff"
+
+
+def test_read_input_of_a_missing_file_raises_the_missing_wording(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as raised:
+        _read_worded(tmp_path / "absent.txt")
+
+    assert str(raised.value) == "MISSING"
+
+
+def test_read_input_of_a_missing_file_answers_none_when_missing_is_expected(
+    tmp_path: Path,
+) -> None:
+    assert _read_worded(tmp_path / "absent.txt", missing=None) is None
+
+
+def test_read_input_of_a_directory_raises_the_directory_wording(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as raised:
+        _read_worded(tmp_path)
+
+    assert str(raised.value) == "DIRECTORY"
+
+
+def test_read_input_of_a_directory_without_its_own_wording_is_worded_as_unreadable(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(InputError) as raised:
+        _read_worded(tmp_path, directory=None)
+
+    assert str(raised.value) == "UNREADABLE IsADirectoryError"
+
+
+def test_read_input_under_a_file_raises_the_unreadable_wording(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+
+    with pytest.raises(InputError) as raised:
+        _read_worded(tmp_path / "file" / "in.txt")
+
+    assert str(raised.value) == "UNREADABLE NotADirectoryError"
+
+
+def test_read_input_of_a_symlink_loop_raises_the_unreadable_wording(tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+
+    with pytest.raises(InputError) as raised:
+        _read_worded(tmp_path / "loop")
+
+    assert str(raised.value) == "UNREADABLE OSError"
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "unreadable"])
+def test_read_input_raises_the_error_type_it_is_given(tmp_path: Path, case: str) -> None:
+    (tmp_path / "file").write_text("x")
+    path = {
+        "missing": tmp_path / "absent",
+        "directory": tmp_path,
+        "unreadable": tmp_path / "file" / "in",
+    }[case]
+
+    with pytest.raises(ConfigError):
+        _read_worded(path, error=ConfigError)
 
 
 def test_read_json_of_a_missing_file_raises_input_error_naming_it(tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ from asyncpipe.io.vector_index import (
     VocabularyIndex,
     load_index,
     load_legacy_index,
-    write_legacy_index,
 )
+from tests.io.legacy_index import write_legacy_index
 
 WORDS = ["Apple", "banana", "CHERRY", "date", "elder"]
 VECTORS = np.arange(len(WORDS) * 6, dtype=np.float32).reshape(len(WORDS), 6) / 7.0
@@ -102,6 +102,15 @@ def test_a_missing_index_folder_is_an_input_error_naming_it(tmp_path: Path) -> N
 def test_a_missing_vector_file_is_an_input_error_naming_it(index_folder: Path) -> None:
     (index_folder / LEGACY_VECTORS).unlink()
     _input_error(index_folder, index_folder / LEGACY_VECTORS)
+
+
+@pytest.mark.parametrize("name", [LEGACY_VECTORS, LEGACY_VOCABULARY, LEGACY_METADATA])
+def test_a_directory_in_place_of_an_index_file_is_an_input_error_naming_it(
+    index_folder: Path, name: str
+) -> None:
+    (index_folder / name).unlink()
+    (index_folder / name).mkdir()
+    assert "is a directory" in _input_error(index_folder, index_folder / name)
 
 
 def test_a_vector_file_shorter_than_its_header_is_an_input_error(index_folder: Path) -> None:

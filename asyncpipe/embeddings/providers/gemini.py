@@ -26,6 +26,7 @@ from asyncpipe.embeddings.providers.base import ProviderInfo
 from asyncpipe.embeddings.providers.gemini_rest import RestTransport
 from asyncpipe.embeddings.providers.gemini_sdk import SdkTransport
 from asyncpipe.errors import EmbeddingError, RetryableEmbeddingError
+from asyncpipe.puzzle.vectors import unit_rows
 from asyncpipe.settings.sections import Gemini
 
 #: The only output size the API returns already normalised.
@@ -132,10 +133,8 @@ def checked_vectors(
         )
     if not np.isfinite(matrix).all():
         raise RetryableEmbeddingError("the answer holds non-finite values")
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    if not norms.all():
+    if not matrix.any(axis=1).all():
         raise RetryableEmbeddingError("the answer holds a zero vector")
     if dimension == FULL_DIMENSION:
         return matrix
-    # TODO(vectors): use asyncpipe.puzzle.vectors.unit_rows
-    return matrix / norms
+    return unit_rows(matrix, np.float32)

@@ -14,6 +14,7 @@ import numpy as np
 from asyncpipe.embeddings.providers.base import ProviderInfo
 from asyncpipe.errors import UnembeddableTextError
 from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.puzzle.vectors import unit_rows
 
 
 class GloveProvider:
@@ -35,12 +36,11 @@ class GloveProvider:
             # Candidates are index words: take their row directly; themes need the mean.
             row = self._index.row_of(text)
             matrix[position] = self._index.vectors[row] if row is not None else self._mean_of(text)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        if not norms.all():
-            zero = texts[int(np.flatnonzero(norms[:, 0] == 0)[0])]
+        nonzero = matrix.any(axis=1)
+        if not nonzero.all():
+            zero = texts[int(np.flatnonzero(~nonzero)[0])]
             raise UnembeddableTextError(f"the vector of {zero!r} is zero")
-        # TODO(vectors): use asyncpipe.puzzle.vectors.unit_rows
-        return matrix / norms
+        return unit_rows(matrix, np.float32)
 
     async def aclose(self) -> None:
         return None
