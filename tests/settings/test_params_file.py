@@ -1,4 +1,5 @@
-"""asyncpipe.settings.sections: params.yaml is validated once, older files still load, errors are one line."""
+"""asyncpipe.settings.params_file (and the sections it validates into): params.yaml is validated
+once, older files still load, errors are one line."""
 
 from __future__ import annotations
 
