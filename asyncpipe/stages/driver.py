@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.session import open_engine
 from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle, assemble_puzzles
+from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.puzzle.quality import below_bar, closer_elsewhere_in, puzzle_arrays
 from asyncpipe.puzzle.scoring import PuzzleScore
 from asyncpipe.run.checkpoint import Checkpoint, Recorded
@@ -53,13 +54,16 @@ class RunContext:
 
 @dataclass(repr=False)  # asyncio.run formats its result's repr on Python 3.11: keep it cheap
 class MadePuzzles:
+    #: The themes embedded, and those that failed embedding or were dropped by a rebuild.
     outcome: EnhanceOutcome
     assembly: AssemblyResult
     scores: list[PuzzleScore]
     below_bar: list[bool]
     statistics: dict[str, Any]
     #: A signal cut the work short; `assembly` holds only the completed (scored) puzzles.
-    partial: bool = False
+    partial: bool
+    #: Every theme given up in this stage: `outcome`'s failures, then the assembly's.
+    failed_themes: Mapping[str, ThemeFailure]
 
 
 async def make_puzzles(
@@ -168,10 +172,11 @@ async def make_puzzles(
                 weakest = min(range(len(puzzle.groups)), key=lambda g: score.coherence[g])
                 theme = puzzle.groups[weakest].theme
                 rejected.add(theme)
-                outcome.failed_themes[theme] = (
+                outcome.failed_themes[theme] = ThemeFailure(
+                    FailureKind.DROPPED_BY_REBUILD,
                     f"dropped to rebuild a puzzle below the quality bar (difficulty "
                     f"{score.difficulty:.2f}{', ambiguous' if score.ambiguous else ''}); "
-                    "it was that puzzle's least coherent group"
+                    "it was that puzzle's least coherent group",
                 )
             rebuilt += len(poor)
             log.info("Rebuilding %d puzzles below the quality bar", len(poor))
@@ -196,7 +201,12 @@ async def make_puzzles(
         }
     _log_statistics(statistics)
     flagged = [below_bar(score, bar) for score in scores]
-    return MadePuzzles(outcome, assembly, scores, flagged, statistics, cut_short)
+    unusable = {
+        theme: ThemeFailure(FailureKind.TOO_FEW_CANDIDATES, reason)
+        for theme, reason in assembly.failed_themes.items()
+    }
+    failed_themes = {**outcome.failed_themes, **unusable}
+    return MadePuzzles(outcome, assembly, scores, flagged, statistics, cut_short, failed_themes)
 
 
 @dataclass
@@ -212,7 +222,7 @@ class _EmbeddingRound:
         self,
         themes: list[str],
         usable: dict[str, tuple[str, ...]],
-        known_failures: dict[str, str],
+        known_failures: Mapping[str, ThemeFailure],
         outcome: EnhanceOutcome,
         shutdown: Shutdown,
     ) -> None:
