@@ -802,5 +802,7 @@ def test_an_api_answering_nonsense_exits_1_with_the_reason_and_no_traceback(
     metadata = load(run.folder, METADATA)
     assert metadata["counts"]["puzzles_generated"] == 0
     # Every theme embedded failed for that reason: at least the 8 the puzzles needed.
-    assert sum(reason in why for why in metadata["failed_themes"].values()) >= 8
+    failures = metadata["failed_themes"].values()
+    assert sum(reason in failure["reason"] for failure in failures) >= 8
+    assert {failure["kind"] for failure in failures} == {"api_failed"}
     assert any("0 of 2 puzzles made" in line for line in warnings_of(run.result))

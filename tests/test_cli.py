@@ -383,8 +383,9 @@ def test_an_unknown_theme_is_reported_and_replaced_by_a_spare(tmp_path: Path) ->
 
     assert result.returncode == 0, result.stderr
     metadata = load(folder, METADATA)
-    assert "Zzqxv Blorft" in metadata["failed_themes"]
-    assert metadata["failed_themes"]["Zzqxv Blorft"]
+    failure = metadata["failed_themes"]["Zzqxv Blorft"]
+    assert failure["kind"] == "no_candidates"
+    assert "vector index" in failure["reason"]
     assert metadata["failed_puzzles"] == {}
     assert metadata["counts"]["spare_themes_used"] >= 1
     puzzles = load(folder, FINAL)

@@ -57,10 +57,11 @@ def test_rebuild_drops_the_weakest_theme_of_poor_puzzles_and_reassembles(workdir
     assert after["below_quality_bar"] < before["below_quality_bar"]
     metadata = read(workdir, "data/outputs/puzzle_metadata.json")
     dropped = {
-        theme: reason
-        for theme, reason in metadata["failed_themes"].items()
-        if reason.startswith("dropped to rebuild")
+        theme: failure["reason"]
+        for theme, failure in metadata["failed_themes"].items()
+        if failure["kind"] == "dropped_by_rebuild"
     }
+    assert all(reason.startswith("dropped to rebuild") for reason in dropped.values())
     assert len(dropped) == after["rebuilt"]
     puzzles = read(workdir, "data/outputs/final_puzzles.json")
     assert len(puzzles) == 8

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from asyncpipe.errors import InputError
 from asyncpipe.io.files import read_json
+from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.settings.workspace import Workspace
 from asyncpipe.stages.candidates import CandidateSearchResult, ThemeCandidates
 from asyncpipe.stages.themes import ThemeSelection
@@ -41,8 +42,14 @@ def load_candidates(workspace: Workspace) -> CandidateSearchResult:
             )
         candidates[theme] = ThemeCandidates(tuple(words), tuple(scores))
     metadata = document.get("metadata")
-    failed = metadata.get("failed_themes", {}) if isinstance(metadata, dict) else {}
-    return CandidateSearchResult(candidates=candidates, failed_themes=dict(failed))
+    failed = metadata.get("failed_themes") if isinstance(metadata, dict) else None
+    # The file keeps only each failure's reason: every theme the search gives up
+    # has no candidates.
+    failed_themes = {
+        theme: ThemeFailure(FailureKind.NO_CANDIDATES, str(reason))
+        for theme, reason in (failed.items() if isinstance(failed, dict) else ())
+    }
+    return CandidateSearchResult(candidates=candidates, failed_themes=failed_themes)
 
 
 def _not_candidates(path: Path, what: str) -> InputError:

@@ -6,15 +6,16 @@ appended and fsynced before the run moves on:
 
     {"checkpoint": 1, "settings": {...}, "inputs": "<sha256>", "started_at": "..."}
     {"theme": "Planets", "embedded": true}
-    {"theme": "Xyzzy", "failed": "embedding failed: ..."}
+    {"theme": "Xyzzy", "failed": {"kind": "unembeddable_text", "reason": "embedding failed: ..."}}
     {"puzzle": ["mars", ...], "score": {...}}
 
 The vectors of a finished theme are not repeated here: they are in the
 embedding store, which commits them before the theme counts as finished, so a
 resumed run reads them from disk and sends no request for them. A theme that
-failed for good (a text the provider cannot embed) is recorded with its reason
-and not tried again; one that failed only because the API kept failing is not
-recorded, so the resumed run tries it again.
+failed for good (a text the provider cannot embed) is recorded with its
+failure's kind and reason and not tried again; one that failed only because
+the API kept failing (a retryable kind) is not recorded, so the resumed run
+tries it again.
 
 A resumed run is the same run only if it has the same settings (the params
 that decide the puzzles, and the provider) and the same inputs (the drawn
@@ -44,6 +45,7 @@ import msgspec
 
 from asyncpipe.errors import ConfigError, InputError, OutputError
 from asyncpipe.io.files import atomic_writer, read_input
+from asyncpipe.puzzle.failures import ThemeFailure
 from asyncpipe.puzzle.scoring import PuzzleScore
 from asyncpipe.settings.sections import Params
 from asyncpipe.stages.themes import ThemeSelection
@@ -91,14 +93,19 @@ class Recorded:
     started_at: str
     #: Bytes up to the end of the last whole record.
     intact_bytes: int = 0
-    #: Theme -> None when it was embedded, else why it failed for good.
-    themes: dict[str, str | None] = field(default_factory=dict)
+    #: Theme -> None when it was embedded, else how it failed for good.
+    themes: dict[str, ThemeFailure | None] = field(default_factory=dict)
     #: A puzzle's 16 words (grid order) -> its score.
     scores: dict[tuple[str, ...], PuzzleScore] = field(default_factory=dict, repr=False)
 
     @property
-    def failed_themes(self) -> dict[str, str]:
-        return {theme: why for theme, why in self.themes.items() if why is not None}
+    def failed_themes(self) -> dict[str, ThemeFailure]:
+        """The themes a resumed run does not try again, with their failures."""
+        return {
+            theme: failure
+            for theme, failure in self.themes.items()
+            if failure is not None and not failure.kind.retryable
+        }
 
     def refuse_unless_same_settings(self, path: Path, settings: dict[str, Any]) -> None:
         if self.settings != settings:
@@ -152,11 +159,13 @@ def read_checkpoint(path: Path) -> Recorded | None:
     for number, record in enumerate(records[1:], start=2):
         try:
             if "theme" in record:
-                recorded.themes[record["theme"]] = record.get("failed")
+                failed = record.get("failed")
+                failure = None if failed is None else ThemeFailure.from_json(failed)
+                recorded.themes[record["theme"]] = failure
             elif "puzzle" in record:
                 score = msgspec.convert(record["score"], PuzzleScore)
                 recorded.scores[tuple(record["puzzle"])] = score
-        except (msgspec.ValidationError, TypeError, KeyError) as error:
+        except (msgspec.ValidationError, TypeError, KeyError, ValueError) as error:
             raise _corrupt(path, number, f"a record that does not fit ({error})") from None
     return recorded
 
@@ -193,12 +202,12 @@ class Checkpoint:
         file.truncate(recorded.intact_bytes)  # drop a record a kill cut short
         return cls(path, file)
 
-    async def theme_finished(self, theme: str, failure: str | None) -> None:
+    async def theme_finished(self, theme: str, failure: ThemeFailure | None) -> None:
         record: dict[str, Any] = {"theme": theme}
         if failure is None:
             record["embedded"] = True
         else:
-            record["failed"] = failure
+            record["failed"] = failure.to_json()
         await self._append(record)
 
     async def puzzle_scored(self, words: Sequence[str], score: PuzzleScore) -> None:

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +44,7 @@ from asyncpipe.io.tables import write_embedding_table
 from asyncpipe.io.theme_source import read_theme_source
 from asyncpipe.io.vector_index import VocabularyIndex, load_index
 from asyncpipe.puzzle.assembly import AssemblyResult
+from asyncpipe.puzzle.failures import FailureKind, ThemeFailure, failures_json
 from asyncpipe.run.checkpoint import (
     Checkpoint,
     Recorded,
@@ -52,6 +53,7 @@ from asyncpipe.run.checkpoint import (
     run_settings,
 )
 from asyncpipe.run.interrupt import Shutdown
+from asyncpipe.run.statistics import RunStatistics
 from asyncpipe.settings.params_file import LoadedParams
 from asyncpipe.settings.sections import Logging, Params, PuzzleGeneration
 from asyncpipe.settings.workspace import Workspace
@@ -175,7 +177,10 @@ def run_select_candidates(
             "min_similarity_threshold": params.puzzle_generation.min_similarity_threshold,
             "use_lemmatized": params.vector_search.use_lemmatized,
             "themes_searched": len(selection.all_themes),
-            "failed_themes": result.failed_themes,
+            # Only the reasons: every theme the search gives up has no candidates.
+            "failed_themes": {
+                theme: failure.reason for theme, failure in result.failed_themes.items()
+            },
         },
     }
     write_json(pipeline.workspace.candidate_words, document)
@@ -186,8 +191,8 @@ def run_select_candidates(
         pipeline.timings["select_candidates"],
         pipeline.workspace.candidate_words,
     )
-    for theme, reason in result.failed_themes.items():
-        log.warning("Theme %r has no candidates: %s", theme, reason)
+    for theme, failure in result.failed_themes.items():
+        log.warning("Theme %r has no candidates: %s", theme, failure.reason)
     return result
 
 
@@ -212,7 +217,7 @@ def run_enhance(
         "chosen_because": plan.reason,
     }
 
-    usable, failed_themes = _usable_themes(selection, candidates, params.puzzle_generation)
+    usable, unusable = _usable_themes(selection, candidates, params.puzzle_generation)
     checkpoint, recorded = _open_checkpoint(pipeline, selection, candidates)
     try:
         # From here a first signal winds the run down instead of ending it: the
@@ -227,7 +232,7 @@ def run_enhance(
             )
             with pipeline.timed("embed_and_assemble"):
                 made = _run_async(make_puzzles(params, selection, usable, provider, run))
-            report = _write_outputs(pipeline, selection, made, failed_themes, provider_json)
+            report = _write_outputs(pipeline, selection, made, unusable, provider_json)
     except BaseException:
         checkpoint.close()  # kept: `--resume` goes on from it
         raise
@@ -265,15 +270,14 @@ def _write_outputs(
     pipeline: Pipeline,
     selection: ThemeSelection,
     made: MadePuzzles,
-    failed_themes: dict[str, str],
+    unusable: Mapping[str, ThemeFailure],
     provider_json: dict[str, Any],
 ) -> EnhanceReport:
     params = pipeline.params
     workspace = pipeline.workspace
     outcome, assembly, scores = made.outcome, made.assembly, made.scores
     statistics = made.statistics
-    failed_themes.update(outcome.failed_themes)
-    failed_themes.update(assembly.failed_themes)
+    failed_themes = {**unusable, **made.failed_themes}
     report = EnhanceReport(
         params.puzzle_generation.total_puzzle_count, len(assembly.puzzles), made.partial
     )
@@ -291,9 +295,7 @@ def _write_outputs(
         _write_tables(pipeline, outcome, assembly, provider_json["dimension"], report.partial)
         analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
         write_json(workspace.embedding_analysis, analysis)
-        quality = quality_report(
-            scores, made.below_bar, statistics["puzzles_rebuilt"], params.quality
-        )
+        quality = quality_report(scores, made.below_bar, statistics.puzzles_rebuilt, params.quality)
         write_json(workspace.puzzle_quality, quality)
         write_json(
             workspace.final_puzzles,
@@ -333,7 +335,7 @@ def _write_outputs(
         workspace.final_puzzles,
     )
     _log_details(params.logging, failed_themes, assembly, analysis)
-    _warn_embedding_failures(outcome.failed_themes, workspace)
+    _warn_embedding_failures(failed_themes, workspace)
     log.info(
         "Quality: the embedding solver recovers %d of %d puzzles; %d ambiguous, "
         "%d with a word closer to another theme, %d with look-alike words -> %s",
@@ -349,19 +351,27 @@ def _write_outputs(
 
 def _usable_themes(
     selection: ThemeSelection, candidates: CandidateSearchResult, generation: PuzzleGeneration
-) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+) -> tuple[dict[str, tuple[str, ...]], dict[str, ThemeFailure]]:
     """Themes with enough candidates to fill a group, and why the others are out."""
     failed = dict(candidates.failed_themes)
     usable: dict[str, tuple[str, ...]] = {}
     for theme in selection.all_themes:
         found = candidates.candidates.get(theme)
         if found is None:
-            failed.setdefault(theme, "no candidates were searched for this theme")
+            failed.setdefault(
+                theme,
+                ThemeFailure(
+                    FailureKind.NO_CANDIDATES, "no candidates were searched for this theme"
+                ),
+            )
         elif len(found.words) < generation.words_per_theme:
             failed.setdefault(
                 theme,
-                f"only {len(found.words)} candidate words, "
-                f"a group needs {generation.words_per_theme}",
+                ThemeFailure(
+                    FailureKind.TOO_FEW_CANDIDATES,
+                    f"only {len(found.words)} candidate words, "
+                    f"a group needs {generation.words_per_theme}",
+                ),
             )
         else:
             usable[theme] = found.words
@@ -400,13 +410,13 @@ def _write_tables(
 
 def _log_details(
     settings: Logging,
-    failed_themes: dict[str, str],
+    failed_themes: Mapping[str, ThemeFailure],
     assembly: AssemblyResult,
     analysis: dict[str, Any],
 ) -> None:
     if settings.detailed_output:
-        for theme, reason in failed_themes.items():
-            log.info("Theme %r replaced: %s", theme, reason)
+        for theme, failure in failed_themes.items():
+            log.info("Theme %r replaced: %s", theme, failure.reason)
     elif failed_themes:
         log.info("%d themes replaced (reasons in the metadata)", len(failed_themes))
     for name, reason in assembly.failed_puzzles.items():
@@ -428,9 +438,11 @@ def _log_details(
                 )
 
 
-def _warn_embedding_failures(failed_themes: dict[str, str], workspace: Workspace) -> None:
+def _warn_embedding_failures(
+    failed_themes: Mapping[str, ThemeFailure], workspace: Workspace
+) -> None:
     """One warning when themes could not be embedded (the API failing, garbage answers)."""
-    reasons = [reason for reason in failed_themes.values() if reason.startswith("embedding")]
+    reasons = [failure.reason for failure in failed_themes.values() if failure.kind.embedding]
     if reasons:
         reason, count = Counter(reasons).most_common(1)[0]
         log.warning(
@@ -489,8 +501,8 @@ def _metadata_document(
     pipeline: Pipeline,
     selection: ThemeSelection,
     assembly: AssemblyResult,
-    failed_themes: dict[str, str],
-    statistics: dict[str, Any],
+    failed_themes: Mapping[str, ThemeFailure],
+    statistics: RunStatistics,
     provider_json: dict[str, Any],
     report: EnhanceReport,
 ) -> dict[str, Any]:
@@ -500,7 +512,7 @@ def _metadata_document(
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "partial": report.partial,
         "interrupted_by": pipeline.shutdown.signal_name if report.partial else None,
-        "resumed": pipeline.resume and statistics.get("themes_resumed", 0) > 0,
+        "resumed": pipeline.resume and statistics.themes_resumed > 0,
         "asyncpipe_version": __version__,
         "params_source": pipeline.loaded.source,
         "random_seed": params.puzzle_generation.random_seed,
@@ -513,13 +525,11 @@ def _metadata_document(
             "spare_themes_used": len(used - set(selection.themes)),
             "themes_failed": len(failed_themes),
         },
-        "failed_themes": failed_themes,
+        "failed_themes": failures_json(failed_themes),
         "failed_puzzles": assembly.failed_puzzles,
         "unused_themes": list(assembly.unused_themes),
         "provider": provider_json,
         "timing_seconds": dict(pipeline.timings),
-        "run_statistics": statistics,
+        "run_statistics": statistics.to_json(),
         "puzzle_generation": params.puzzle_generation.model_dump(),
     }
-
-

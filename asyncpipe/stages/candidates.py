@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.puzzle.vectors import unit_rows
 from asyncpipe.puzzle.words import is_puzzle_word, theme_variants, variant_key
 from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
@@ -44,7 +45,8 @@ class ThemeCandidates:
 @dataclass(frozen=True)
 class CandidateSearchResult:
     candidates: dict[str, ThemeCandidates]
-    failed_themes: dict[str, str]
+    #: Themes without a candidate (kind NO_CANDIDATES), in the order they were searched.
+    failed_themes: dict[str, ThemeFailure]
 
 
 class CandidateSearch:
@@ -69,12 +71,15 @@ class CandidateSearch:
 
     def search(self, themes: list[str], generation: PuzzleGeneration) -> CandidateSearchResult:
         """Candidates for every theme, in the order given; unknown themes are reported."""
-        failed: dict[str, str] = {}
+        failed: dict[str, ThemeFailure] = {}
         known: list[tuple[str, np.ndarray]] = []
         for theme in themes:
             vector = self._index.text_vector(theme)
             if vector is None:
-                failed[theme] = f"no word of the theme is in the vector index {self._index.name!r}"
+                failed[theme] = ThemeFailure(
+                    FailureKind.NO_CANDIDATES,
+                    f"no word of the theme is in the vector index {self._index.name!r}",
+                )
             else:
                 known.append((theme, vector))
 
@@ -86,9 +91,10 @@ class CandidateSearch:
                 candidates[theme] = self._best_for(theme, theme_scores, generation)
         for theme, found in candidates.items():
             if not found.words:
-                failed[theme] = (
+                failed[theme] = ThemeFailure(
+                    FailureKind.NO_CANDIDATES,
                     "no candidate word at or above similarity "
-                    f"{generation.min_similarity_threshold}"
+                    f"{generation.min_similarity_threshold}",
                 )
         ordered = {theme: candidates[theme] for theme in themes if theme in candidates}
         return CandidateSearchResult(candidates=ordered, failed_themes=failed)

@@ -2,37 +2,40 @@
 
 `make_puzzles` runs inside one event loop: the embedding engine, the scoring
 pool, the progress reporter and the loop-lag monitor are opened together and
-closed together. It works in rounds (spare themes for failed ones, rebuilds of
-puzzles below the quality bar), records each finished theme and scored puzzle
-in the run's checkpoint, starts from what a resumed run recorded, and winds
-down after a signal (`asyncpipe.run.interrupt`). `asyncpipe.run.pipeline` decides what
-goes in and writes what comes out.
+closed together. It carries out the decisions of the round planner
+(`asyncpipe.stages.planner`: which themes to embed, when to draw spares, what
+a rebuild drops, when a signal cuts the run short), records each finished
+theme and scored puzzle in the run's checkpoint, and lets the work in flight
+wind down after a signal (`asyncpipe.run.interrupt`). `asyncpipe.run.pipeline`
+decides what goes in and writes what comes out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.session import open_engine
-from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle, assemble_puzzles
-from asyncpipe.puzzle.quality import below_bar, closer_elsewhere_in, puzzle_arrays
+from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle
+from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.failures import ThemeFailure
+from asyncpipe.puzzle.quality import puzzle_arrays
 from asyncpipe.puzzle.scoring import PuzzleScore
 from asyncpipe.run.checkpoint import Checkpoint, Recorded
 from asyncpipe.run.interrupt import Shutdown
 from asyncpipe.run.loop_lag import LoopLagMonitor
 from asyncpipe.run.progress import ProgressReporter
 from asyncpipe.run.scoring_pool import ScoringPool
+from asyncpipe.run.statistics import RunStatistics
 from asyncpipe.settings.sections import Params
 from asyncpipe.stages.embed import EnhanceOutcome, embed_and_rank, theme_workers
+from asyncpipe.stages.planner import Done, Embed, PuzzleKey, Rebuild, RoundPlanner, Score
 from asyncpipe.stages.themes import ThemeSelection
 
 log = logging.getLogger(__name__)
@@ -53,13 +56,16 @@ class RunContext:
 
 @dataclass(repr=False)  # asyncio.run formats its result's repr on Python 3.11: keep it cheap
 class MadePuzzles:
+    #: The themes embedded, and those that failed embedding or were dropped by a rebuild.
     outcome: EnhanceOutcome
     assembly: AssemblyResult
     scores: list[PuzzleScore]
     below_bar: list[bool]
-    statistics: dict[str, Any]
+    statistics: RunStatistics
     #: A signal cut the work short; `assembly` holds only the completed (scored) puzzles.
-    partial: bool = False
+    partial: bool
+    #: Every theme given up in this stage: `outcome`'s failures, then the assembly's.
+    failed_themes: Mapping[str, ThemeFailure]
 
 
 async def make_puzzles(
@@ -69,37 +75,27 @@ async def make_puzzles(
     provider: EmbeddingProvider,
     run: RunContext,
 ) -> MadePuzzles:
-    """Embed, assemble and score; embed spares only as far as failures require.
-
-    Spares cost API calls with a paid provider, so they are embedded in rounds,
-    each just large enough to cover the themes still missing. With
-    `quality.on_low_quality: rebuild`, each poor puzzle gives up its weakest theme
-    and the batch is assembled again. The assembly always sees themes in draw
-    order, so the result depends on neither the rounds nor timing, nor on
-    whether the run was resumed: a resumed run makes the same decisions, only
-    with the recorded themes and scores already at hand.
+    """Embed, assemble and score, in the rounds the planner decides (`RoundPlanner`).
 
     After a signal no new round starts; the puzzles assembled from the themes
     finished by then, and scored within the grace, are the partial result.
     """
     generation = params.puzzle_generation
-    bar = params.quality
     shutdown, checkpoint, recorded = run.shutdown, run.checkpoint, run.recorded
     ordered = [theme for theme in selection.all_themes if theme in usable]
-    primary = set(selection.themes)
-    queue = [theme for theme in ordered if theme in primary]
-    spares = [theme for theme in ordered if theme not in primary]
+    planner = RoundPlanner(
+        ordered,
+        selection.themes,
+        generation,
+        params.quality,
+        recorded.failed_themes if recorded is not None else None,
+        recorded.scores if recorded is not None else None,
+    )
     mean_texts = 1 + sum(len(usable[theme]) for theme in ordered) / max(1, len(ordered))
     workers = theme_workers(
         params.concurrency.max_concurrent_requests, params.concurrency.batch_size, mean_texts
     )
-    known_failures = recorded.failed_themes if recorded is not None else {}
-    scored: dict[tuple[str, ...], PuzzleScore] = dict(recorded.scores) if recorded else {}
-    outcome = EnhanceOutcome()
-    rejected: set[str] = set()
-    rebuilt = 0
-    scoring_seconds = 0.0
-    cut_short = False
+    embedding_seconds = scoring_seconds = 0.0
     async with (
         # Opened first: the workers start while the themes are embedded.
         ScoringPool(
@@ -109,95 +105,61 @@ async def make_puzzles(
         ) as pool,
         open_engine(provider, params, run.cache_dir) as engine,
         ProgressReporter(
-            len(queue), params.logging.progress_interval, bar=run.progress_bar
+            planner.primary_count, params.logging.progress_interval, bar=run.progress_bar
         ) as progress,
         LoopLagMonitor() as lag,
         shutdown.watching(),
     ):
-        embedding = _EmbeddingRound(engine, workers, progress, checkpoint)
-        for round_number in range(bar.max_rebuild_rounds + 1):
-            while True:
-                if queue:
-                    await embedding.run(queue, usable, known_failures, outcome, shutdown)
-                    cut_short |= engine.stopped
-                ranked = [
-                    outcome.embedded[theme].ranked
-                    for theme in ordered
-                    if theme in outcome.embedded and theme not in rejected
-                ]
-                assembly = assemble_puzzles(
-                    ranked,
-                    generation.total_puzzle_count,
-                    generation.themes_per_puzzle,
-                    generation.words_per_theme,
-                    closer_elsewhere=closer_elsewhere_in(outcome.embedded),
-                )
-                missing = generation.total_puzzle_count - len(assembly.puzzles)
-                if missing == 0 or not spares:
+        embedding = _EmbeddingRound(engine, workers, progress, checkpoint, usable)
+        while True:
+            # Read after the planner heard of the last step: it decides on what it was told.
+            match planner.next_step(signalled=shutdown.requested):
+                case Embed() as step:
+                    if step.spares:
+                        progress.add_total(step.drawn)
+                        log.info("Embedding %d spare themes to replace failed ones", step.drawn)
+                    part = await embedding.run(step, shutdown)
+                    embedding_seconds += part.seconds
+                    planner.embedded(part.embedded, part.failed_themes, stopped=engine.stopped)
+                case Score(puzzles):
+                    started = time.perf_counter()
+                    scores = await _score(
+                        puzzles, planner.embedded_themes, pool, checkpoint, shutdown
+                    )
+                    scoring_seconds += time.perf_counter() - started
+                    planner.scored(scores)
+                case Rebuild() as step:
+                    log.info("Rebuilding %d puzzles below the quality bar", step.puzzles)
+                case Done(result):
                     break
-                if shutdown.requested:
-                    cut_short = True
-                    break
-                shortfall = missing * generation.themes_per_puzzle - len(assembly.unused_themes)
-                take = max(shortfall, generation.themes_per_puzzle)
-                queue, spares = spares[:take], spares[take:]
-                progress.add_total(len(queue))
-                log.info("Embedding %d spare themes to replace failed ones", len(queue))
-            queue = []
 
-            started = time.perf_counter()
-            await _score(assembly.puzzles, scored, pool, outcome, checkpoint, shutdown)
-            scoring_seconds += time.perf_counter() - started
-            if any(tuple(puzzle.words) not in scored for puzzle in assembly.puzzles):
-                cut_short = True
-            if cut_short:
-                break
-            scores = [scored[tuple(puzzle.words)] for puzzle in assembly.puzzles]
-            poor = [index for index, score in enumerate(scores) if below_bar(score, bar)]
-            if (
-                bar.on_low_quality != "rebuild"
-                or not poor
-                or round_number == bar.max_rebuild_rounds
-            ):
-                break
-            if shutdown.requested:
-                cut_short = True
-                break
-            for index in poor:
-                puzzle, score = assembly.puzzles[index], scores[index]
-                weakest = min(range(len(puzzle.groups)), key=lambda g: score.coherence[g])
-                theme = puzzle.groups[weakest].theme
-                rejected.add(theme)
-                outcome.failed_themes[theme] = (
-                    f"dropped to rebuild a puzzle below the quality bar (difficulty "
-                    f"{score.difficulty:.2f}{', ambiguous' if score.ambiguous else ''}); "
-                    "it was that puzzle's least coherent group"
-                )
-            rebuilt += len(poor)
-            log.info("Rebuilding %d puzzles below the quality bar", len(poor))
-
-        if cut_short:
-            completed = tuple(p for p in assembly.puzzles if tuple(p.words) in scored)
-            assembly = dataclasses.replace(assembly, puzzles=completed)
-        scores = [scored[tuple(puzzle.words)] for puzzle in assembly.puzzles]
-        pool_statistics = pool.statistics()
-        statistics = {
-            "themes_embedded": len(outcome.embedded),
-            "themes_failed_embedding": len(outcome.failed_themes),
-            "embedding_seconds": round(outcome.seconds, 3),
-            **engine.statistics().to_json(),
-            "scoring_workers": pool_statistics.workers,
-            "puzzles_scored": pool_statistics.puzzles_scored,
-            "scoring_pool_busy_seconds": pool_statistics.busy_seconds,
-            "puzzle_scores_resumed": len(recorded.scores) if recorded else 0,
-            "themes_resumed": len(recorded.themes) if recorded else 0,
-            "scoring_seconds": round(scoring_seconds, 3),
-            "puzzles_rebuilt": rebuilt,
-            **lag.statistics().to_json(),
-        }
-    _log_statistics(statistics)
-    flagged = [below_bar(score, bar) for score in scores]
-    return MadePuzzles(outcome, assembly, scores, flagged, statistics, cut_short)
+        outcome = EnhanceOutcome(
+            dict(result.embedded), dict(result.failed_in_rounds), embedding_seconds
+        )
+        statistics = RunStatistics(
+            themes_embedded=len(outcome.embedded),
+            themes_failed_embedding=sum(
+                failure.kind.embedding for failure in outcome.failed_themes.values()
+            ),
+            embedding_seconds=outcome.seconds,
+            scoring_seconds=scoring_seconds,
+            puzzles_rebuilt=result.puzzles_rebuilt,
+            themes_resumed=len(recorded.themes) if recorded else 0,
+            puzzle_scores_resumed=len(recorded.scores) if recorded else 0,
+            engine=engine.statistics(),
+            pool=pool.statistics(),
+            loop_lag=lag.statistics(),
+        )
+    log.info("%s", statistics.summary_line())
+    return MadePuzzles(
+        outcome,
+        result.assembly,
+        list(result.scores),
+        list(result.below_bar),
+        statistics,
+        result.partial,
+        result.failed_themes,
+    )
 
 
 @dataclass
@@ -208,82 +170,46 @@ class _EmbeddingRound:
     workers: int
     progress: ProgressReporter
     checkpoint: Checkpoint
+    usable: dict[str, tuple[str, ...]]
 
-    async def run(
-        self,
-        themes: list[str],
-        usable: dict[str, tuple[str, ...]],
-        known_failures: dict[str, str],
-        outcome: EnhanceOutcome,
-        shutdown: Shutdown,
-    ) -> None:
-        """Embed `themes` into `outcome`; those that failed for good before are not tried."""
-        todo = [(theme, usable[theme]) for theme in themes if theme not in known_failures]
-        for _ in range(len(themes) - len(todo)):
+    async def run(self, step: Embed, shutdown: Shutdown) -> EnhanceOutcome:
+        """Embed the step's themes; those that failed for good before count as failed."""
+        for _ in step.resumed_failures:
             self.progress.record(successful=False)
+        todo = [(theme, self.usable[theme]) for theme in step.themes]
         work = asyncio.ensure_future(
             embed_and_rank(todo, self.engine, self.workers, self.progress, self.checkpoint)
         )
         await shutdown.guard(work, on_stop=self.engine.stop, on_deadline=self.engine.abandon)
-        part = work.result()
-        outcome.embedded.update(part.embedded)
-        for theme in themes:  # in draw order, resumed or not
-            failure = known_failures.get(theme) or part.failed_themes.get(theme)
-            if failure is not None:
-                outcome.failed_themes[theme] = failure
-        outcome.seconds += part.seconds
+        return work.result()
 
 
 async def _score(
     puzzles: Sequence[Puzzle],
-    scored: dict[tuple[str, ...], PuzzleScore],
+    embedded: Mapping[str, EmbeddedTheme],
     pool: ScoringPool,
-    outcome: EnhanceOutcome,
     checkpoint: Checkpoint,
     shutdown: Shutdown,
-) -> None:
-    """Score the puzzles not scored yet into `scored`, each recorded in the checkpoint.
+) -> dict[PuzzleKey, PuzzleScore]:
+    """Score the puzzles, each recorded in the checkpoint as it is scored.
 
     After a signal the scoring goes on for the grace left, then what has not
-    finished is cancelled: those puzzles are not completed.
+    finished is cancelled: those puzzles are missing from the scores returned.
     """
+    scored: dict[PuzzleKey, PuzzleScore] = {}
 
     async def score_one(puzzle: Puzzle) -> None:
-        score = await pool.score(puzzle.words, *puzzle_arrays(puzzle, outcome.embedded))
+        score = await pool.score(puzzle.words, *puzzle_arrays(puzzle, embedded))
         scored[tuple(puzzle.words)] = score
         await checkpoint.puzzle_scored(puzzle.words, score)
 
     async def score_all() -> None:
         async with asyncio.TaskGroup() as group:
             for puzzle in puzzles:
-                if tuple(puzzle.words) not in scored:
-                    group.create_task(score_one(puzzle))
+                group.create_task(score_one(puzzle))
 
     work = asyncio.ensure_future(score_all())
     await shutdown.guard(work)
     if not work.cancelled():
         work.result()  # an error in scoring is a bug: let it show
-
-
-def _log_statistics(statistics: dict[str, Any]) -> None:
-    log.info(
-        "Embedding summary: %d requests, %d texts sent, cache hits %d memory / %d disk, "
-        "%d in-flight duplicates, %d retries, %d throttled (429), %s, "
-        "%.2f s waiting on the rate limiter, %.2f s wall, event-loop lag p99 %s ms",
-        statistics["requests"],
-        statistics["texts_requested"],
-        statistics["cache_hits_memory"],
-        statistics["cache_hits_disk"],
-        statistics["in_flight_dedup_hits"],
-        statistics["retries"],
-        statistics["throttled_429"],
-        (
-            f"latency p50 {statistics['latency_p50_seconds']} s / "
-            f"p95 {statistics['latency_p95_seconds']} s"
-            if "latency_p50_seconds" in statistics
-            else "no request answered"
-        ),
-        statistics["limiter_wait_seconds"],
-        statistics["embedding_seconds"],
-        statistics.get("loop_lag_p99_ms"),
-    )
+    return scored

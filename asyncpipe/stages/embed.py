@@ -6,13 +6,14 @@ flight and never creates one task per theme. The workers are many more than
 the requests in flight: the engine coalesces their texts into full batches,
 so enough themes must be waiting to fill them.
 
-A theme whose embeddings still fail after the engine's retries, or that has a
-text the provider cannot embed, is recorded with its reason and the run goes
-on; the assembly replaces it with a spare. A fatal provider error (bad key)
-propagates and stops the run. Once the engine is stopped (a signal), the
-workers take no new theme, and a theme left waiting is simply not finished:
-it is neither embedded nor failed. Results are keyed by theme and listed in
-input order, so the order in which themes finish never shows in the outputs.
+A theme whose embeddings still fail after the engine's retries (API_FAILED),
+or that has a text the provider cannot embed (UNEMBEDDABLE_TEXT), is recorded
+as a `ThemeFailure` and the run goes on; the assembly replaces it with a
+spare. A fatal provider error (bad key) propagates and stops the run. Once the
+engine is stopped (a signal), the workers take no new theme, and a theme left
+waiting is simply not finished: it is neither embedded nor failed. Results
+are keyed by theme and listed in input order, so the order in which themes
+finish never shows in the outputs.
 
 A `ThemeJournal` (the run's checkpoint) hears of each theme as it finishes, so
 an interrupted run can be resumed without redoing it.
@@ -30,6 +31,7 @@ from typing import Protocol
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.errors import EmbeddingStopped, RetryableEmbeddingError, UnembeddableTextError
 from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.puzzle.ranking import cosine_to, rank_candidates
 from asyncpipe.run.progress import ProgressReporter
 
@@ -49,14 +51,14 @@ class EnhanceOutcome:
     # result included, each time it checks the SIGINT handler; printing every
     # vector of a batch there cost seconds.
     embedded: dict[str, EmbeddedTheme] = field(default_factory=dict, repr=False)
-    failed_themes: dict[str, str] = field(default_factory=dict)
+    failed_themes: dict[str, ThemeFailure] = field(default_factory=dict)
     seconds: float = 0.0
 
 
 class ThemeJournal(Protocol):
-    async def theme_finished(self, theme: str, failure: str | None) -> None:
-        """`theme` was embedded (failure None) or failed for good; transient failures are
-        not reported, so a later run tries those themes again."""
+    async def theme_finished(self, theme: str, failure: ThemeFailure | None) -> None:
+        """`theme` was embedded (failure None) or failed for good; retryable failures
+        (`FailureKind.retryable`) are not reported, so a later run tries those themes again."""
 
 
 def theme_workers(max_concurrent: int, batch_size: int, texts_per_theme: float) -> int:
@@ -80,19 +82,21 @@ async def embed_and_rank(
 
     async def worker() -> None:
         for theme, candidates in work:
-            permanent: str | None = None
+            failure: ThemeFailure | None = None
             try:
                 outcome.embedded[theme] = await _embed_theme(theme, candidates, engine)
             except EmbeddingStopped:
                 return
             except UnembeddableTextError as error:
-                permanent = outcome.failed_themes[theme] = f"embedding failed: {error}"
+                failure = ThemeFailure(FailureKind.UNEMBEDDABLE_TEXT, f"embedding failed: {error}")
             except RetryableEmbeddingError as error:
-                outcome.failed_themes[theme] = f"embedding failed: {error}"
+                failure = ThemeFailure(FailureKind.API_FAILED, f"embedding failed: {error}")
+            if failure is not None:
+                outcome.failed_themes[theme] = failure
             if progress is not None:
-                progress.record(successful=theme in outcome.embedded)
-            if journal is not None and (theme in outcome.embedded or permanent is not None):
-                await journal.theme_finished(theme, permanent)
+                progress.record(successful=failure is None)
+            if journal is not None and (failure is None or not failure.kind.retryable):
+                await journal.theme_finished(theme, failure)
 
     async with asyncio.TaskGroup() as group:
         for _ in range(max(1, min(workers, len(themes)))):

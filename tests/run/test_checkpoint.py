@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 
 from asyncpipe.errors import ConfigError, InputError
+from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
 from asyncpipe.run.checkpoint import Checkpoint, inputs_digest, read_checkpoint, run_settings
 from asyncpipe.settings.sections import Params
 from asyncpipe.stages.themes import ThemeSelection
 
 WORDS = [f"word{n}" for n in range(16)]
+UNKNOWN = ThemeFailure(FailureKind.UNEMBEDDABLE_TEXT, "embedding failed: unknown word")
 
 
 def a_score(seed: int = 0) -> PuzzleScore:
@@ -44,7 +46,7 @@ def test_themes_and_scores_read_back_exactly_as_recorded(tmp_path: Path) -> None
 
     async def record() -> None:
         await checkpoint.theme_finished("planets", None)
-        await checkpoint.theme_finished("xyzzy", "embedding failed: unknown word")
+        await checkpoint.theme_finished("xyzzy", UNKNOWN)
         await checkpoint.puzzle_scored(WORDS, score)
 
     asyncio.run(record())
@@ -52,11 +54,53 @@ def test_themes_and_scores_read_back_exactly_as_recorded(tmp_path: Path) -> None
     recorded = read_checkpoint(path)
 
     assert recorded is not None
-    assert recorded.themes == {"planets": None, "xyzzy": "embedding failed: unknown word"}
-    assert recorded.failed_themes == {"xyzzy": "embedding failed: unknown word"}
+    assert recorded.themes == {"planets": None, "xyzzy": UNKNOWN}
+    assert recorded.failed_themes == {"xyzzy": UNKNOWN}
     assert recorded.scores == {tuple(WORDS): score}  # every float to the last bit
     assert recorded.settings == {"a": 1}
     assert recorded.inputs == "digest"
+
+
+def test_a_resumed_run_retries_a_theme_whose_recorded_failure_is_retryable(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    checkpoint = start(path)
+    api = ThemeFailure(FailureKind.API_FAILED, "embedding failed: 503")
+
+    async def record() -> None:
+        await checkpoint.theme_finished("xyzzy", UNKNOWN)
+        await checkpoint.theme_finished("fruit", api)
+
+    asyncio.run(record())
+    checkpoint.close()
+    recorded = read_checkpoint(path)
+
+    assert recorded is not None
+    assert recorded.themes == {"xyzzy": UNKNOWN, "fruit": api}
+    assert recorded.failed_themes == {"xyzzy": UNKNOWN}  # decided by the kind
+
+
+@pytest.mark.parametrize(
+    "failed",
+    [
+        b'"embedding failed: text only"',
+        b'{"kind": "lost", "reason": "?"}',
+        b'{"kind": "api_failed"}',
+    ],
+)
+def test_a_failure_record_without_a_known_kind_and_a_reason_is_refused(
+    tmp_path: Path, failed: bytes
+) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    start(path).close()
+    with path.open("ab") as file:
+        file.write(b'{"theme": "xyzzy", "failed": ' + failed + b"}\n")
+
+    with pytest.raises(
+        InputError, match=r"run_checkpoint.jsonl line 2: a record that does not fit"
+    ):
+        read_checkpoint(path)
 
 
 def test_no_file_means_nothing_to_resume(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.puzzle.failures import FailureKind
 from asyncpipe.puzzle.words import variant_key
 from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
 from asyncpipe.stages.candidates import CandidateSearch, CandidateSearchResult
@@ -208,8 +209,9 @@ def test_a_theme_with_no_known_word_fails_with_a_reason_and_has_no_candidates() 
     result = _search(_fruit_index(), ["Unicorns", "Fruits"])
     assert list(result.candidates) == ["Fruits"]
     assert "Unicorns" in result.failed_themes
-    reason = result.failed_themes["Unicorns"]
-    assert "vector index" in reason and "tiny" in reason
+    failure = result.failed_themes["Unicorns"]
+    assert failure.kind is FailureKind.NO_CANDIDATES
+    assert "vector index" in failure.reason and "tiny" in failure.reason
     assert "Fruits" not in result.failed_themes
 
 
@@ -217,7 +219,8 @@ def test_a_theme_with_no_word_above_the_threshold_is_reported_as_failed() -> Non
     index = _index({**{w: _at(a) for w, a in FRUIT_ANGLES.items()}, "stone": [0.0, 0.0, 1.0]})
     result = _search(index, ["Stone", "Fruits"])
     assert "Stone" in result.failed_themes
-    assert "0.3" in result.failed_themes["Stone"]
+    assert result.failed_themes["Stone"].kind is FailureKind.NO_CANDIDATES
+    assert "0.3" in result.failed_themes["Stone"].reason
     assert result.candidates["Fruits"].words == BY_SIMILARITY
 
 

@@ -31,6 +31,7 @@ from asyncpipe.errors import (
     UnembeddableTextError,
 )
 from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.run.progress import ProgressReporter
 from asyncpipe.settings.sections import Params
 from asyncpipe.stages.embed import EnhanceOutcome, embed_and_rank, theme_workers
@@ -195,7 +196,8 @@ async def test_a_theme_the_provider_cannot_embed_is_recorded_and_the_others_fini
         outcome = await embed_and_rank(THEMES, engine, workers=6)
 
     assert set(outcome.failed_themes) == {"Metals"}
-    assert "refused 'Metals'" in outcome.failed_themes["Metals"]
+    assert outcome.failed_themes["Metals"].kind is FailureKind.UNEMBEDDABLE_TEXT
+    assert "refused 'Metals'" in outcome.failed_themes["Metals"].reason
     assert list(outcome.embedded) == [theme for theme, _ in THEMES if theme != "Metals"]
 
 
@@ -208,7 +210,8 @@ async def test_a_theme_glove_has_no_word_for_fails_alone(glove: VocabularyIndex)
         outcome = await embed_and_rank(themes, engine, workers=2)
 
     assert list(outcome.failed_themes) == ["Zzqxv Blorft"]
-    assert "Zzqxv Blorft" in outcome.failed_themes["Zzqxv Blorft"]
+    assert outcome.failed_themes["Zzqxv Blorft"].kind is FailureKind.UNEMBEDDABLE_TEXT
+    assert "Zzqxv Blorft" in outcome.failed_themes["Zzqxv Blorft"].reason
     assert len(outcome.embedded) == len(THEMES)
 
 
@@ -226,10 +229,41 @@ async def test_a_candidate_that_still_fails_after_retries_fails_only_its_theme(
         outcome = await embed_and_rank(THEMES, engine, workers=6)
 
     assert set(outcome.failed_themes) == {"Fruit"}
-    assert "embedding failed" in outcome.failed_themes["Fruit"]
-    assert "503" in outcome.failed_themes["Fruit"]
+    assert outcome.failed_themes["Fruit"].kind is FailureKind.API_FAILED
+    assert "embedding failed" in outcome.failed_themes["Fruit"].reason
+    assert "503" in outcome.failed_themes["Fruit"].reason
     assert len(outcome.embedded) == len(THEMES) - 1
     assert engine.statistics().retries == 2
+
+
+class ListJournal:
+    def __init__(self) -> None:
+        self.finished: dict[str, ThemeFailure | None] = {}
+
+    async def theme_finished(self, theme: str, failure: ThemeFailure | None) -> None:
+        self.finished[theme] = failure
+
+
+@pytest.mark.asyncio
+async def test_the_journal_hears_of_themes_finished_for_good_but_not_of_retryable_failures(
+    glove: VocabularyIndex,
+) -> None:
+    def unavailable(text: str) -> RetryableEmbeddingError:
+        return RetryableEmbeddingError(f"503 unavailable for {text!r}", status=503)
+
+    themes = [*THEMES, ("Zzqxv Blorft", ["apple", "river"])]
+    engine = engine_for(FailingGlove(glove, "cherry", unavailable), batch_size=1, max_retries=0)
+    journal = ListJournal()
+
+    async with engine:
+        outcome = await embed_and_rank(themes, engine, workers=6, journal=journal)
+
+    assert outcome.failed_themes["Fruit"].kind is FailureKind.API_FAILED
+    assert "Fruit" not in journal.finished  # a resumed run tries it again
+    assert journal.finished["Zzqxv Blorft"] == outcome.failed_themes["Zzqxv Blorft"]
+    assert journal.finished["Zzqxv Blorft"].kind is FailureKind.UNEMBEDDABLE_TEXT
+    embedded = {theme for theme, failure in journal.finished.items() if failure is None}
+    assert embedded == set(outcome.embedded) == {t for t, _ in THEMES} - {"Fruit"}
 
 
 @pytest.mark.asyncio
