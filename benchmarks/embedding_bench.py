@@ -36,8 +36,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from asyncpipe.settings.sections import Gemini  # noqa: E402
 from asyncpipe.embeddings.providers.gemini import GeminiProvider  # noqa: E402
+from asyncpipe.settings.sections import Gemini  # noqa: E402
 
 API_KEY = "bench-key"
 LATENCY = 0.3
@@ -147,16 +147,16 @@ def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[st
 
 
 def _solver_time(dimension: int) -> dict[str, float]:
-    """score_puzzle on one core, in this process: the table build, then per puzzle."""
+    """score_puzzle on one core, in this process: the solver's tables, then per puzzle."""
     from asyncpipe.puzzle.scoring import score_puzzle
-    from asyncpipe.puzzle.solver import split_table
+    from asyncpipe.puzzle.solver import prepare
 
     started = time.perf_counter()
-    split_table(4, 4)
+    prepare(4, 4)
     build = time.perf_counter() - started
     generator = np.random.default_rng(0)
     times = []
-    for _ in range(10):
+    for _ in range(50):
         vectors = generator.normal(size=(16, dimension)).astype(np.float32)
         themes = generator.normal(size=(4, dimension)).astype(np.float32)
         started = time.perf_counter()

@@ -43,7 +43,7 @@ from types import TracebackType
 import numpy as np
 
 from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
-from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN, split_table
+from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN, prepare
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def _start_worker(groups: int, size: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with(parent)
-    split_table(groups, size)  # built once per worker, before the first puzzle
+    prepare(groups, size)  # the solver's tables, built once per worker before the first puzzle
 
 
 def _ready() -> None:

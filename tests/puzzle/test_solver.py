@@ -8,8 +8,15 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from asyncpipe.puzzle.solver import best_splits, group_masks, split_count, split_table
-from tests.puzzle.grids import Split, cosines
+from asyncpipe.puzzle.solver import (
+    _split_of,
+    best_splits,
+    group_masks,
+    group_scores,
+    split_count,
+    split_table,
+)
+from tests.puzzle.grids import INTENDED, Split, cosines
 
 
 def brute_force_splits(items: list[int], size: int) -> Iterator[Split]:
@@ -121,3 +128,46 @@ def test_total_of_rejects_something_that_is_not_a_split() -> None:
 def test_a_grid_with_too_many_splits_is_refused() -> None:
     with pytest.raises(ValueError, match="splits"):
         split_table(5, 4)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_halves_solver_finds_the_table_s_best_and_runner_up_on_4x4(seed: int) -> None:
+    """Four groups go by halves; the table of all 2,627,625 splits is the reference."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(16, 6))
+    if seed % 4 == 0:  # planted clusters: a clear best, a close runner-up
+        vectors = np.repeat(rng.normal(size=(4, 6)), 4, axis=0) + 0.4 * vectors
+    similarity = cosines(vectors)
+    table = split_table(4, 4)
+    scores = group_scores(similarity, 4)
+    totals = scores[table].sum(axis=1)
+    two = np.argpartition(-totals, 1)[:2]
+    ranked = two[np.argsort(-totals[two], kind="stable")]
+
+    solved = best_splits(similarity, 4, 4)
+
+    assert sorted(solved.best_split) == sorted(_split_of(table[ranked[0]], 16, 4))
+    assert sorted(solved.second_split) == sorted(_split_of(table[ranked[1]], 16, 4))
+    assert solved.best_total == pytest.approx(totals[ranked[0]], abs=1e-9)
+    assert solved.second_total == pytest.approx(totals[ranked[1]], abs=1e-9)
+    assert solved.split_count == 2_627_625
+
+
+def test_the_runner_up_is_found_when_it_shares_no_half_with_the_best() -> None:
+    """Best ((0-3), (4-7), (8-11), (12-15)); runner-up swaps words across every pairing."""
+    similarity = np.zeros((16, 16))
+    for group in range(4):
+        members = range(4 * group, 4 * group + 4)
+        for a, b in combinations(members, 2):
+            similarity[a, b] = similarity[b, a] = 1.0
+    # Make one split that mixes all four groups nearly as good as the intended one.
+    rival = [(0, 4, 8, 12), (1, 5, 9, 13), (2, 6, 10, 14), (3, 7, 11, 15)]
+    for group in rival:
+        for a, b in combinations(group, 2):
+            similarity[a, b] = similarity[b, a] = 0.99
+
+    solved = best_splits(similarity, 4, 4)
+
+    assert solved.best_split == INTENDED
+    assert solved.second_split == tuple(rival)
+    assert solved.best_total - solved.second_total == pytest.approx(6 * 4 * 0.01)

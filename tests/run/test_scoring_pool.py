@@ -101,12 +101,20 @@ async def test_an_error_inside_the_pool_block_leaves_no_child_process() -> None:
 async def test_a_cancelled_scoring_leaves_no_child_process() -> None:
     before = child_pids()
 
+    puzzle = clustered_puzzle(0)
+    first_scored = asyncio.Event()
+
+    async def score_one(pool: ScoringPool) -> None:
+        await pool.score(*puzzle)
+        first_scored.set()
+
     async def score_many() -> None:
         async with ScoringPool(workers=1, groups=4, size=4) as pool:
-            await asyncio.gather(*(pool.score(*clustered_puzzle(seed)) for seed in range(20)))
+            await asyncio.gather(*(score_one(pool) for _ in range(2000)))
 
     task = asyncio.create_task(score_many())
-    await asyncio.sleep(1.0)
+    await asyncio.wait_for(first_scored.wait(), timeout=60)  # cancelled mid-batch, not before
+    assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
