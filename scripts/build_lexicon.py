@@ -2,7 +2,8 @@
 
 Run it (this is what `make lexicon` calls) from the repository root:
 
-    python scripts/build_lexicon.py --wordnet /usr/share/wordnet --out asyncpipe/data/lexicon.json.gz
+    python scripts/build_lexicon.py --wordnet /usr/share/wordnet \
+        --out asyncpipe/data/lexicon.json.gz
 
 It needs the WordNet 3.0 database files (Debian/Ubuntu: `apt-get install wordnet-base`,
 which puts them in /usr/share/wordnet) and the GloVe index that asyncpipe already
@@ -377,9 +378,8 @@ def glove_ranks() -> dict[str, int]:
 
 def read_stopwords() -> frozenset[str]:
     path = REPO / "asyncpipe" / "data" / "stopwords.txt"
-    return frozenset(
-        line.strip().lower() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    )
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip())
 
 
 def build(wordnet_folder: Path, categories_path: Path) -> tuple[bytes, list[Category]]:
@@ -409,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--wordnet", type=Path, default=Path("/usr/share/wordnet"))
     parser.add_argument("--categories", type=Path, default=DEFAULT_CATEGORIES)
-    parser.add_argument("--out", type=Path, default=REPO / "asyncpipe" / "data" / "lexicon.json.gz")
+    default_out = REPO / "asyncpipe" / "data" / "lexicon.json.gz"
+    parser.add_argument("--out", type=Path, default=default_out)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
