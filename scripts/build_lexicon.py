@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from asyncpipe.words import ThemeVariants, is_puzzle_word, variant_key  # noqa: E402
+from asyncpipe.puzzle.words import ThemeVariants, is_puzzle_word, variant_key  # noqa: E402
 
 #: Familiar means among the GloVe index's most frequent words (its rows are in
 #: frequency order over Wikipedia + Gigaword). 50,000 keeps "kant", "hume", "zinnia"
@@ -368,7 +368,7 @@ def encode(document: dict[str, object]) -> bytes:
 
 def glove_ranks() -> dict[str, int]:
     """Each word's frequency rank in the GloVe index (0 is the most frequent)."""
-    from asyncpipe.vocabulary import load_glove
+    from asyncpipe.io.vector_index import load_glove
 
     ranks: dict[str, int] = {}
     for rank, word in enumerate(load_glove().words):
