@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from asyncpipe.puzzle.words import ThemeVariants, is_puzzle_word, variant_key  # noqa: E402
+from asyncpipe.puzzle.words import ThemeVariants, VariantKeys, is_puzzle_word  # noqa: E402
 
 #: Familiar means among the GloVe index's most frequent words (its rows are in
 #: frequency order over Wikipedia + Gigaword). 50,000 keeps "kant", "hume", "zinnia"
@@ -172,6 +172,15 @@ def read_exceptions(folder: Path) -> dict[str, dict[str, list[str]]]:
     return tables
 
 
+def merged_exceptions(tables: dict[str, dict[str, list[str]]]) -> dict[str, list[str]]:
+    """One table over the parts of speech, merged as asyncpipe.io.lexicon_file does."""
+    merged: dict[str, list[str]] = {}
+    for pos in sorted(tables):
+        for form, bases in tables[pos].items():
+            merged[form] = list(dict.fromkeys([*merged.get(form, []), *bases]))
+    return merged
+
+
 @dataclass
 class CategorySpec:
     """One line of the curated list: a display name, its synsets, and what to leave out."""
@@ -273,19 +282,25 @@ def is_primary(word: str, names: bool, inside: set[int], wordnet: WordNet) -> bo
 
 
 def build_category(
-    spec: CategorySpec, wordnet: WordNet, ranks: dict[str, int], stopwords: frozenset[str]
+    spec: CategorySpec,
+    wordnet: WordNet,
+    ranks: dict[str, int],
+    stopwords: frozenset[str],
+    exceptions: dict[str, list[str]],
 ) -> Category:
-    """Resolve a spec's synsets and keep the familiar, puzzle-worthy members by rank."""
+    """Resolve a spec's synsets and keep the familiar, puzzle-worthy members by rank.
+
+    Variant keys use `exceptions` from the WordNet being read, not the shipped file
+    this build replaces, so a rebuild never depends on the file it writes; the
+    category's own candidates are base forms in their own right, as members are at run
+    time ("tangier" is a city here, not a form of tangy).
+    """
     where = f"{spec.name!r} (line {spec.line})"
     try:
         roots = [wordnet.resolve(ref) for ref in spec.roots]
         excluded = frozenset(wordnet.resolve(ref) for ref in spec.excluded_branches)
     except BuildError as error:
         raise BuildError(f"{where}: {error}") from None
-    own_name = ThemeVariants(spec.name)
-    root_words = {
-        lemma.lower() for offset in roots for lemma in wordnet.synsets[offset].lemmas
-    }
     candidates: set[str] = set(spec.extra_words)
     names: set[str] = set()
     inside: set[int] = set()
@@ -297,6 +312,11 @@ def build_category(
                 candidates.add(word)
                 if not lemma.islower():
                     names.add(word)
+    variant_key = VariantKeys(exceptions, candidates)
+    own_name = ThemeVariants(spec.name, variant_key)
+    root_words = {
+        lemma.lower() for offset in roots for lemma in wordnet.synsets[offset].lemmas
+    }
     kept: list[str] = []
     secondary: list[str] = []
     keys: set[str] = set()
@@ -388,11 +408,13 @@ def build(wordnet_folder: Path, categories_path: Path) -> tuple[bytes, list[Cate
     ranks = glove_ranks()
     stopwords = read_stopwords()
     specs = read_categories(categories_path)
+    exceptions = read_exceptions(wordnet_folder)
+    forms = merged_exceptions(exceptions)
     categories: list[Category] = []
     problems: list[str] = []
     for spec in specs:  # every failing category at once, not one per rebuild
         try:
-            categories.append(build_category(spec, wordnet, ranks, stopwords))
+            categories.append(build_category(spec, wordnet, ranks, stopwords, forms))
         except BuildError as error:
             problems.append(str(error))
     if problems:
@@ -401,7 +423,7 @@ def build(wordnet_folder: Path, categories_path: Path) -> tuple[bytes, list[Cate
     if duplicates:
         lines = "\n".join(f"  {a} / {b}: {share:.2f}" for a, b, share in duplicates)
         raise BuildError(f"near-duplicate categories (overlap > {MAX_JACCARD}):\n{lines}")
-    document = lexicon_document(categories, read_exceptions(wordnet_folder))
+    document = lexicon_document(categories, exceptions)
     return encode(document), categories
 
 
