@@ -36,8 +36,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from asyncpipe.settings.sections import Gemini  # noqa: E402
 from asyncpipe.embeddings.providers.gemini import GeminiProvider  # noqa: E402
+from asyncpipe.settings.sections import Gemini  # noqa: E402
 
 API_KEY = "bench-key"
 LATENCY = 0.3
