@@ -7,7 +7,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test bench resilience batch install install-test clean
+.PHONY: run test bench resilience batch install install-test lexicon wordnet clean
+
+# WordNet 3.0 database files: the lexicon build and its byte-for-byte rebuild test read them.
+WORDNET ?= /usr/share/wordnet
 
 run: $(VENV)/.installed
 	$(BIN)/python -m asyncpipe run $(ARGS)
@@ -28,6 +31,14 @@ resilience: $(VENV)/.installed-test
 batch: $(VENV)/.installed
 	$(BIN)/python -m asyncpipe run --provider gemini --log-format json $(ARGS)
 
+# Rebuilds asyncpipe/data/lexicon.json.gz from WordNet 3.0 (README, "The lexicon").
+lexicon: $(VENV)/.installed wordnet
+	$(BIN)/python scripts/build_lexicon.py --wordnet $(WORDNET) --out asyncpipe/data/lexicon.json.gz
+
+# Debian's wordnet-base, installed only when the database is missing (CI: fresh, root).
+wordnet:
+	test -f $(WORDNET)/data.noun || { apt-get update && apt-get install -y wordnet-base; }
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
@@ -37,7 +48,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+$(VENV)/.installed-test: $(VENV)/.installed | wordnet
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 

@@ -6,6 +6,7 @@ import pytest
 
 from asyncpipe.puzzle.words import (
     ThemeVariants,
+    VariantKeys,
     distinct_by_variant,
     is_puzzle_word,
     is_variant_of_theme,
@@ -128,3 +129,92 @@ def test_distinct_by_variant_keeps_the_first_word_of_each_family_in_order() -> N
 def test_distinct_by_variant_of_distinct_words_changes_nothing() -> None:
     words = ["apple", "banana", "cherry"]
     assert distinct_by_variant(iter(words)) == words
+
+
+# Forms that must share one key: regular, -es, -ies, -oes and -ves plurals, irregular
+# plurals from WordNet's noun.exc, and inflections from verb.exc and the stemmer.
+SAME_WORD = [
+    ("bus", "buses"), ("box", "boxes"), ("church", "churches"), ("goose", "geese"),
+    ("mouse", "mice"), ("wolf", "wolves"), ("leaf", "leaves"), ("knife", "knives"),
+    ("child", "children"), ("analysis", "analyses"), ("cactus", "cacti"),
+    ("crisis", "crises"), ("run", "ran"), ("sing", "sang"), ("sing", "sung"),
+    ("sang", "sung"), ("go", "went"), ("tooth", "teeth"), ("foot", "feet"), ("man", "men"),
+    ("woman", "women"), ("person", "people"), ("ox", "oxen"), ("city", "cities"),
+    ("berry", "berries"), ("hero", "heroes"), ("potato", "potatoes"), ("dance", "dances"),
+    ("dance", "dancing"), ("dance", "danced"), ("lead", "led"), ("gas", "gases"),
+    ("rose", "roses"), ("base", "bases"), ("horse", "horses"), ("house", "houses"),
+    ("lens", "lenses"), ("glass", "glasses"), ("quiz", "quizzes"), ("fox", "foxes"),
+    ("tax", "taxes"), ("dish", "dishes"), ("brush", "brushes"), ("watch", "watches"),
+    ("virus", "viruses"), ("bonus", "bonuses"), ("campus", "campuses"), ("class", "classes"),
+    ("nose", "noses"), ("vase", "vases"), ("case", "cases"), ("dose", "doses"),
+    ("tomato", "tomatoes"), ("echo", "echoes"), ("baby", "babies"), ("lady", "ladies"),
+    ("fly", "flies"), ("spy", "spies"), ("sky", "skies"), ("party", "parties"),
+    ("cherry", "cherries"), ("country", "countries"), ("half", "halves"), ("calf", "calves"),
+    ("shelf", "shelves"), ("thief", "thieves"), ("wife", "wives"), ("life", "lives"),
+    ("loaf", "loaves"), ("scarf", "scarves"), ("elf", "elves"), ("hoof", "hooves"),
+    ("louse", "lice"), ("fungus", "fungi"), ("nucleus", "nuclei"), ("radius", "radii"),
+    ("thesis", "theses"), ("oasis", "oases"), ("medium", "media"), ("phenomenon", "phenomena"),
+    ("criterion", "criteria"), ("fireman", "firemen"), ("policeman", "policemen"),
+    ("swim", "swam"), ("swim", "swimming"), ("drink", "drank"), ("drink", "drunk"),
+    ("eat", "ate"), ("eat", "eaten"), ("write", "wrote"), ("write", "written"),
+    ("ride", "rode"), ("fly", "flew"), ("throw", "threw"), ("begin", "began"),
+    ("catch", "caught"), ("teach", "taught"), ("buy", "bought"), ("think", "thought"),
+    ("bring", "brought"), ("sleep", "slept"), ("run", "running"), ("go", "going"),
+    ("take", "took"), ("give", "gave"), ("break", "broke"), ("freeze", "froze"),
+    ("dive", "diving"), ("cat", "Cats"), ("bird", "BIRDS"),
+]
+
+# Distinct words that may share a grid: a merge here would wrongly keep them apart.
+DIFFERENT_WORDS = [
+    ("bus", "bust"), ("ran", "rand"), ("news", "new"), ("bus", "base"), ("bird", "robin"),
+    ("dance", "dine"), ("dove", "dive"), ("saw", "see"), ("felt", "feel"), ("rose", "rise"),
+    ("ground", "grind"), ("omen", "oman"), ("wound", "wind"), ("spoke", "speak"),
+    ("stove", "stave"), ("bass", "base"), ("gas", "gasp"), ("hose", "house"),
+    ("cat", "cattle"), ("car", "card"), ("pin", "pine"), ("hop", "hope"), ("plan", "plane"),
+    ("tap", "tape"), ("bat", "bath"), ("sea", "seal"), ("man", "mane"), ("men", "mend"),
+    ("ox", "box"), ("mice", "mica"), ("geese", "cheese"), ("lens", "lend"),
+    ("horse", "hoarse"), ("nose", "noise"), ("glass", "grass"), ("sing", "sign"),
+    ("went", "want"), ("feet", "fleet"), ("teeth", "tenth"), ("people", "pupil"),
+    ("city", "cite"), ("hero", "her"), ("leaf", "leap"), ("wolf", "golf"),
+]
+
+
+@pytest.mark.parametrize(("word", "form"), SAME_WORD)
+def test_plurals_and_inflections_share_a_variant_key(word: str, form: str) -> None:
+    assert variant_key(word) == variant_key(form)
+
+
+@pytest.mark.parametrize(("word", "other"), DIFFERENT_WORDS)
+def test_distinct_words_that_look_alike_keep_distinct_variant_keys(word: str, other: str) -> None:
+    assert variant_key(word) != variant_key(other)
+
+
+def test_the_pair_lists_are_long_enough_to_mean_something() -> None:
+    assert len(SAME_WORD) >= 100
+    assert len(DIFFERENT_WORDS) >= 30
+
+
+def test_variant_keys_take_their_irregular_forms_from_the_table_given() -> None:
+    keys = VariantKeys({"geese": ("goose",), "dove": ("dive",)})
+    assert keys("geese") == keys("goose")
+    assert keys("mice") != keys("mouse")  # not in this table
+    assert keys("dove") != keys("dive")  # an everyday noun keeps its own key
+
+
+def test_a_word_of_its_own_is_not_read_as_a_form_of_another() -> None:
+    keys = VariantKeys({"kent": ("ken",)}, own_words={"kent"})
+    assert keys("kent") != keys("ken")
+    assert VariantKeys({"kent": ("ken",)})("kent") == keys("ken")
+
+
+@pytest.mark.parametrize(("tile", "theme"), [("goose", "Geese"), ("mouse", "Mice"),
+                                             ("geese", "Goose"), ("child", "Children"),
+                                             ("buses", "Bus stations")])
+def test_a_tile_that_is_a_form_of_a_theme_word_is_covered(tile: str, theme: str) -> None:
+    assert is_variant_of_theme(tile, theme)
+    assert ThemeVariants(theme).covers(tile)
+
+
+def test_distinct_by_variant_drops_irregular_and_es_plurals() -> None:
+    words = ["buses", "tram", "bus", "rail", "geese", "goose", "mouse", "mice"]
+    assert distinct_by_variant(words) == ["buses", "tram", "rail", "geese", "mouse"]

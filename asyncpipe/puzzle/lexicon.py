@@ -1,0 +1,117 @@
+"""Which words are members of which categories: the lexicon as a pure, frozen value.
+
+A group's four words must be what its theme says ("Trees: oak, maple, birch, pine"),
+so candidate search asks the lexicon for a theme's members, and assembly asks which
+categories a word belongs to and how much two themes' members overlap (two themes
+sharing many members must not share a puzzle). The lexicon also carries WordNet's
+irregular forms (geese -> goose, ran -> run) for variant detection.
+
+This module does no I/O: `asyncpipe.io.lexicon_file` reads the shipped data file into
+a `Lexicon`, and tests build small ones by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """One category: its display name ("Dog breeds"), members, and where they came from.
+
+    `members` are the words whose usual meaning is the category's, most frequent first.
+    `secondary` are members only by a less usual sense ("bass" in Fish, whose first
+    senses are musical): true members, but a player may not see them as such, so they
+    suit red herrings better than plain groups.
+    """
+
+    name: str
+    members: tuple[str, ...]
+    secondary: tuple[str, ...] = ()
+    synsets: tuple[str, ...] = ()
+
+
+def _empty_forms() -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """Categories by display name, with the reverse index from word to categories."""
+
+    categories: Mapping[str, Category]
+    irregular_forms: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_forms)
+    _by_key: Mapping[str, Category] = field(init=False, repr=False, compare=False)
+    _by_word: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_key: dict[str, Category] = {}
+        by_word: dict[str, list[str]] = {}
+        for name, category in self.categories.items():
+            key = name.casefold()
+            if key in by_key:
+                raise ValueError(f"category {name!r} is given twice")
+            by_key[key] = category
+            for word in (*category.members, *category.secondary):
+                by_word.setdefault(word, []).append(name)
+        # The dataclass is frozen; these caches are set once, here, and never change.
+        object.__setattr__(self, "categories", MappingProxyType(dict(self.categories)))
+        object.__setattr__(
+            self, "irregular_forms", MappingProxyType(dict(self.irregular_forms))
+        )
+        object.__setattr__(self, "_by_key", MappingProxyType(by_key))
+        object.__setattr__(
+            self, "_by_word", MappingProxyType({w: tuple(c) for w, c in by_word.items()})
+        )
+
+    @classmethod
+    def of(
+        cls,
+        categories: Iterable[Category],
+        irregular_forms: Mapping[str, Iterable[str]] | None = None,
+    ) -> Lexicon:
+        """A lexicon from categories and an inflected-form -> base-forms table."""
+        forms = {form: tuple(bases) for form, bases in (irregular_forms or {}).items()}
+        return cls({category.name: category for category in categories}, forms)
+
+    def __len__(self) -> int:
+        return len(self.categories)
+
+    def __contains__(self, category: object) -> bool:
+        return isinstance(category, str) and category.casefold() in self._by_key
+
+    def category(self, name: str) -> Category:
+        """The category of that display name, in any letter case; KeyError if none."""
+        try:
+            return self._by_key[name.casefold()]
+        except KeyError:
+            raise KeyError(f"no category {name!r} in the lexicon") from None
+
+    def members(self, category: str, *, secondary: bool = False) -> tuple[str, ...]:
+        """The category's members, most frequent first (with `secondary`, those after)."""
+        found = self.category(category)
+        return found.members + found.secondary if secondary else found.members
+
+    def is_member(self, word: str, category: str, *, secondary: bool = True) -> bool:
+        """Whether `word` belongs to the category (by any sense, unless secondary=False)."""
+        found = self._by_key.get(category.casefold())
+        if found is None:
+            return False
+        word = word.lower()
+        return word in found.members or (secondary and word in found.secondary)
+
+    def categories_of(self, word: str) -> tuple[str, ...]:
+        """Every category the word is a member of, in the lexicon's order ("bass": Fish, ...)."""
+        return self._by_word.get(word.lower(), ())
+
+    def overlap(self, a: str, b: str) -> frozenset[str]:
+        """The words two categories share, counting secondary members too."""
+        return frozenset(self.members(a, secondary=True)) & frozenset(
+            self.members(b, secondary=True)
+        )
+
+    def base_forms(self, word: str) -> tuple[str, ...]:
+        """The base forms of an irregular plural or inflection (geese -> goose); () if none."""
+        return self.irregular_forms.get(word.lower(), ())

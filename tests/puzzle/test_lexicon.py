@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+
+from asyncpipe.io.lexicon_file import load_lexicon
+from asyncpipe.puzzle.lexicon import Category, Lexicon
+
+
+def planted() -> Lexicon:
+    return Lexicon.of(
+        [
+            Category("Fish", ("salmon", "trout", "cod"), secondary=("bass",)),
+            Category("Instruments", ("guitar", "bass", "drum")),
+            Category("Trees", ("oak", "ash", "elm")),
+        ],
+        {"geese": ["goose"], "axes": ["ax", "axis"]},
+    )
+
+
+def test_members_are_in_order_and_secondary_only_on_request() -> None:
+    lexicon = planted()
+    assert lexicon.members("Fish") == ("salmon", "trout", "cod")
+    assert lexicon.members("fish", secondary=True) == ("salmon", "trout", "cod", "bass")
+
+
+def test_is_member_counts_secondary_senses_unless_told_not_to() -> None:
+    lexicon = planted()
+    assert lexicon.is_member("Oak", "Trees")
+    assert lexicon.is_member("bass", "Fish")
+    assert not lexicon.is_member("bass", "Fish", secondary=False)
+    assert not lexicon.is_member("oak", "Fish")
+    assert not lexicon.is_member("oak", "No such category")
+
+
+def test_categories_of_lists_every_category_holding_the_word() -> None:
+    lexicon = planted()
+    assert lexicon.categories_of("bass") == ("Fish", "Instruments")
+    assert lexicon.categories_of("oak") == ("Trees",)
+    assert lexicon.categories_of("sofa") == ()
+
+
+def test_overlap_is_the_shared_members() -> None:
+    lexicon = planted()
+    assert lexicon.overlap("Fish", "Instruments") == {"bass"}
+    assert lexicon.overlap("Fish", "Trees") == frozenset()
+
+
+def test_unknown_category_is_a_key_error_naming_it() -> None:
+    with pytest.raises(KeyError, match="Sofas"):
+        planted().members("Sofas")
+
+
+def test_a_category_given_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        Lexicon.of([Category("Trees", ("oak",)), Category("trees", ("elm",))])
+
+
+def test_base_forms_of_irregular_forms() -> None:
+    lexicon = planted()
+    assert lexicon.base_forms("Geese") == ("goose",)
+    assert lexicon.base_forms("axes") == ("ax", "axis")
+    assert lexicon.base_forms("oaks") == ()
+
+
+def test_the_lexicon_is_frozen() -> None:
+    lexicon = planted()
+    with pytest.raises(AttributeError):
+        lexicon.categories = {}  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        lexicon.categories["Sofas"] = Category("Sofas", ())  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("word", "category"),
+    [
+        ("oak", "Trees"),
+        ("maple", "Trees"),
+        ("plato", "Philosophers"),
+        ("kant", "Philosophers"),
+        ("nile", "Rivers"),
+        ("amazon", "Rivers"),
+        ("salmon", "Fish"),
+        ("poker", "Card games"),
+        ("ruby", "Gemstones"),
+        ("mozart", "Composers"),
+        ("cheddar", "Cheeses"),
+        ("spaghetti", "Pasta"),
+        ("tango", "Dances"),
+        ("violin", "String instruments"),
+    ],
+)
+def test_shipped_lexicon_holds_sample_members(word: str, category: str) -> None:
+    assert load_lexicon().is_member(word, category)
+
+
+@pytest.mark.parametrize(
+    ("form", "base"),
+    [
+        ("geese", "goose"),
+        ("mice", "mouse"),
+        ("wolves", "wolf"),
+        ("leaves", "leaf"),
+        ("children", "child"),
+        ("analyses", "analysis"),
+        ("cacti", "cactus"),
+        ("ran", "run"),
+        ("teeth", "tooth"),
+        ("better", "good"),
+    ],
+)
+def test_shipped_lexicon_knows_irregular_forms(form: str, base: str) -> None:
+    assert base in load_lexicon().base_forms(form)
+
+
+def test_every_shipped_category_has_a_name_and_at_least_eight_members() -> None:
+    lexicon = load_lexicon()
+    assert len(lexicon) >= 200
+    for name, category in lexicon.categories.items():
+        assert name.strip() and name == category.name
+        assert len(category.members) >= 8, name
+        assert len(set(category.members)) == len(category.members), name
