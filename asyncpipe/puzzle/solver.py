@@ -126,6 +126,7 @@ def best_splits(similarity: np.ndarray, groups: int, size: int) -> SolverResult:
             f"similarity is {similarity.shape}, {groups} x {size} needs {items} x {items}"
         )
     scores = group_scores(similarity, size)
+    second: Split | None
     if groups == 4 and size > 1:
         best, second = _best_by_halves(scores, size)
     else:
@@ -207,8 +208,8 @@ def _best_by_halves(scores: np.ndarray, size: int) -> tuple[Split, Split]:
             )
         )
 
-    kind, half = np.unravel_index(int(candidates.argmax()), candidates.shape)
-    best = groups_of(int(kind), int(half))
+    found, half = np.unravel_index(int(candidates.argmax()), candidates.shape)
+    best = groups_of(int(found), int(half))
     masks = group_masks(items, size)
     holding_zero = next(index for index in best if masks[index] & 1)
     for partner in best - {holding_zero}:
@@ -216,8 +217,8 @@ def _best_by_halves(scores: np.ndarray, size: int) -> tuple[Split, Split]:
         for kind in range(3):
             if groups_of(kind, paired) == best:
                 candidates[kind, paired] = -np.inf
-    kind, half = np.unravel_index(int(candidates.argmax()), candidates.shape)
-    second = groups_of(int(kind), int(half))
+    found, half = np.unravel_index(int(candidates.argmax()), candidates.shape)
+    second = groups_of(int(found), int(half))
     return _split_of_groups(best, items, size), _split_of_groups(second, items, size)
 
 
