@@ -16,6 +16,7 @@ import pytest
 
 from asyncpipe.puzzle.scoring import score_puzzle
 from asyncpipe.run.scoring_pool import ScoringPool
+from tests.support import CHECKPOINT
 
 
 def child_pids() -> set[int]:
@@ -170,16 +171,14 @@ def test_ctrl_c_while_scoring_exits_130_and_leaves_no_process_behind(workdir: Pa
         text=True,
         start_new_session=True,
     )
-    assert process.stderr is not None
-    lines = []
-    for line in process.stderr:  # the summary line comes just before scoring starts
-        lines.append(line)
-        if "Embedding summary" in line:
-            break
-    time.sleep(0.5)  # well inside the seconds the pool spends scoring 80 puzzles
+    # The first scored puzzle is appended to the checkpoint: from then on the pool is busy.
+    checkpoint = workdir / CHECKPOINT
+    deadline = time.monotonic() + 60
+    while not (checkpoint.exists() and '"puzzle"' in checkpoint.read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, "scoring never started"
+        time.sleep(0.005)
     os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
-    _, rest = process.communicate(timeout=60)
-    stderr = "".join(lines) + rest
+    _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert session_members(process.pid) == []
