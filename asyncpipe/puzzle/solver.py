@@ -14,7 +14,6 @@ Pure numpy and the standard library, no I/O.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -38,7 +37,8 @@ class SolverResult:
     """The two best splits of one similarity matrix, and what a random split scores.
 
     Splits are tuples of groups of item indexes, each group sorted, groups
-    ordered by their first item. Ties go to the split listed first in the table.
+    ordered by their first item. An exact tie goes to whichever split the search
+    meets first; `solver_verdict` counts a tie with the intended split as optimal.
     """
 
     best_split: Split
@@ -52,14 +52,19 @@ class SolverResult:
     group_scores: np.ndarray = field(repr=False, compare=False)
 
     def total_of(self, split: Sequence[Sequence[int]]) -> float:
-        """The total of any split, summed exactly as the table sums it, so ties stay ties."""
-        groups = len(split)
-        size = len(split[0]) if groups else 0
-        indexes = _group_indexes(_canonical(split, groups, size), groups, size)
-        total = float(self.group_scores[indexes[0]])
-        for index in indexes[1:]:
-            total += float(self.group_scores[index])
-        return total
+        """The total of any split, summed as the solver's own totals are, so ties stay ties."""
+        return _total_of(self.group_scores, split)
+
+
+def _total_of(scores: np.ndarray, split: Sequence[Sequence[int]]) -> float:
+    """Sum a split's group scores in canonical group order: one summation for every total."""
+    groups = len(split)
+    size = len(split[0]) if groups else 0
+    indexes = _group_indexes(_canonical(split, groups, size), groups, size)
+    total = float(scores[indexes[0]])
+    for index in indexes[1:]:
+        total += float(scores[index])
+    return total
 
 
 def solver_verdict(solved: SolverResult, intended: Split) -> tuple[bool, float, Split]:
@@ -75,7 +80,7 @@ def solver_verdict(solved: SolverResult, intended: Split) -> tuple[bool, float, 
     if solved.best_split == intended:
         return True, intended_total - solved.second_total, intended
     margin = intended_total - solved.best_total
-    if margin >= 0.0:  # tied with the split the table lists first
+    if margin >= 0.0:  # tied with the split the solver met first
         return True, 0.0, intended
     return False, margin, solved.best_split
 
@@ -133,18 +138,15 @@ def best_splits(similarity: np.ndarray, groups: int, size: int) -> SolverResult:
         best, second = _best_by_table(scores, groups, size)
     first, other = np.triu_indices(items, k=1)
     mean_total = groups * math.comb(size, 2) * float(similarity[first, other].mean())
-    result = SolverResult(
+    return SolverResult(
         best_split=best,
-        best_total=0.0,
+        best_total=_total_of(scores, best),
         second_split=second if second is not None else best,
-        second_total=-math.inf,
+        second_total=_total_of(scores, second) if second is not None else -math.inf,
         mean_total=mean_total,
         split_count=split_count(groups, size),
         group_scores=scores,
     )
-    # Totals summed one way only, as `total_of` sums any split: ties stay ties.
-    second_total = result.total_of(second) if second is not None else -math.inf
-    return dataclasses.replace(result, best_total=result.total_of(best), second_total=second_total)
 
 
 def _best_by_table(scores: np.ndarray, groups: int, size: int) -> tuple[Split, Split | None]:
