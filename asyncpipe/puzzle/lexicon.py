@@ -12,6 +12,7 @@ a `Lexicon`, and tests build small ones by hand.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -37,6 +38,13 @@ def _empty_forms() -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType({})
 
 
+def _variant_phrase(text: str) -> str:
+    """A theme's words by variant key, so that "Dog breed" and "dog breeds" agree."""
+    from asyncpipe.puzzle.words import variant_key  # words reads its data lazily
+
+    return " ".join(variant_key(word) for word in re.findall(r"[^\W_]+", text.casefold()))
+
+
 @dataclass(frozen=True, slots=True)
 class Lexicon:
     """Categories by display name, with the reverse index from word to categories."""
@@ -45,6 +53,9 @@ class Lexicon:
     irregular_forms: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_forms)
     _by_key: Mapping[str, Category] = field(init=False, repr=False, compare=False)
     _by_word: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _by_variants: Mapping[str, Category] | None = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         by_key: dict[str, Category] = {}
@@ -62,6 +73,8 @@ class Lexicon:
             self, "irregular_forms", MappingProxyType(dict(self.irregular_forms))
         )
         object.__setattr__(self, "_by_key", MappingProxyType(by_key))
+        # Built on the first `lookup`: variant keys read this very lexicon's forms.
+        object.__setattr__(self, "_by_variants", None)
         object.__setattr__(
             self, "_by_word", MappingProxyType({w: tuple(c) for w, c in by_word.items()})
         )
@@ -88,6 +101,24 @@ class Lexicon:
             return self._by_key[name.casefold()]
         except KeyError:
             raise KeyError(f"no category {name!r} in the lexicon") from None
+
+    def lookup(self, theme: str) -> Category | None:
+        """The category a theme line names, or None when it names none.
+
+        A line names a category by its display name in any letter case, or by the
+        same words in another number ("Tree", "dog breed"): each word is compared
+        by its variant key, so "Geese" finds a category named "Goose" too.
+        """
+        found = self._by_key.get(theme.casefold())
+        if found is not None:
+            return found
+        if self._by_variants is None:
+            by_variants: dict[str, Category] = {}
+            for category in self.categories.values():
+                by_variants.setdefault(_variant_phrase(category.name), category)
+            object.__setattr__(self, "_by_variants", MappingProxyType(by_variants))
+        assert self._by_variants is not None
+        return self._by_variants.get(_variant_phrase(theme))
 
     def members(self, category: str, *, secondary: bool = False) -> tuple[str, ...]:
         """The category's members, most frequent first (with `secondary`, those after)."""

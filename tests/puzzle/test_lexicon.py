@@ -119,3 +119,19 @@ def test_every_shipped_category_has_a_name_and_at_least_eight_members() -> None:
         assert name.strip() and name == category.name
         assert len(category.members) >= 8, name
         assert len(set(category.members)) == len(category.members), name
+
+
+def test_lookup_finds_a_category_by_name_in_any_case_or_number() -> None:
+    lexicon = planted()
+    assert lexicon.lookup("trees") is lexicon.category("Trees")
+    assert lexicon.lookup("Tree") is lexicon.category("Trees")
+    assert lexicon.lookup("instrument") is lexicon.category("Instruments")
+    assert lexicon.lookup("Piano") is None
+    assert lexicon.lookup("Tree frogs") is None
+
+
+def test_lookup_in_the_shipped_lexicon_knows_singular_theme_lines() -> None:
+    lexicon = load_lexicon()
+    assert lexicon.lookup("Philosopher") is lexicon.category("Philosophers")
+    assert lexicon.lookup("dog breed") is lexicon.category("Dog breeds")
+    assert lexicon.lookup("Romance") is None
