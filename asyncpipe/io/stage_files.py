@@ -34,22 +34,43 @@ def load_candidates(workspace: Workspace) -> CandidateSearchResult:
         raise _not_candidates(path, "no mapping of themes under 'candidates'")
     candidates: dict[str, ThemeCandidates] = {}
     for theme, entry in entries.items():
-        words = entry.get("words") if isinstance(entry, dict) else None
-        scores = entry.get("similarity_scores") if isinstance(entry, dict) else None
-        if not isinstance(words, list) or not isinstance(scores, list) or len(words) != len(scores):
-            raise _not_candidates(
-                path, f"theme {theme!r} lacks equally long 'words' and 'similarity_scores' lists"
-            )
-        candidates[theme] = ThemeCandidates(tuple(words), tuple(scores))
+        candidates[theme] = _theme_candidates(path, theme, entry)
     metadata = document.get("metadata")
     failed = metadata.get("failed_themes") if isinstance(metadata, dict) else None
-    # The file keeps only each failure's reason: every theme the search gives up
-    # has no candidates.
+    kinds = metadata.get("failed_theme_kinds") if isinstance(metadata, dict) else None
+    kinds = kinds if isinstance(kinds, dict) else {}
+    # Files written before kinds were recorded keep only reasons: every theme the
+    # search gave up then had no candidates.
     failed_themes = {
-        theme: ThemeFailure(FailureKind.NO_CANDIDATES, str(reason))
+        theme: ThemeFailure(_failure_kind(kinds.get(theme)), str(reason))
         for theme, reason in (failed.items() if isinstance(failed, dict) else ())
     }
     return CandidateSearchResult(candidates=candidates, failed_themes=failed_themes)
+
+
+def _theme_candidates(path: Path, theme: str, entry: object) -> ThemeCandidates:
+    """One theme's entry: members (words and their category) or neighbours with scores."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("words"), list):
+        raise _not_candidates(path, f"theme {theme!r} lacks a 'words' list")
+    words = tuple(entry["words"])
+    if entry.get("source") == "members":
+        category = entry.get("category")
+        if not isinstance(category, str):
+            raise _not_candidates(path, f"member theme {theme!r} lacks its 'category'")
+        return ThemeCandidates(words, source="members", category=category)
+    scores = entry.get("similarity_scores")
+    if not isinstance(scores, list) or len(words) != len(scores):
+        raise _not_candidates(
+            path, f"theme {theme!r} lacks equally long 'words' and 'similarity_scores' lists"
+        )
+    return ThemeCandidates(words, tuple(scores))
+
+
+def _failure_kind(value: object) -> FailureKind:
+    try:
+        return FailureKind(value)
+    except ValueError:
+        return FailureKind.NO_CANDIDATES
 
 
 def _not_candidates(path: Path, what: str) -> InputError:

@@ -23,11 +23,11 @@ from __future__ import annotations
 import codecs
 import logging
 import unicodedata
-from importlib import resources
 from pathlib import Path
 
 from asyncpipe.errors import InputError
 from asyncpipe.io.files import read_input
+from asyncpipe.io.lexicon_file import load_lexicon
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,15 @@ class ThemeLines(list[str]):
 
 
 def read_theme_source(path: Path | None) -> tuple[list[str], str]:
-    """The themes of a source file (or of the built-in list), and a name for it.
+    """The themes of a source file (or the lexicon's categories, "builtin"), and a name for it.
 
     One theme per line; see the module's docstring for how lines are cleaned and
     which are skipped. Themes read from a file keep their line numbers
     (`ThemeLines`), so that `select_themes` can name the line of a theme it drops.
     """
     if path is None:
-        text = resources.files("asyncpipe.data").joinpath("default_themes.txt").read_text("utf-8")
+        # The built-in themes are the lexicon's categories: each names its members.
+        text = "\n".join(load_lexicon().categories)
         name = "builtin"
     else:
         name = str(path)

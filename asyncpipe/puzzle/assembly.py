@@ -12,10 +12,11 @@ fill a group at all is reported as failed.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from asyncpipe.puzzle.ranking import RankedTheme
+from asyncpipe.puzzle.selection import CloserElsewhere, PuzzleSelection
 from asyncpipe.puzzle.words import is_variant_of_theme, variant_key
 
 
@@ -51,22 +52,25 @@ class AssemblyResult:
     unused_themes: tuple[str, ...] = field(default=())
 
 
-#: Whether a word of one theme sits closer to another theme: (word, own theme, other theme).
-CloserElsewhere = Callable[[str, str, str], bool]
-
-
 def assemble_puzzles(
     ranked: Iterable[RankedTheme],
     puzzle_count: int,
     themes_per_puzzle: int,
     words_per_theme: int,
     closer_elsewhere: CloserElsewhere | None = None,
+    selection: PuzzleSelection | None = None,
 ) -> AssemblyResult:
     """Puzzles from ranked themes, in order.
 
-    With `closer_elsewhere`, once a puzzle's themes are chosen each group trades a word
-    that sits closer to another theme of the puzzle than to its own for its theme's next
-    candidate, where the candidates allow it (else the group stays as it was).
+    With `selection` (themes served by lexicon categories), a theme joins a puzzle only
+    if its category does not overlap another theme's there, and only if every group
+    can still be filled with words that belong to no other theme of the puzzle; then
+    the selection's search picks each group's words for the clearest solution.
+
+    Without it, with `closer_elsewhere`, once a puzzle's themes are chosen each group
+    trades a word that sits closer to another theme of the puzzle than to its own for
+    its theme's next candidate, where the candidates allow it (else the group stays as
+    it was).
     """
     failed_themes: dict[str, str] = {}
     pending: deque[RankedTheme] = deque()
@@ -83,7 +87,12 @@ def assemble_puzzles(
     puzzles: list[Puzzle] = []
     failed_puzzles: dict[str, str] = {}
     while len(puzzles) < puzzle_count:
-        groups, held_over = _fill_puzzle(pending, themes_per_puzzle, words_per_theme)
+        if selection is not None:
+            groups, held_over = _fill_selected(
+                pending, themes_per_puzzle, words_per_theme, selection
+            )
+        else:
+            groups, held_over = _fill_puzzle(pending, themes_per_puzzle, words_per_theme)
         if len(groups) < themes_per_puzzle:
             left = len(groups) + len(held_over)
             first_missing = len(puzzles) + 1
@@ -96,7 +105,7 @@ def assemble_puzzles(
             unused = [group.theme for group in groups] + [theme.theme for theme in held_over]
             unused += [theme.theme for theme in pending]
             return AssemblyResult(tuple(puzzles), failed_themes, failed_puzzles, tuple(unused))
-        if closer_elsewhere is not None:
+        if closer_elsewhere is not None and selection is None:
             groups = _keep_words_home(groups, by_name, closer_elsewhere, words_per_theme)
         puzzles.append(Puzzle(tuple(groups)))
         pending.extendleft(reversed(held_over))
@@ -121,6 +130,83 @@ def _fill_puzzle(
         groups.append(group)
         used_keys.update(variant_key(word) for word in group.words)
     return groups, held_over
+
+
+def _fill_selected(
+    pending: deque[RankedTheme],
+    themes_per_puzzle: int,
+    words_per_theme: int,
+    selection: PuzzleSelection,
+) -> tuple[list[Group], list[RankedTheme]]:
+    """Take themes from the front of `pending` that fit beside those taken, then choose
+    the words (`PuzzleSelection.choose`)."""
+    themes: list[RankedTheme] = []
+    held_over: list[RankedTheme] = []
+    pools: list[list[str]] = []
+    while len(themes) < themes_per_puzzle and pending:
+        theme = pending.popleft()
+        if any(selection.conflict(theme.theme, taken.theme) for taken in themes):
+            held_over.append(theme)
+            continue
+        trial = _fair_pools([*themes, theme], selection)
+        if _first_words(trial, words_per_theme, selection) is None:
+            held_over.append(theme)
+            continue
+        themes.append(theme)
+        pools = trial
+    if len(themes) < themes_per_puzzle:
+        # Not a puzzle: the caller hands every theme back.
+        return [Group(theme.theme, (), ()) for theme in themes], held_over
+    start = _first_words(pools, words_per_theme, selection)
+    assert start is not None  # checked when the last theme joined
+    chosen = selection.choose([theme.theme for theme in themes], pools, start)
+    groups: list[Group] = []
+    for theme, words in zip(themes, chosen, strict=True):
+        score_of = dict(zip(theme.words, theme.scores, strict=True))
+        groups.append(Group(theme.theme, tuple(words), tuple(score_of[word] for word in words)))
+    return groups, held_over
+
+
+def _fair_pools(themes: list[RankedTheme], selection: PuzzleSelection) -> list[list[str]]:
+    """Each theme's ranked words that may sit on a grid beside the other themes: none
+    names another theme, and none belongs to another theme."""
+    pools: list[list[str]] = []
+    for theme in themes:
+        others = [other.theme for other in themes if other is not theme]
+        pools.append(
+            [
+                word
+                for word in theme.words
+                if not any(
+                    is_variant_of_theme(word, other)
+                    or selection.belongs_elsewhere(word, theme.theme, other)
+                    for other in others
+                )
+            ]
+        )
+    return pools
+
+
+def _first_words(
+    pools: list[list[str]], words_per_theme: int, selection: PuzzleSelection
+) -> list[list[str]] | None:
+    """The first words of each pool, never two that clash on the grid (forms of one
+    word, look-alikes); None when a group cannot be filled."""
+    taken: list[str] = []
+    groups: list[list[str]] = []
+    for pool in pools:
+        group: list[str] = []
+        for word in pool:
+            if any(selection.clash(word, other) for other in taken):
+                continue
+            group.append(word)
+            taken.append(word)
+            if len(group) == words_per_theme:
+                break
+        if len(group) < words_per_theme:
+            return None
+        groups.append(group)
+    return groups
 
 
 def _keep_words_home(

@@ -18,6 +18,9 @@ from typing import Any
 class FailureKind(enum.Enum):
     #: The candidate search found no word for it, or it was never searched.
     NO_CANDIDATES = "no_candidates"
+    #: The theme names no category of the lexicon, and `candidates.not_a_category`
+    #: says to replace such a theme with a spare.
+    NOT_A_CATEGORY = "not_a_category"
     #: Fewer candidates (or distinct ones) than a group needs.
     TOO_FEW_CANDIDATES = "too_few_candidates"
     #: The provider refuses one of its texts: trying again cannot help.

@@ -2,13 +2,17 @@
 
 Two tiles that look alike ("cart" and "card", "sunflower" and "flower") make a
 puzzle about spelling rather than meaning; the scorer counts such pairs and turns
-them into a penalty. Pure standard library.
+them into a penalty. Pure: the standard library and rapidfuzz's edit distance.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import combinations
+
+from rapidfuzz.distance import Levenshtein
 
 from asyncpipe.puzzle.words import variant_key
 
@@ -72,28 +76,25 @@ def textual_pairs(words: Sequence[str]) -> tuple[tuple[int, int, str], ...]:
     return tuple(found)
 
 
+@lru_cache(maxsize=262_144)
+def look_alike(first: str, second: str) -> str | None:
+    """Why two words look alike (see `textual_pairs`), or None when they do not.
+
+    Cached: the assembly asks about the same pairs in every round of a batch.
+    """
+    first, second = first.lower(), second.lower()
+    return _look_alike(first, second, variant_key(first) == variant_key(second))
+
+
 def textual_penalty(pair_count: int) -> float:
     """1 - (1 - 0.25) ** pair_count: 0 for none, 0.25, 0.44, 0.58, ... towards 1."""
     return 1.0 - (1.0 - TEXTUAL_PAIR_WEIGHT) ** pair_count
 
 
 def edit_distance(first: str, second: str) -> int:
-    """Levenshtein distance: insertions, deletions and substitutions, one row at a time."""
-    if len(first) < len(second):
-        first, second = second, first
-    previous = list(range(len(second) + 1))
-    for row, letter in enumerate(first, start=1):
-        current = [row]
-        for column, other in enumerate(second, start=1):
-            current.append(
-                min(
-                    previous[column] + 1,
-                    current[column - 1] + 1,
-                    previous[column - 1] + (letter != other),
-                )
-            )
-        previous = current
-    return previous[-1]
+    """Levenshtein distance: insertions, deletions and substitutions (rapidfuzz, in C++:
+    the assembly compares thousands of pairs a batch, and this was most of its time)."""
+    return int(Levenshtein.distance(first, second))
 
 
 def longest_common_substring(first: str, second: str) -> int:
@@ -118,9 +119,10 @@ def _look_alike(first: str, second: str, same_stem: bool) -> str | None:
         _EDIT_MAX, shorter // _EDIT_SHARE
     ):
         return _EDIT_DISTANCE
-    shared = longest_common_substring(first, second)
-    if shared >= _SUBSTRING_LETTERS or (
-        shared >= _SUBSTRING_FLOOR and shared >= _SUBSTRING_SHARE * shorter
-    ):
+    # A run of `needed` letters in common is what the two rules ask (5 letters, or 75%
+    # of the shorter word and 3); looking for one is far cheaper than the longest run.
+    needed = min(_SUBSTRING_LETTERS, max(_SUBSTRING_FLOOR, math.ceil(_SUBSTRING_SHARE * shorter)))
+    short, long = (first, second) if len(first) <= len(second) else (second, first)
+    if any(short[start : start + needed] in long for start in range(len(short) - needed + 1)):
         return _COMMON_SUBSTRING
     return None

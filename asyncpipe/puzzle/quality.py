@@ -2,19 +2,21 @@
 
 Pure: `puzzle_arrays` gathers a puzzle's word and theme vectors (compact float32,
 grid order) for `asyncpipe.run.scoring_pool`; `closer_elsewhere_in` is the
-assembly's test for a word that sits closer to another theme; `below_bar` says
+assembly's test for a word that sits closer to another theme, and `word_vectors_in`
+the selection's view of the vectors; `below_bar` says
 whether a score fails `params.quality`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from asyncpipe.puzzle.assembly import CloserElsewhere, Puzzle
+from asyncpipe.puzzle.assembly import Puzzle
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.scoring import PuzzleScore
+from asyncpipe.puzzle.selection import CloserElsewhere, WordVectors
 from asyncpipe.puzzle.vectors import norm_floor, unit
 from asyncpipe.settings.sections import Quality
 
@@ -33,6 +35,16 @@ def puzzle_arrays(
         np.asarray(word_rows, dtype=np.float32),
         np.asarray(theme_rows, dtype=np.float32),
     )
+
+
+def word_vectors_in(embedded: Mapping[str, EmbeddedTheme]) -> WordVectors:
+    """The selection's view of the vectors: (theme, words) -> words x D, in that order."""
+
+    def vectors(theme: str, words: Sequence[str]) -> np.ndarray:
+        result = embedded[theme]
+        return np.asarray(result.candidate_vectors[[result.row_of(word) for word in words]])
+
+    return vectors
 
 
 def closer_elsewhere_in(embedded: Mapping[str, EmbeddedTheme]) -> CloserElsewhere:

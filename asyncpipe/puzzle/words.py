@@ -44,6 +44,8 @@ _THEME_WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
 #: A theme word shorter than this is too generic to rule out the words it begins
 #: ("art" would exclude "artist"; "card" rules out "cardboard").
 _MIN_PREFIX_STEM = 4
+#: A theme word this long rules out the compounds it ends ("cat": bobcat, wildcat).
+_MIN_SUFFIX_STEM = 3
 
 #: Plurals that WordNet's morphology derives by rule, not from noun.exc, and a few the
 #: stemmer misses; each maps to its singular.
@@ -109,10 +111,30 @@ class VariantKeys:
         return word
 
     def __call__(self, word: str) -> str:
-        key = _stemmer().stemWord(self.base(word))
+        key = _stemmer().stemWord(_american_spelling(self.base(word)))
         # Snowball keeps the e of a short -se stem (buses -> buse, rose -> rose) but
         # bus has none: dropping it makes both forms one key.
         return key[:-1] if key.endswith("se") else key
+
+
+#: British spellings with one American counterpart: metre, meter; colour, color; sabre,
+#: saber; catalogue, catalog; realise, realize. Long words only: "acre", "ogre" and
+#: "four" have no counterpart, and are short.
+_BRITISH_SPELLINGS = (
+    (re.compile(r"(?<=[^aeiou])re(s?)$"), r"er\1", 5),
+    (re.compile(r"our(s?)$"), r"or\1", 6),
+    (re.compile(r"ogue(s?)$"), r"og\1", 6),
+    (re.compile(r"(?<=[a-z]{3})is(e|es|ed|ing|ation|ations)$"), r"iz\1", 6),
+    (re.compile(r"(?<=[a-z]{3})ys(e|es|ed|ing)$"), r"yz\1", 6),
+)
+
+
+def _american_spelling(word: str) -> str:
+    """One spelling for both sides of the Atlantic, so that metre and meter collide."""
+    for pattern, replacement, shortest in _BRITISH_SPELLINGS:
+        if len(word) >= shortest:
+            word = pattern.sub(replacement, word)
+    return word
 
 
 @lru_cache(maxsize=1)
@@ -174,6 +196,14 @@ class ThemeVariants:
             if len(part_key) >= _MIN_PREFIX_STEM and word.startswith(part_key):
                 return True
             if len(key) >= _MIN_PREFIX_STEM and part.startswith(key):
+                return True
+            # A compound ending in the theme word gives the group away: tugboat under
+            # Boats, rattlesnake under Snakes, bobcat under Cats.
+            if (
+                len(part_key) >= _MIN_SUFFIX_STEM
+                and len(word) > len(part_key) + 1
+                and (word.endswith(part_key) or key.endswith(part_key))
+            ):
                 return True
         return False
 

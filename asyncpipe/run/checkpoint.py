@@ -54,7 +54,13 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 #: The params sections that decide which puzzles a run makes.
-_DECIDING_SECTIONS = ("puzzle_generation", "themes", "vector_search", "quality")
+_DECIDING_SECTIONS = (
+    "puzzle_generation",
+    "themes",
+    "vector_search",
+    "candidates",
+    "quality",
+)
 _SHOWN_DIFFERENCES = 3
 
 

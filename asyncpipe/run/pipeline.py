@@ -39,6 +39,7 @@ from asyncpipe.io.documents import (
     quality_report,
 )
 from asyncpipe.io.files import ensure_writable, write_json
+from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.io.stage_files import load_candidates, load_selection
 from asyncpipe.io.tables import write_embedding_table
 from asyncpipe.io.theme_source import read_theme_source
@@ -57,7 +58,7 @@ from asyncpipe.run.statistics import RunStatistics
 from asyncpipe.settings.params_file import LoadedParams
 from asyncpipe.settings.sections import Logging, Params, PuzzleGeneration
 from asyncpipe.settings.workspace import Workspace
-from asyncpipe.stages.candidates import CandidateSearch, CandidateSearchResult
+from asyncpipe.stages.candidates import CandidateSearchResult, find_candidates
 from asyncpipe.stages.driver import MadePuzzles, RunContext, make_puzzles
 from asyncpipe.stages.embed import EnhanceOutcome
 from asyncpipe.stages.themes import ThemeSelection, select_themes
@@ -160,26 +161,30 @@ def run_select_candidates(
 ) -> CandidateSearchResult:
     params = pipeline.params
     selection = selection or load_selection(pipeline.workspace)
-    index = pipeline.index()
     with pipeline.timed("select_candidates"):
-        search = CandidateSearch(index, params.vector_search)
-        result = search.search(list(selection.all_themes), params.puzzle_generation)
+        result = find_candidates(
+            list(selection.all_themes),
+            params.candidates,
+            params.vector_search,
+            params.puzzle_generation,
+            load_lexicon(),
+            pipeline.index,
+        )
     document = {
         "candidates": {theme: found.to_json() for theme, found in result.candidates.items()},
         "metadata": {
-            "index": index.name,
-            "index_metadata": index.metadata,
-            "search_pool_size": search.pool_size,
-            "vocabulary_size": params.vector_search.vocabulary_size,
-            "similarity_metric": params.vector_search.similarity_metric,
-            "max_search_candidates": params.vector_search.max_search_candidates,
+            "candidate_source": params.candidates.source,
+            "not_a_category": params.candidates.not_a_category,
+            # members, neighbours, or replaced (by a spare), for every theme searched.
+            "theme_sources": result.sources(),
+            **_neighbour_search_metadata(pipeline, result),
             "candidate_words_per_theme": params.puzzle_generation.candidate_words_per_theme,
-            "min_similarity_threshold": params.puzzle_generation.min_similarity_threshold,
-            "use_lemmatized": params.vector_search.use_lemmatized,
             "themes_searched": len(selection.all_themes),
-            # Only the reasons: every theme the search gives up has no candidates.
             "failed_themes": {
                 theme: failure.reason for theme, failure in result.failed_themes.items()
+            },
+            "failed_theme_kinds": {
+                theme: failure.kind.value for theme, failure in result.failed_themes.items()
             },
         },
     }
@@ -194,6 +199,26 @@ def run_select_candidates(
     for theme, failure in result.failed_themes.items():
         log.warning("Theme %r has no candidates: %s", theme, failure.reason)
     return result
+
+
+def _neighbour_search_metadata(
+    pipeline: Pipeline, result: CandidateSearchResult
+) -> dict[str, Any]:
+    """The neighbour search's settings, when some theme was searched for neighbours."""
+    if result.search_pool_size is None:
+        return {}
+    index = pipeline.index()
+    search = pipeline.params.vector_search
+    return {
+        "index": index.name,
+        "index_metadata": index.metadata,
+        "search_pool_size": result.search_pool_size,
+        "vocabulary_size": search.vocabulary_size,
+        "similarity_metric": search.similarity_metric,
+        "max_search_candidates": search.max_search_candidates,
+        "min_similarity_threshold": pipeline.params.puzzle_generation.min_similarity_threshold,
+        "use_lemmatized": search.use_lemmatized,
+    }
 
 
 def run_enhance(
@@ -231,7 +256,11 @@ def run_enhance(
                 pipeline.progress_bar,
             )
             with pipeline.timed("embed_and_assemble"):
-                made = _run_async(make_puzzles(params, selection, usable, provider, run))
+                made = _run_async(
+                    make_puzzles(
+                        params, selection, usable, provider, run, candidates.categories
+                    )
+                )
             report = _write_outputs(pipeline, selection, made, unusable, provider_json)
     except BaseException:
         checkpoint.close()  # kept: `--resume` goes on from it

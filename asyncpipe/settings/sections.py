@@ -111,6 +111,26 @@ class VectorSearch(_Section):
     min_word_length: int = Field(3, ge=1)
 
 
+class Candidates(_Section):
+    """Where a theme's candidate words come from (`asyncpipe.stages.candidates`)."""
+
+    #: "members": the members of the lexicon category the theme names (Trees: oak, elm,
+    #: birch), most familiar first; "neighbours": the nearest words to the theme in the
+    #: vector index, the older pipeline's way.
+    source: Literal["members", "neighbours"] = "members"
+    #: With "members", a theme that names no category of the lexicon ("Romance"):
+    #: "neighbours" searches near it as the older way did; "spare" replaces it with a
+    #: spare theme. The metadata records which happened to each theme.
+    not_a_category: Literal["neighbours", "spare"] = "neighbours"
+    #: The word choice may use each category's N most typical members (ranked by the
+    #: embedding provider), trading typicality for a clearer solution.
+    selection_pool: int = Field(8, ge=2, le=50)
+    #: Two categories sharing at least this share of the smaller one's members (Birds,
+    #: Birds of prey) never share a puzzle; a lesser overlap only keeps the shared words
+    #: out of the puzzle.
+    max_category_overlap: float = Field(0.2, gt=0.0, le=1.0)
+
+
 class Gemini(_Section):
     model_id: str = Field("gemini-embedding-001", min_length=1)
     embedding_dimension: int = Field(3072, ge=1, le=3072)
@@ -202,6 +222,7 @@ class Params(_Section):
     puzzle_generation: PuzzleGeneration = PuzzleGeneration()
     themes: Themes = Themes()
     vector_search: VectorSearch = VectorSearch()
+    candidates: Candidates = Candidates()
     gemini: Gemini = Gemini()
     paths: Paths = Paths()
     output: Output = Output()

@@ -14,16 +14,21 @@ the enhance stage, `asyncpipe.stages.embed`) and does not read or write files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
 from asyncpipe.io.vector_index import VocabularyIndex
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
+from asyncpipe.puzzle.lexicon import Category, Lexicon
 from asyncpipe.puzzle.vectors import unit_rows
 from asyncpipe.puzzle.words import is_puzzle_word, theme_variants, variant_key
-from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
+from asyncpipe.settings.sections import Candidates, PuzzleGeneration, VectorSearch
+
+#: Where a theme's candidates came from.
+CandidateSource = Literal["members", "neighbours"]
 
 #: Themes scored against the pool in one matrix product; bounds the memory of a chunk.
 _THEMES_PER_CHUNK = 64
@@ -31,10 +36,26 @@ _THEMES_PER_CHUNK = 64
 
 @dataclass(frozen=True)
 class ThemeCandidates:
+    """A theme's candidates: its category's members, or its neighbours with their cosines.
+
+    Members carry no similarity score here: nothing has embedded them yet, and the
+    provider's cosines come in the enhance stage.
+    """
+
     words: tuple[str, ...]
-    similarity_scores: tuple[float, ...]
+    similarity_scores: tuple[float, ...] = ()
+    source: CandidateSource = "neighbours"
+    #: The lexicon category the theme names (members only): "Trees" for "tree".
+    category: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        if self.source == "members":
+            return {
+                "words": list(self.words),
+                "word_count": len(self.words),
+                "source": self.source,
+                "category": self.category,
+            }
         return {
             "words": list(self.words),
             "similarity_scores": [round(score, 6) for score in self.similarity_scores],
@@ -45,12 +66,109 @@ class ThemeCandidates:
 @dataclass(frozen=True)
 class CandidateSearchResult:
     candidates: dict[str, ThemeCandidates]
-    #: Themes without a candidate (kind NO_CANDIDATES), in the order they were searched.
+    #: Themes without a candidate (NO_CANDIDATES, NOT_A_CATEGORY), in the order searched.
     failed_themes: dict[str, ThemeFailure]
+    #: Words the neighbour search could draw from; None when no theme needed it.
+    search_pool_size: int | None = field(default=None, compare=False)
+
+    @property
+    def categories(self) -> dict[str, str]:
+        """Theme -> the lexicon category whose members it holds, for member themes."""
+        return {
+            theme: found.category
+            for theme, found in self.candidates.items()
+            if found.category is not None
+        }
+
+    def sources(self) -> dict[str, str]:
+        """How each theme searched was served: members, neighbours, or replaced (a spare)."""
+        served: dict[str, str] = {}
+        for theme, found in self.candidates.items():
+            served[theme] = found.source
+        for theme, failure in self.failed_themes.items():
+            if failure.kind is FailureKind.NOT_A_CATEGORY:
+                served[theme] = "replaced"
+        return served
+
+
+def member_candidates(
+    theme: str, category: Category, generation: PuzzleGeneration, search: VectorSearch
+) -> ThemeCandidates:
+    """The category's members that can sit on a grid, most familiar first.
+
+    Left out: words too short or not puzzle-worthy, forms of a word of the theme or
+    of the category's name (no tile may name its group), and a second form of a
+    word already taken (bus, buses: the more familiar stays).
+    """
+    names = (theme_variants(theme), theme_variants(category.name))
+    taken: set[str] = set()
+    words: list[str] = []
+    for word in category.members:
+        if not is_puzzle_word(word, search.min_word_length):
+            continue
+        if any(variants.covers(word) for variants in names):
+            continue
+        key = variant_key(word)
+        if key in taken:
+            continue
+        taken.add(key)
+        words.append(word)
+        if len(words) == generation.candidate_words_per_theme:
+            break
+    return ThemeCandidates(tuple(words), source="members", category=category.name)
+
+
+def find_candidates(
+    themes: list[str],
+    settings: Candidates,
+    search: VectorSearch,
+    generation: PuzzleGeneration,
+    lexicon: Lexicon,
+    index: Callable[[], VocabularyIndex],
+) -> CandidateSearchResult:
+    """Every theme's candidates from the configured source, in the order given.
+
+    `index` is called only when some theme needs the neighbour search, so a batch of
+    categories never loads the vector index.
+    """
+    members: dict[str, ThemeCandidates] = {}
+    failed: dict[str, ThemeFailure] = {}
+    near: list[str] = []
+    for theme in themes:
+        category = lexicon.lookup(theme) if settings.source == "members" else None
+        if category is not None:
+            members[theme] = member_candidates(theme, category, generation, search)
+        elif settings.source == "members" and settings.not_a_category == "spare":
+            failed[theme] = ThemeFailure(
+                FailureKind.NOT_A_CATEGORY,
+                "names no category of the lexicon; replaced by a spare "
+                "(candidates.not_a_category: spare)",
+            )
+        else:
+            near.append(theme)
+    found = dict(members)
+    pool_size = None
+    if near:
+        neighbours = CandidateSearch(index(), search)
+        result = neighbours.search(near, generation)
+        found.update(result.candidates)
+        failed.update(result.failed_themes)
+        pool_size = neighbours.pool_size
+    for theme, candidates in members.items():
+        if not candidates.words:
+            failed[theme] = ThemeFailure(
+                FailureKind.NO_CANDIDATES,
+                f"no member of the category {candidates.category!r} can sit on a grid",
+            )
+    return CandidateSearchResult(
+        candidates={theme: found[theme] for theme in themes if theme in found},
+        failed_themes={theme: failed[theme] for theme in themes if theme in failed},
+        search_pool_size=pool_size,
+    )
 
 
 class CandidateSearch:
-    """Nearest-word search over the puzzle-worthy part of one index."""
+    """Nearest-word search over the puzzle-worthy part of one index (the neighbours source)."""
 
     def __init__(self, index: VocabularyIndex, settings: VectorSearch) -> None:
         self._index = index
@@ -97,7 +215,9 @@ class CandidateSearch:
                     f"{generation.min_similarity_threshold}",
                 )
         ordered = {theme: candidates[theme] for theme in themes if theme in candidates}
-        return CandidateSearchResult(candidates=ordered, failed_themes=failed)
+        return CandidateSearchResult(
+            candidates=ordered, failed_themes=failed, search_pool_size=self.pool_size
+        )
 
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
         if self._settings.similarity_metric == "cosine":

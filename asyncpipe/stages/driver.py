@@ -22,6 +22,7 @@ from pathlib import Path
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.session import open_engine
+from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.failures import ThemeFailure
@@ -74,8 +75,12 @@ async def make_puzzles(
     usable: dict[str, tuple[str, ...]],
     provider: EmbeddingProvider,
     run: RunContext,
+    categories: Mapping[str, str] | None = None,
 ) -> MadePuzzles:
     """Embed, assemble and score, in the rounds the planner decides (`RoundPlanner`).
+
+    `categories`: the lexicon category of each theme whose candidates are its members;
+    those are ranked by typicality and chosen by `asyncpipe.puzzle.selection`.
 
     After a signal no new round starts; the puzzles assembled from the themes
     finished by then, and scored within the grace, are the partial result.
@@ -90,6 +95,9 @@ async def make_puzzles(
         params.quality,
         recorded.failed_themes if recorded is not None else None,
         recorded.scores if recorded is not None else None,
+        categories=categories,
+        lexicon=load_lexicon() if categories else None,
+        candidates=params.candidates,
     )
     mean_texts = 1 + sum(len(usable[theme]) for theme in ordered) / max(1, len(ordered))
     workers = theme_workers(
@@ -110,24 +118,32 @@ async def make_puzzles(
         LoopLagMonitor() as lag,
         shutdown.watching(),
     ):
-        embedding = _EmbeddingRound(engine, workers, progress, checkpoint, usable)
+        embedding = _EmbeddingRound(
+            engine, workers, progress, checkpoint, usable, frozenset(categories or ())
+        )
         while True:
             # Read after the planner heard of the last step: it decides on what it was told.
-            match planner.next_step(signalled=shutdown.requested):
+            # The planner assembles puzzles when told of a round (pure Python, up to a
+            # second for a large batch): in a thread, so the loop keeps serving
+            # the signals, the progress and the requests still in flight.
+            step = await asyncio.to_thread(planner.next_step, shutdown.requested)
+            match step:
                 case Embed() as step:
                     if step.spares:
                         progress.add_total(step.drawn)
                         log.info("Embedding %d spare themes to replace failed ones", step.drawn)
                     part = await embedding.run(step, shutdown)
                     embedding_seconds += part.seconds
-                    planner.embedded(part.embedded, part.failed_themes, stopped=engine.stopped)
+                    await asyncio.to_thread(
+                        planner.embedded, part.embedded, part.failed_themes, engine.stopped
+                    )
                 case Score(puzzles):
                     started = time.perf_counter()
                     scores = await _score(
                         puzzles, planner.embedded_themes, pool, checkpoint, shutdown
                     )
                     scoring_seconds += time.perf_counter() - started
-                    planner.scored(scores)
+                    await asyncio.to_thread(planner.scored, scores)
                 case Rebuild() as step:
                     log.info("Rebuilding %d puzzles below the quality bar", step.puzzles)
                 case Done(result):
@@ -171,6 +187,8 @@ class _EmbeddingRound:
     progress: ProgressReporter
     checkpoint: Checkpoint
     usable: dict[str, tuple[str, ...]]
+    #: Themes whose candidates are a category's members: ranked by typicality.
+    members: frozenset[str]
 
     async def run(self, step: Embed, shutdown: Shutdown) -> EnhanceOutcome:
         """Embed the step's themes; those that failed for good before count as failed."""
@@ -178,7 +196,9 @@ class _EmbeddingRound:
             self.progress.record(successful=False)
         todo = [(theme, self.usable[theme]) for theme in step.themes]
         work = asyncio.ensure_future(
-            embed_and_rank(todo, self.engine, self.workers, self.progress, self.checkpoint)
+            embed_and_rank(
+                todo, self.engine, self.workers, self.progress, self.checkpoint, self.members
+            )
         )
         await shutdown.guard(work, on_stop=self.engine.stop, on_deadline=self.engine.abandon)
         return work.result()

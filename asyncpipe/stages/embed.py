@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,7 +32,7 @@ from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.errors import EmbeddingStopped, RetryableEmbeddingError, UnembeddableTextError
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
-from asyncpipe.puzzle.ranking import cosine_to, rank_candidates
+from asyncpipe.puzzle.ranking import cosine_to, rank_candidates, typicality
 from asyncpipe.run.progress import ProgressReporter
 
 #: Theme workers per request slot, beyond what one full batch needs, so the next
@@ -74,8 +74,11 @@ async def embed_and_rank(
     workers: int,
     progress: ProgressReporter | None = None,
     journal: ThemeJournal | None = None,
+    by_typicality: Container[str] = frozenset(),
 ) -> EnhanceOutcome:
-    """Embed each (theme, candidates) pair and rank the candidates against the theme."""
+    """Embed each (theme, candidates) pair and rank the candidates against the theme:
+    by typicality for the themes in `by_typicality` (a category's members), else by
+    their cosine to the theme."""
     outcome = EnhanceOutcome()
     work: Iterator[tuple[str, Sequence[str]]] = iter(themes)
     started = time.perf_counter()
@@ -84,7 +87,9 @@ async def embed_and_rank(
         for theme, candidates in work:
             failure: ThemeFailure | None = None
             try:
-                outcome.embedded[theme] = await _embed_theme(theme, candidates, engine)
+                outcome.embedded[theme] = await _embed_theme(
+                    theme, candidates, engine, theme in by_typicality
+                )
             except EmbeddingStopped:
                 return
             except UnembeddableTextError as error:
@@ -112,10 +117,11 @@ async def embed_and_rank(
 
 
 async def _embed_theme(
-    theme: str, candidates: Sequence[str], engine: EmbeddingEngine
+    theme: str, candidates: Sequence[str], engine: EmbeddingEngine, members: bool
 ) -> EmbeddedTheme:
     matrix = await engine.embed([theme, *candidates])
     theme_vector, candidate_vectors = matrix[0], matrix[1:]
     scores = cosine_to(theme_vector, candidate_vectors)
-    ranked = rank_candidates(theme, candidates, scores)
+    order_by = typicality(theme_vector, candidate_vectors) if members else None
+    ranked = rank_candidates(theme, candidates, scores, order_by)
     return EmbeddedTheme(theme_vector, tuple(candidates), candidate_vectors, scores, ranked)

@@ -33,9 +33,11 @@ from enum import Enum, auto
 from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle, assemble_puzzles
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
-from asyncpipe.puzzle.quality import below_bar, closer_elsewhere_in
+from asyncpipe.puzzle.lexicon import Lexicon
+from asyncpipe.puzzle.quality import below_bar, closer_elsewhere_in, word_vectors_in
 from asyncpipe.puzzle.scoring import PuzzleScore
-from asyncpipe.settings.sections import PuzzleGeneration, Quality
+from asyncpipe.puzzle.selection import PuzzleSelection
+from asyncpipe.settings.sections import Candidates, PuzzleGeneration, Quality
 
 #: A puzzle's 16 words in grid order: how scores are keyed, here and in the checkpoint.
 PuzzleKey = tuple[str, ...]
@@ -131,11 +133,22 @@ class RoundPlanner:
         bar: Quality,
         resumed_failures: Mapping[str, ThemeFailure] | None = None,
         resumed_scores: Mapping[PuzzleKey, PuzzleScore] | None = None,
+        categories: Mapping[str, str] | None = None,
+        lexicon: Lexicon | None = None,
+        candidates: Candidates | None = None,
     ) -> None:
         """`themes`: every usable theme in draw order; `primary`: those drawn for the
-        puzzles (the rest are spares); `resumed_*`: what the interrupted run recorded."""
+        puzzles (the rest are spares); `resumed_*`: what the interrupted run recorded;
+        `categories`: the lexicon category of each theme served by its members (the
+        assembly then keeps overlapping categories apart and picks the words with
+        `asyncpipe.puzzle.selection`, as `candidates` says)."""
         self._generation = generation
         self._bar = bar
+        self._categories = dict(categories or {})
+        if self._categories and lexicon is None:
+            raise ValueError("themes served by categories need the lexicon")
+        self._lexicon = lexicon
+        self._candidates = candidates or Candidates()
         self._ordered = tuple(themes)
         chosen = set(primary)
         self._queue = [theme for theme in self._ordered if theme in chosen]
@@ -263,12 +276,24 @@ class RoundPlanner:
             for theme in self._ordered
             if theme in self._embedded and theme not in self._rejected
         ]
+        closer = closer_elsewhere_in(self._embedded)
+        selection = None
+        if self._categories and self._lexicon is not None:
+            selection = PuzzleSelection(
+                self._lexicon,
+                self._categories,
+                word_vectors_in(self._embedded),
+                closer,
+                max_overlap=self._candidates.max_category_overlap,
+                pool_size=self._candidates.selection_pool,
+            )
         self._assembly = assemble_puzzles(
             ranked,
             self._generation.total_puzzle_count,
             self._generation.themes_per_puzzle,
             self._generation.words_per_theme,
-            closer_elsewhere=closer_elsewhere_in(self._embedded),
+            closer_elsewhere=closer,
+            selection=selection,
         )
         self._phase = _Phase.ASSEMBLED
 

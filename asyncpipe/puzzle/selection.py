@@ -1,0 +1,186 @@
+"""Which themes may share a puzzle, and which members make each group: one clear solution.
+
+A group's words must all be members of its theme, and the grid must have one clear
+solution. Two rules keep a grid fair, and a search makes it clear:
+
+- Themes whose categories share much (Birds and Birds of prey; Fish and Food fish)
+  never share a puzzle (`conflict`); a smaller overlap only keeps the shared words
+  off that grid: a word that belongs to another theme of its puzzle, by any sense
+  ("bass" under Fish beside Instruments), is never a tile (`belongs_elsewhere`).
+- Among each theme's most typical members (`candidates.selection_pool`), a local
+  search picks the four of each group that maximise the puzzle's swap margin
+  (`swap_margin`): how much the intended grouping beats the best grouping that swaps
+  two words between groups, in the provider's embedding space. That rival is the
+  one an exact solver finds second nearly always; the exact margin is measured
+  afterwards by the scorer (`asyncpipe.puzzle.scoring`).
+
+Pure numpy, deterministic: the same inputs make the same choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from asyncpipe.puzzle.lexicon import Lexicon
+from asyncpipe.puzzle.lookalikes import look_alike
+from asyncpipe.puzzle.vectors import unit_rows
+
+#: A move must improve the margin by more than this to be taken: float noise never
+#: trades a more typical word for a less typical one.
+_MIN_GAIN = 1e-9
+#: Rounds of the local search over every group and position; it settles in two or
+#: three on real puzzles, and the cap bounds its time in the event loop.
+_MAX_ROUNDS = 6
+
+#: Vectors of some of a theme's candidates (theme, words) -> words x D, in that order.
+WordVectors = Callable[[str, Sequence[str]], np.ndarray]
+#: Whether a word of one theme sits closer to another theme: (word, own theme, other theme).
+CloserElsewhere = Callable[[str, str, str], bool]
+
+
+def swap_margin(similarity: np.ndarray, labels: np.ndarray) -> float:
+    """How much the grouping `labels` beats its best rival that swaps two words.
+
+    A grouping's total is the sum of the pairwise similarities inside its groups
+    (what the solver maximises). Swapping x (group i) with y (group j) changes the
+    total by S[x, j] + S[y, i] - own[x] - own[y] - 2 sim[x, y], where S[x, j] is x's
+    summed similarity to group j and own[x] = S[x, i] without x itself; the margin
+    is the smallest loss over all swaps (negative when a swap wins).
+    """
+    groups = int(labels.max()) + 1
+    onehot = np.eye(groups)[labels]
+    summed = similarity @ onehot  # words x groups
+    own = summed[np.arange(len(labels)), labels] - np.diag(similarity)
+    # loss[x, y] = own[x] + own[y] - S[x, g(y)] - S[y, g(x)] + 2 sim[x, y]
+    to_their_group = summed[:, labels]  # [x, y] = S[x, g(y)]
+    loss = own[:, None] + own[None, :] - to_their_group - to_their_group.T + 2 * similarity
+    different = labels[:, None] != labels[None, :]
+    return float(loss[different].min())
+
+
+def improve_groups(
+    similarity: np.ndarray,
+    pools: Sequence[Sequence[int]],
+    chosen: Sequence[Sequence[int]],
+    clashes: np.ndarray,
+) -> list[list[int]]:
+    """Local search: replace one word at a time with another of its group's pool while
+    the swap margin grows; the best move of each round is taken.
+
+    `similarity` covers every pool word (rows indexed by the pools' entries); `pools`
+    list each group's allowed words best first, `chosen` the starting groups;
+    `clashes[a, b]` says that rows a and b must not share the grid (two forms of one
+    word, or words that look alike), and no move puts such a pair on it.
+    """
+    groups = [list(group) for group in chosen]
+    labels_of = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
+
+    def margin(candidate: list[list[int]]) -> float:
+        rows = np.asarray([row for group in candidate for row in group])
+        return swap_margin(similarity[np.ix_(rows, rows)], labels_of)
+
+    best = margin(groups)
+    for _ in range(_MAX_ROUNDS):
+        move: tuple[float, int, int, int] | None = None
+        on_grid = [row for group in groups for row in group]
+        for index, (group, pool) in enumerate(zip(groups, pools, strict=True)):
+            for position in range(len(group)):
+                leaving = group[position]
+                staying = [row for row in on_grid if row != leaving]
+                for row in pool:
+                    if row in group or clashes[row, staying].any():
+                        continue
+                    trial = [list(g) for g in groups]
+                    trial[index][position] = row
+                    value = margin(trial)
+                    if value > best + _MIN_GAIN and (move is None or value > move[0]):
+                        move = (value, index, position, row)
+        if move is None:
+            break
+        best, index, position, row = move
+        groups[index][position] = row
+    # Keep each group in its pool's order (most typical first), as the ranking had it.
+    for group, pool in zip(groups, pools, strict=True):
+        rank = {row: place for place, row in enumerate(pool)}
+        group.sort(key=rank.__getitem__)
+    return groups
+
+
+@dataclass
+class PuzzleSelection:
+    """The rules and the search for the themes of one batch (see the module docstring).
+
+    `categories` maps each theme served by a lexicon category to that category;
+    a theme without one (its candidates are neighbours) is judged by `closer_elsewhere`.
+    """
+
+    lexicon: Lexicon
+    categories: Mapping[str, str]
+    vectors: WordVectors
+    closer_elsewhere: CloserElsewhere
+    #: Categories sharing at least this share of the smaller one's members conflict.
+    max_overlap: float = 0.2
+    #: The most typical members of each theme the search may use.
+    pool_size: int = 8
+    _conflicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+    _clashes: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+
+    def clash(self, a: str, b: str) -> bool:
+        """Two words that must not share a grid: forms of one word, or look-alikes
+        (`asyncpipe.puzzle.lookalikes`: bus and buses, burger and hamburger)."""
+        pair = (a, b) if a <= b else (b, a)
+        if pair not in self._clashes:
+            self._clashes[pair] = a == b or look_alike(a, b) is not None
+        return self._clashes[pair]
+
+    def conflict(self, a: str, b: str) -> bool:
+        """Themes whose categories overlap this much must not share a puzzle."""
+        first, second = self.categories.get(a), self.categories.get(b)
+        if first is None or second is None:
+            return False
+        pair = (first, second) if first <= second else (second, first)
+        if pair not in self._conflicts:
+            shared = len(self.lexicon.overlap(first, second))
+            smaller = min(len(self.lexicon.members(first)), len(self.lexicon.members(second)))
+            self._conflicts[pair] = first == second or (
+                shared > 0 and shared >= self.max_overlap * max(1, smaller)
+            )
+        return self._conflicts[pair]
+
+    def belongs_elsewhere(self, word: str, own: str, other: str) -> bool:
+        """The word is a member of the other theme's category (by any sense), or, when
+        that theme has no category, sits closer to it than to its own theme."""
+        category = self.categories.get(other)
+        if category is not None:
+            return category in self.lexicon.categories_of(word)
+        return self.closer_elsewhere(word, own, other)
+
+    def choose(
+        self, themes: Sequence[str], pools: Sequence[Sequence[str]], chosen: Sequence[Sequence[str]]
+    ) -> list[list[str]]:
+        """The words of each group: `chosen` improved with words of `pools` (see
+        `improve_groups`); member themes search only their `pool_size` first words."""
+        sized = [
+            list(pool[: self.pool_size]) if theme in self.categories else list(pool)
+            for theme, pool in zip(themes, pools, strict=True)
+        ]
+        for pool, start in zip(sized, chosen, strict=True):
+            pool.extend(word for word in start if word not in pool)
+        words = [word for pool in sized for word in pool]
+        vectors = np.concatenate(
+            [self.vectors(theme, pool) for theme, pool in zip(themes, sized, strict=True)]
+        )
+        units = unit_rows(vectors.astype(np.float64), np.float64)
+        similarity = units @ units.T
+        offsets = np.cumsum([0] + [len(pool) for pool in sized])
+        row_pools = [list(range(offsets[i], offsets[i + 1])) for i in range(len(sized))]
+        start_rows = [
+            [offsets[i] + sized[i].index(word) for word in group] for i, group in enumerate(chosen)
+        ]
+        clashes = np.array([[self.clash(a, b) for b in words] for a in words], dtype=bool)
+        np.fill_diagonal(clashes, False)  # a row is only ever compared with the others
+        improved = improve_groups(similarity, row_pools, start_rows, clashes)
+        return [[words[row] for row in group] for group in improved]
