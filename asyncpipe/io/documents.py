@@ -15,6 +15,13 @@ import numpy as np
 
 from asyncpipe.io.tables import EmbeddingRows
 from asyncpipe.puzzle.assembly import Puzzle
+from asyncpipe.puzzle.difficulty import (
+    GROUP_COLORS,
+    PUZZLE_LABELS,
+    PUZZLE_LEVEL_CUTS,
+    group_color,
+    puzzle_label,
+)
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.scoring import PuzzleScore
 from asyncpipe.settings.sections import Quality
@@ -31,7 +38,11 @@ def final_puzzles_document(
     below_bar: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
     """The app's file; `quality` (one score per puzzle) adds each puzzle's scores and verdict,
-    and `below_bar` whether it is under the configured quality bar (kept and flagged)."""
+    and `below_bar` whether it is under the configured quality bar (kept and flagged).
+
+    With `quality`, each puzzle also gets what an app shows of its difficulty
+    (`asyncpipe.puzzle.difficulty`): `group_levels` and `group_colors`, one per
+    theme in `themes` order, and `difficulty_level` with its `difficulty_label`."""
     document: dict[str, Any] = {}
     for number, puzzle in enumerate(puzzles, start=1):
         entry: dict[str, Any] = {"words": puzzle.words, "themes": puzzle.themes}
@@ -40,7 +51,13 @@ def final_puzzles_document(
                 round(score, SCORE_DECIMALS) for score in puzzle.scores
             ]
         if quality is not None:
-            entry["quality"] = quality[number - 1].to_json()
+            score = quality[number - 1]
+            levels = score.group_levels
+            entry["group_levels"] = list(levels)
+            entry["group_colors"] = [group_color(level) for level in levels]
+            entry["difficulty_level"] = score.puzzle_level
+            entry["difficulty_label"] = puzzle_label(score.puzzle_level)
+            entry["quality"] = score.to_json()
             if below_bar is not None:
                 entry["quality"]["below_quality_bar"] = below_bar[number - 1]
         document[f"puzzle_{number}"] = entry
@@ -164,4 +181,59 @@ def quality_report(
         "mean_silhouette": distribution([score.mean_silhouette for score in scores]),
         "separation": distribution([score.separation for score in scores]),
         "textual_penalty": distribution([score.textual_penalty for score in scores]),
+        "group_levels": group_levels_summary(scores),
+        "puzzle_levels": puzzle_levels_summary(scores),
     }
+
+
+def group_levels_summary(scores: Sequence[PuzzleScore]) -> list[dict[str, Any]]:
+    """Per group level, 1 (yellow) to 4 (purple): how many groups have it, and their mean
+    figures, which show the levels ordered (ease and coherence fall, closeness rises)."""
+    figures: dict[int, list[tuple[float, float, float, float]]] = {
+        level: [] for level in range(1, len(GROUP_COLORS) + 1)
+    }
+    for score in scores:
+        for group, level in enumerate(score.group_levels):
+            figures[level].append(
+                (
+                    score.group_ease[group],
+                    score.coherence[group],
+                    score.theme_fit[group],
+                    score.closeness[group],
+                )
+            )
+    summary: list[dict[str, Any]] = []
+    for level, rows in figures.items():
+        entry: dict[str, Any] = {"level": level, "color": group_color(level), "groups": len(rows)}
+        for column, name in enumerate(("ease", "coherence", "theme_fit", "closeness")):
+            entry[f"mean_{name}"] = _mean([row[column] for row in rows])
+        summary.append(entry)
+    return summary
+
+
+def puzzle_levels_summary(scores: Sequence[PuzzleScore]) -> list[dict[str, Any]]:
+    """Per puzzle level, 1 (easy) to 4 (expert): the solver difficulty it starts at, how
+    many puzzles, how many of them are ambiguous (expert whatever their difficulty), and
+    their mean solver difficulty and margin."""
+    summary: list[dict[str, Any]] = []
+    for level in range(1, len(PUZZLE_LABELS) + 1):
+        chosen = [score for score in scores if score.puzzle_level == level]
+        summary.append(
+            {
+                "level": level,
+                "label": puzzle_label(level),
+                "from_difficulty": (0.0, *PUZZLE_LEVEL_CUTS)[level - 1],
+                "puzzles": len(chosen),
+                "ambiguous": sum(score.ambiguous for score in chosen),
+                "mean_difficulty": _mean([score.difficulty for score in chosen]),
+                "mean_solver_margin": _mean([score.solver_margin for score in chosen]),
+            }
+        )
+    return summary
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    """Rounded for a report; None (null) for a level nothing reached."""
+    if not values:
+        return None
+    return round(float(np.mean(np.asarray(values, dtype=np.float64))), SCORE_DECIMALS)

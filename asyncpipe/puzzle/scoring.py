@@ -18,6 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from asyncpipe.puzzle.difficulty import (
+    group_closeness,
+    group_ease,
+    group_levels,
+    puzzle_level,
+)
 from asyncpipe.puzzle.lookalikes import textual_pairs, textual_penalty
 from asyncpipe.puzzle.solver import (
     DEFAULT_AMBIGUITY_MARGIN,
@@ -54,6 +60,12 @@ class PuzzleScore:
     `solver_best_groups`, the best split (the intended one when optimal), each
     group sorted, groups ordered by their first word; `difficulty` in [0, 1] and
     `ambiguous`, see `solver_difficulty`.
+
+    Difficulty levels (`asyncpipe.puzzle.difficulty`): `closeness`, per group, the
+    highest mean cosine between its words and another group's; `group_ease`, per
+    group, the figure its level is ranked by. Both are empty in a score recorded
+    before they were measured (a checkpoint of an older run): such a score is
+    measured again, never shown without them (`has_group_figures`).
     """
 
     coherence: tuple[float, ...]
@@ -69,6 +81,25 @@ class PuzzleScore:
     solver_best_groups: Split
     difficulty: float
     ambiguous: bool
+    # Defaults last: a score recorded without them still reads back, as incomplete.
+    closeness: tuple[float, ...] = ()
+    group_ease: tuple[float, ...] = ()
+
+    @property
+    def has_group_figures(self) -> bool:
+        """Whether the per-group difficulty figures were measured (one per group)."""
+        groups = len(self.coherence)
+        return len(self.closeness) == groups and len(self.group_ease) == groups
+
+    @property
+    def group_levels(self) -> tuple[int, ...]:
+        """Per group, its level from 1 (yellow, easiest) to 4 (purple), ranked by ease."""
+        return group_levels(self.group_ease)
+
+    @property
+    def puzzle_level(self) -> int:
+        """The puzzle's level from 1 (easy) to 4 (expert), from `difficulty` and `ambiguous`."""
+        return puzzle_level(self.difficulty, self.ambiguous)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: lists for tuples, floats rounded to 6 decimals."""
@@ -86,6 +117,8 @@ class PuzzleScore:
             "solver_best_groups": [list(group) for group in self.solver_best_groups],
             "difficulty": round(self.difficulty, 6),
             "ambiguous": self.ambiguous,
+            "closeness": _rounded(self.closeness),
+            "group_ease": _rounded(self.group_ease),
         }
 
 
@@ -141,6 +174,8 @@ def score_puzzle(
     silhouette = _silhouette(similarity, membership, groups, group_size)
     own_fit = to_themes[np.arange(items), membership]
     misplaced = tuple(int(i) for i in np.flatnonzero((to_themes > own_fit[:, None]).any(axis=1)))
+    closeness = group_closeness(similarity, group_size)
+    ease = group_ease(similarity, to_themes, group_size, coherence, theme_fit, closeness)
 
     pairs = textual_pairs(words)
     intended: Split = tuple(
@@ -164,6 +199,8 @@ def score_puzzle(
         solver_best_groups=best,
         difficulty=difficulty,
         ambiguous=ambiguous,
+        closeness=closeness,
+        group_ease=ease,
     )
 
 

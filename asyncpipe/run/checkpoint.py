@@ -23,6 +23,11 @@ themes and their candidates): both are compared, and a difference is refused
 with the first differences named. Concurrency, rate limits, logging and the
 output formats may change between the two: they never change the puzzles.
 
+A score recorded by an older version, without the per-group difficulty figures
+(`PuzzleScore.has_group_figures`), is left out: the vectors those figures need
+are not in the checkpoint, so the resumed run scores that puzzle again, exactly
+as an uninterrupted run would, and its outputs match byte for byte.
+
 A kill can cut the last line short; that line is ignored. The file is deleted
 when a run writes its complete outputs, and replaced when a run starts afresh.
 """
@@ -162,6 +167,7 @@ def read_checkpoint(path: Path) -> Recorded | None:
         started_at=header.get("started_at", "?"),
         intact_bytes=len(complete) + len(newline),
     )
+    remeasured = 0
     for number, record in enumerate(records[1:], start=2):
         try:
             if "theme" in record:
@@ -170,9 +176,19 @@ def read_checkpoint(path: Path) -> Recorded | None:
                 recorded.themes[record["theme"]] = failure
             elif "puzzle" in record:
                 score = msgspec.convert(record["score"], PuzzleScore)
-                recorded.scores[tuple(record["puzzle"])] = score
+                if score.has_group_figures:
+                    recorded.scores[tuple(record["puzzle"])] = score
+                else:
+                    remeasured += 1
         except (msgspec.ValidationError, TypeError, KeyError, ValueError) as error:
             raise _corrupt(path, number, f"a record that does not fit ({error})") from None
+    if remeasured:
+        log.info(
+            "%s: %d puzzle scores were recorded before group difficulty was measured; "
+            "scoring those puzzles again",
+            path,
+            remeasured,
+        )
     return recorded
 
 

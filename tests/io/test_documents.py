@@ -10,11 +10,14 @@ from asyncpipe.io.documents import (
     all_embeddings_blocks,
     final_puzzles_document,
     puzzle_embeddings_blocks,
+    quality_report,
 )
 from asyncpipe.io.tables import EmbeddingRows
 from asyncpipe.puzzle.assembly import Group, Puzzle
+from asyncpipe.puzzle.difficulty import PUZZLE_LABELS
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.ranking import cosine_to, rank_candidates
+from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
 
 
 def group(theme: str, words: list[str], first_score: float) -> Group:
@@ -183,3 +186,81 @@ def test_puzzle_embeddings_rows_follow_the_grid_with_each_words_vector() -> None
         result = embedded[rows.themes[position]]
         source_row = result.candidate_words.index(word)
         np.testing.assert_array_equal(rows.vectors[position], result.candidate_vectors[source_row])
+
+
+# --- difficulty levels -----------------------------------------------------------------
+
+
+def planted_score(seed: int) -> PuzzleScore:
+    """A real score of four clusters, one of them near another: its levels are all distinct."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((4, 32))
+    centres[3] = centres[2] + 0.6 * rng.standard_normal(32)
+    words = np.repeat(centres, 4, axis=0) + 0.5 * rng.standard_normal((16, 32))
+    return score_puzzle(words, centres, [f"word{n}" for n in range(16)])
+
+
+def test_final_puzzles_carry_group_and_puzzle_levels_next_to_the_quality() -> None:
+    scores = [planted_score(1), planted_score(2)]
+
+    document = final_puzzles_document(PUZZLES, include_scores=True, quality=scores)
+
+    first = document["puzzle_1"]
+    assert list(first) == [
+        "words",
+        "themes",
+        "theme_similarity_scores",
+        "group_levels",
+        "group_colors",
+        "difficulty_level",
+        "difficulty_label",
+        "quality",
+    ]
+    for entry, score in zip(document.values(), scores, strict=True):
+        assert entry["group_levels"] == list(score.group_levels)
+        assert sorted(entry["group_levels"]) == [1, 2, 3, 4]
+        assert entry["group_colors"] == [
+            {1: "yellow", 2: "green", 3: "blue", 4: "purple"}[level]
+            for level in entry["group_levels"]
+        ]
+        assert entry["difficulty_level"] == score.puzzle_level
+        assert entry["difficulty_label"] == PUZZLE_LABELS[score.puzzle_level - 1]
+        # The existing quality fields keep their meaning; the group figures are added.
+        assert entry["quality"]["difficulty"] == round(score.difficulty, 6)
+        assert entry["quality"]["closeness"] == [round(value, 6) for value in score.closeness]
+        assert entry["quality"]["group_ease"] == [round(value, 6) for value in score.group_ease]
+    assert json.loads(json.dumps(document)) == document
+
+
+def test_the_quality_report_summarises_the_levels_in_the_order_the_figures_give() -> None:
+    scores = [planted_score(seed) for seed in range(12)]
+
+    report = quality_report(scores)
+
+    groups = report["group_levels"]
+    assert [level["level"] for level in groups] == [1, 2, 3, 4]
+    assert [level["color"] for level in groups] == ["yellow", "green", "blue", "purple"]
+    assert [level["groups"] for level in groups] == [12] * 4
+    eases = [level["mean_ease"] for level in groups]
+    assert eases == sorted(eases, reverse=True)
+    assert groups[0]["mean_closeness"] < groups[3]["mean_closeness"]
+    puzzles = report["puzzle_levels"]
+    assert [level["label"] for level in puzzles] == ["easy", "medium", "hard", "expert"]
+    assert [level["from_difficulty"] for level in puzzles] == [0.0, 0.4, 0.6, 0.8]
+    assert sum(level["puzzles"] for level in puzzles) == 12
+    for level in puzzles:
+        chosen = [score for score in scores if score.puzzle_level == level["level"]]
+        assert level["puzzles"] == len(chosen)
+        if chosen:
+            assert min(s.difficulty for s in chosen) <= level["mean_difficulty"]
+        else:
+            assert level["mean_difficulty"] is None
+    assert json.loads(json.dumps(report)) == report
+
+
+def test_an_empty_batch_reports_every_level_with_nothing_in_it() -> None:
+    report = quality_report([])
+
+    assert [level["groups"] for level in report["group_levels"]] == [0] * 4
+    assert report["group_levels"][0]["mean_ease"] is None
+    assert [level["puzzles"] for level in report["puzzle_levels"]] == [0] * 4

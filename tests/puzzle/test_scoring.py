@@ -8,6 +8,7 @@ import multiprocessing
 import pickle
 from concurrent.futures import ProcessPoolExecutor
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -175,6 +176,33 @@ def test_same_input_gives_an_identical_score_that_pickles_and_serialises(
     assert json.loads(json.dumps(document)) == document
     assert document["solver_best_groups"] == [list(group) for group in first.solver_best_groups]
     assert all(value == round(value, 6) for value in document["silhouette"] + document["coherence"])
+    assert len(document["closeness"]) == len(document["group_ease"]) == 4
+    assert all(value == round(value, 6) for value in document["closeness"] + document["group_ease"])
+
+
+def test_the_group_figures_are_measured_with_the_rest(table_4x4: np.ndarray) -> None:
+    words, themes = clustered(random_centres(4, 64, seed=14), noise=0.3, seed=15)
+
+    score = score_puzzle(words, themes, PLAIN_WORDS)
+
+    assert score.has_group_figures
+    assert sorted(score.group_levels) == [1, 2, 3, 4]
+    assert score.puzzle_level in (1, 2, 3, 4)
+    # Closeness is a between-group mean, so it stays below the group's own coherence here.
+    assert all(near < inside for near, inside in zip(score.closeness, score.coherence))
+
+
+def test_a_score_recorded_without_the_group_figures_reads_back_as_incomplete(
+    table_4x4: np.ndarray,
+) -> None:
+    words, themes = clustered(random_centres(4, 64, seed=16), noise=0.3, seed=17)
+    recorded = msgspec.to_builtins(score_puzzle(words, themes, PLAIN_WORDS))
+    del recorded["closeness"], recorded["group_ease"]  # as an older version wrote it
+
+    older = msgspec.convert(recorded, PuzzleScore)
+
+    assert not older.has_group_figures
+    assert older.group_levels == ()
 
 
 def test_a_forkserver_worker_scores_exactly_as_this_process(table_4x4: np.ndarray) -> None:

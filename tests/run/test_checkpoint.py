@@ -8,15 +8,20 @@ round trip is checked on the floats and tuples the pipeline really records.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
+from asyncpipe.api import generate
 from asyncpipe.errors import ConfigError, InputError
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
 from asyncpipe.run.checkpoint import Checkpoint, inputs_digest, read_checkpoint, run_settings
+from asyncpipe.settings.params_file import load_params
 from asyncpipe.settings.sections import Params
 from asyncpipe.stages.themes import ThemeSelection
 
@@ -101,6 +106,69 @@ def test_a_failure_record_without_a_known_kind_and_a_reason_is_refused(
         InputError, match=r"run_checkpoint.jsonl line 2: a record that does not fit"
     ):
         read_checkpoint(path)
+
+
+def older_score_record(words: list[str], score: PuzzleScore) -> bytes:
+    """A puzzle record as a version before the group difficulty figures wrote it."""
+    recorded = msgspec.to_builtins(score)
+    del recorded["closeness"], recorded["group_ease"]
+    return msgspec.json.encode({"puzzle": words, "score": recorded}) + b"\n"
+
+
+def test_a_score_recorded_before_the_group_figures_is_left_to_be_scored_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    checkpoint = start(path)
+    newer_words = [f"other{n}" for n in range(16)]
+    newer = a_score(seed=1)
+
+    async def record() -> None:
+        await checkpoint.theme_finished("planets", None)
+        await checkpoint.puzzle_scored(newer_words, newer)
+
+    asyncio.run(record())
+    checkpoint.close()
+    with path.open("ab") as file:
+        file.write(older_score_record(WORDS, a_score()))
+
+    with caplog.at_level(logging.INFO, logger="asyncpipe.run.checkpoint"):
+        recorded = read_checkpoint(path)
+
+    assert recorded is not None
+    assert recorded.themes == {"planets": None}
+    assert recorded.scores == {tuple(newer_words): newer}
+    assert "1 puzzle scores were recorded before group difficulty" in caplog.text
+
+
+def test_a_run_resumed_from_an_older_checkpoint_writes_the_same_bytes_as_an_uninterrupted_run(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = load_params(workdir / "params.yaml").params
+    generation = defaults.puzzle_generation.model_copy(update={"total_puzzle_count": 6})
+    params = defaults.model_copy(update={"puzzle_generation": generation})
+    # Keep the checkpoint a complete run would delete: it then records every theme and score.
+    monkeypatch.setattr(Checkpoint, "discard", Checkpoint.close)
+    generate(params, workdir, provider="glove")
+    outputs = [workdir / "data/outputs/final_puzzles.json", workdir / "reports/puzzle_quality.json"]
+    uninterrupted = [output.read_bytes() for output in outputs]
+    path = workdir / "data/cache/run_checkpoint.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    older = [
+        older_score_record(record["puzzle"], msgspec.convert(record["score"], PuzzleScore))
+        if "puzzle" in record
+        else line
+        for line, record in ((line, msgspec.json.decode(line)) for line in lines)
+    ]
+    assert sum(b'"puzzle"' in line for line in older) > 0
+    path.write_bytes(b"".join(older))
+
+    generate(params, workdir, provider="glove", resume=True)
+
+    assert [output.read_bytes() for output in outputs] == uninterrupted
+    metadata = json.loads((workdir / "data/outputs/puzzle_metadata.json").read_text())
+    assert metadata["resumed"] is True
+    assert metadata["run_statistics"]["puzzle_scores_resumed"] == 0
 
 
 def test_no_file_means_nothing_to_resume(tmp_path: Path) -> None:
