@@ -261,7 +261,9 @@ def run_enhance(
                         params, selection, usable, provider, run, candidates.categories
                     )
                 )
-            report = _write_outputs(pipeline, selection, made, unusable, provider_json)
+            report = _write_outputs(
+                pipeline, selection, made, unusable, provider_json, candidates
+            )
     except BaseException:
         checkpoint.close()  # kept: `--resume` goes on from it
         raise
@@ -301,6 +303,7 @@ def _write_outputs(
     made: MadePuzzles,
     unusable: Mapping[str, ThemeFailure],
     provider_json: dict[str, Any],
+    candidates: CandidateSearchResult,
 ) -> EnhanceReport:
     params = pipeline.params
     workspace = pipeline.workspace
@@ -340,6 +343,14 @@ def _write_outputs(
         metadata = _metadata_document(
             pipeline, selection, assembly, failed_themes, statistics, provider_json, report
         )
+        metadata["candidates"] = {
+            "source": params.candidates.source,
+            "not_a_category": params.candidates.not_a_category,
+            # For every theme drawn: members, neighbours, or replaced (by a spare).
+            "theme_sources": candidates.sources(),
+            # For the member themes: the category each one named.
+            "categories": candidates.categories,
+        }
         write_json(workspace.puzzle_metadata, metadata)
     if report.partial:
         unfinished = (

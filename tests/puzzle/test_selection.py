@@ -1,0 +1,143 @@
+"""The word choice: swap margins, the local search, and the lexicon's rules for a grid."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pytest
+
+from asyncpipe.puzzle.lexicon import Category, Lexicon
+from asyncpipe.puzzle.selection import PuzzleSelection, improve_groups, swap_margin
+from asyncpipe.puzzle.solver import best_splits, solver_verdict
+from tests.puzzle.grids import INTENDED, clustered, cosines, random_centres
+
+
+def _total(similarity: np.ndarray, labels: np.ndarray) -> float:
+    same = labels[:, None] == labels[None, :]
+    return float(np.triu(similarity * same, k=1).sum())
+
+
+def _swap_margin_by_hand(similarity: np.ndarray, labels: np.ndarray) -> float:
+    """Every swap of two words of different groups, each total summed from scratch."""
+    base = _total(similarity, labels)
+    losses = []
+    for x, y in combinations(range(len(labels)), 2):
+        if labels[x] == labels[y]:
+            continue
+        swapped = labels.copy()
+        swapped[x], swapped[y] = labels[y], labels[x]
+        losses.append(base - _total(similarity, swapped))
+    return min(losses)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_swap_margin_is_the_smallest_loss_of_any_swap(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    similarity = cosines(rng.normal(size=(16, 8)))
+    labels = np.repeat(np.arange(4), 4)
+    assert swap_margin(similarity, labels) == pytest.approx(
+        _swap_margin_by_hand(similarity, labels), abs=1e-9
+    )
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_exact_margin_never_exceeds_the_swap_margin(seed: int) -> None:
+    """A swap is one of the rival splits, so the solver's margin is at most the swap margin."""
+    words, _ = clustered(random_centres(4, 10, seed), noise=0.6, seed=seed)
+    similarity = cosines(words)
+    optimal, margin, _ = solver_verdict(best_splits(similarity, 4, 4), INTENDED)
+    assert margin <= swap_margin(similarity, np.repeat(np.arange(4), 4)) + 1e-9
+
+
+def test_the_local_search_trades_a_word_that_sits_between_groups() -> None:
+    # Four clear groups of four pool words each, plus one word per pool that sits
+    # half-way to the next group; the search starts with those and must drop them.
+    centres = random_centres(4, 12, seed=3)
+    words, _ = clustered(centres, noise=0.05, seed=3, size=4)
+    between = (centres + np.roll(centres, -1, axis=0)) / 2
+    vectors = np.concatenate([words, between])
+    similarity = cosines(vectors)
+    pools = [[16 + g, *range(4 * g, 4 * g + 4)] for g in range(4)]
+    start = [[16 + g, 4 * g, 4 * g + 1, 4 * g + 2] for g in range(4)]
+    no_clashes = np.zeros((20, 20), dtype=bool)
+    before = swap_margin(similarity[np.ix_(sum(start, []), sum(start, []))], np.repeat(range(4), 4))
+
+    chosen = improve_groups(similarity, pools, start, no_clashes)
+
+    assert chosen == [list(range(4 * g, 4 * g + 4)) for g in range(4)]
+    after = swap_margin(similarity[np.ix_(sum(chosen, []), sum(chosen, []))], np.repeat(range(4), 4))
+    assert after > before
+
+
+def test_the_local_search_keeps_the_start_when_nothing_is_better() -> None:
+    words, _ = clustered(random_centres(4, 12, seed=5), noise=0.01, seed=5, size=5)
+    similarity = cosines(words)
+    pools = [list(range(5 * g, 5 * g + 5)) for g in range(4)]
+    # Near-identical words in each group: no move gains more than float noise... or
+    # it does, and then the margin must have grown.
+    start = [pool[:4] for pool in pools]
+    chosen = improve_groups(similarity, pools, start, np.zeros((20, 20), dtype=bool))
+    for group, pool in zip(chosen, pools, strict=True):
+        assert set(group) <= set(pool) and len(set(group)) == 4
+        assert group == sorted(group)  # pool order kept
+
+
+def test_the_local_search_never_puts_a_clashing_pair_on_the_grid() -> None:
+    centres = random_centres(4, 12, seed=8)
+    words, _ = clustered(centres, noise=0.05, seed=8, size=4)
+    between = (centres + np.roll(centres, -1, axis=0)) / 2
+    similarity = cosines(np.concatenate([words, between]))
+    pools = [[16 + g, *range(4 * g, 4 * g + 4)] for g in range(4)]
+    start = [[16 + g, 4 * g, 4 * g + 1, 4 * g + 2] for g in range(4)]
+    clashes = np.zeros((20, 20), dtype=bool)
+    # The best replacement of group 0 (row 3) clashes with a word of group 1 (row 4).
+    clashes[3, 4] = clashes[4, 3] = True
+
+    chosen = improve_groups(similarity, pools, start, clashes)
+
+    grid = [row for group in chosen for row in group]
+    assert not (3 in grid and 4 in grid)
+
+
+def _planted() -> Lexicon:
+    return Lexicon.of(
+        [
+            Category("Birds", ("eagle", "hawk", "owl", "robin", "wren", "crane", "falcon")),
+            Category("Birds of prey", ("eagle", "hawk", "owl", "falcon", "kite")),
+            Category("Machines", ("crane", "lathe", "press", "pump", "drill", "loom")),
+            Category("Trees", ("oak", "elm", "ash", "pine", "birch")),
+        ]
+    )
+
+
+def _selection(lexicon: Lexicon, categories: dict[str, str]) -> PuzzleSelection:
+    def no_vectors(theme: str, words: object) -> np.ndarray:
+        raise AssertionError("the rules need no vectors")
+
+    return PuzzleSelection(lexicon, categories, no_vectors, lambda *_: False, max_overlap=0.2)
+
+
+def test_categories_sharing_much_conflict_and_a_small_overlap_does_not() -> None:
+    lexicon = _planted()
+    names = {name: name for name in lexicon.categories}
+    selection = _selection(lexicon, names)
+    assert selection.conflict("Birds", "Birds of prey")  # 4 of 5 shared
+    assert not selection.conflict("Birds", "Machines")  # crane only: 1 < 0.2 x 6
+    assert not selection.conflict("Birds", "Trees")
+    assert not selection.conflict("Birds", "A neighbour theme")  # no category: never
+
+
+def test_a_word_of_another_theme_of_the_grid_belongs_elsewhere() -> None:
+    lexicon = _planted()
+    selection = _selection(lexicon, {"Birds": "Birds", "Machines": "Machines"})
+    assert selection.belongs_elsewhere("crane", "Birds", "Machines")
+    assert not selection.belongs_elsewhere("robin", "Birds", "Machines")
+
+
+def test_look_alike_words_clash() -> None:
+    selection = _selection(_planted(), {})
+    assert selection.clash("bus", "buses")
+    assert selection.clash("burger", "hamburger")
+    assert selection.clash("metre", "meter")
+    assert not selection.clash("oak", "pine")
