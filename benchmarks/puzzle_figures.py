@@ -413,7 +413,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines += ["", "baseline: each theme's top 4 ranked candidates, same themes"]
         lines += _section("membership", baselines, MEMBERSHIP_ROWS[:-1], "membership")
         lines += _section("solver", baselines, SOLVER_ROWS, "solver")
-        lines += _section("duplicates", baselines, DUPLICATE_ROWS[:1], "duplicates")
+        lines += _section("duplicates", baselines, DUPLICATE_ROWS, "duplicates")
     levels = {name: f["difficulty_levels"] for name, f in columns.items()}
     lines += ["", "difficulty levels"]
     if levels["all"] is None:
