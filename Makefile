@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test bench resilience batch install install-test lexicon wordnet clean
+.PHONY: run test bench figures resilience batch install install-test lexicon wordnet clean
 
 # WordNet 3.0 database files: the lexicon build and its byte-for-byte rebuild test read them.
 WORDNET ?= /usr/share/wordnet
@@ -21,6 +21,10 @@ test: $(VENV)/.installed-test
 # Not part of `make test`: minutes of runs against the local test server, figures in README.
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/embedding_bench.py $(ARGS)
+
+# Puzzle quality over seeds 1, 2, 3 of the offline batch (README, "Puzzle quality").
+figures: $(VENV)/.installed
+	$(BIN)/python benchmarks/puzzle_figures.py $(ARGS)
 
 # Not part of `make test` either: kills runs at random moments and resumes them (README).
 resilience: $(VENV)/.installed-test

@@ -12,9 +12,14 @@ so the server's CPU is not ours) and measures, for 3072 and 768 dimensions:
 - CPU time per decoded vector for both transports (rest: httpx + msgspec;
   sdk: google-genai), from batches of 100 texts;
 - the naive way (one theme per request, one request at a time, no cache) over a
-  sample of themes, as a throughput ratio.
+  sample of themes, as a throughput ratio;
+- the solver on one core: ms per puzzle (median, p90) for `score_puzzle`, for the
+  solver alone (`best_splits`, by halves) and for the table of every split it used
+  to sum, as a ratio, on seeded random puzzles. `--only solver` measures this alone,
+  with no server and no run, in seconds.
 
-Only 127.0.0.1 is contacted. Results go to stdout and to reports/benchmark.json.
+Only 127.0.0.1 is contacted. Results go to stdout and to reports/benchmark.json
+(reports/solver_benchmark.json with `--only solver`).
 """
 
 from __future__ import annotations
@@ -43,25 +48,47 @@ API_KEY = "bench-key"
 LATENCY = 0.3
 PUZZLES = 80
 NAIVE_THEMES = 24
+#: Random puzzles the solver section times, each way.
+SOLVER_PUZZLES = 40
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--puzzles", type=int, default=PUZZLES)
     parser.add_argument("--latency", type=float, default=LATENCY)
-    parser.add_argument("--dimensions", type=int, nargs="+", default=[3072, 768])
-    parser.add_argument("--output", type=Path, default=REPO / "reports" / "benchmark.json")
+    parser.add_argument(
+        "--dimensions", type=int, nargs="+", help="default: 3072 768 (--only solver: 50 3072)"
+    )
+    parser.add_argument("--output", type=Path, help="default: reports/benchmark.json")
+    parser.add_argument(
+        "--only", choices=["solver"], help="solver: the solver section alone, no server"
+    )
+    parser.add_argument("--solver-puzzles", type=int, default=SOLVER_PUZZLES)
     arguments = parser.parse_args()
 
+    if arguments.dimensions is None:
+        arguments.dimensions = [50, 3072] if arguments.only == "solver" else [3072, 768]
+    if arguments.only == "solver":
+        output = arguments.output or REPO / "reports" / "solver_benchmark.json"
+        solver: dict[str, Any] = {}
+        for dimension in arguments.dimensions:
+            solver[str(dimension)] = _solver_time(dimension, arguments.solver_puzzles)
+            _print_solver(dimension, solver[str(dimension)])
+        _write(output, {"solver_ms_per_puzzle": solver})
+        return 0
     results: dict[str, Any] = {"latency_seconds": arguments.latency, "runs": {}}
     with _Server(arguments.latency) as server:
         for dimension in arguments.dimensions:
             print(f"\n== {dimension} dimensions ==", flush=True)
             results["runs"][str(dimension)] = _measure(server.url, dimension, arguments)
-    arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    arguments.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwritten {arguments.output}")
+    _write(arguments.output or REPO / "reports" / "benchmark.json", results)
     return 0
+
+
+def _write(output: Path, results: dict[str, Any]) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten {output}")
 
 
 def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[str, Any]:
@@ -135,7 +162,7 @@ def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[st
         "cache_hits_disk": warm["metadata"]["run_statistics"]["cache_hits_disk"],
     }
     figures["decode_cpu_ms_per_vector"] = asyncio.run(_decode_cost(url, dimension))
-    figures["solver_ms_per_puzzle"] = _solver_time(dimension)
+    figures["solver_ms_per_puzzle"] = _solver_time(dimension, arguments.solver_puzzles)
     naive = asyncio.run(_naive(url, dimension, themes, arguments.latency))
     figures["naive"] = naive
     figures["sustained"] = asyncio.run(_sustained(url, dimension, arguments.latency))
@@ -146,26 +173,105 @@ def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[st
     return figures
 
 
-def _solver_time(dimension: int) -> dict[str, float]:
-    """score_puzzle on one core, in this process: the solver's tables, then per puzzle."""
-    from asyncpipe.puzzle.scoring import score_puzzle
-    from asyncpipe.puzzle.solver import prepare
+def _solver_time(dimension: int, puzzles: int) -> dict[str, float | None]:
+    """ms per puzzle on one core, in this process, over the same seeded random puzzles:
+    `score_puzzle`, the solver alone (`best_splits`) and the table of every split
+    (the reference the solver's tests check it against), each table built once first.
 
-    started = time.perf_counter()
-    prepare(4, 4)
-    build = time.perf_counter() - started
-    generator = np.random.default_rng(0)
-    times = []
-    for _ in range(50):
-        vectors = generator.normal(size=(16, dimension)).astype(np.float32)
-        themes = generator.normal(size=(4, dimension)).astype(np.float32)
+    The process is pinned to one CPU for the section, so numpy's threads cannot spread.
+    """
+    from asyncpipe.io.lexicon_file import load_lexicon
+    from asyncpipe.puzzle.scoring import score_puzzle
+    from asyncpipe.puzzle.solver import best_splits, group_scores, prepare, split_table
+
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if affinity is not None:
+        os.sched_setaffinity(0, {min(affinity)})
+    try:
+        # The tables are built once per process: timed the first time, None after.
+        built = split_table.cache_info().currsize > 0
         started = time.perf_counter()
-        score_puzzle(vectors, themes, [f"w{i}" for i in range(16)])
-        times.append(time.perf_counter() - started)
-    return {
-        "table_build_ms": round(build * 1000, 1),
-        "median_ms": round(float(np.median(times)) * 1000, 1),
+        prepare(4, 4)
+        halves_build = None if built else (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        table = split_table(4, 4)
+        table_build = None if built else (time.perf_counter() - started) * 1000
+
+        def by_table(similarity: np.ndarray) -> int:
+            # The best and runner-up by summing each split's four groups, as the solver
+            # did before it met in the middle (and still does for other shapes).
+            scores = group_scores(similarity, 4)
+            totals = scores[table[:, 0]]
+            for column in range(1, 4):
+                totals += scores[table[:, column]]
+            best = int(np.argmax(totals))
+            totals[best] = -np.inf
+            return best + int(np.argmax(totals))
+
+        # Seeded unit vectors (the solver's work does not depend on them) and real words,
+        # lexicon members, since the look-alike tests' cost depends on word lengths.
+        generator = np.random.default_rng(0)
+        vocabulary = sorted(
+            {word for category in load_lexicon().categories.values() for word in category.members}
+        )
+        grids = []
+        for _ in range(puzzles):
+            words = generator.normal(size=(16, dimension)).astype(np.float32)
+            words /= np.linalg.norm(words, axis=1, keepdims=True)
+            themes = generator.normal(size=(4, dimension)).astype(np.float32)
+            names = [str(word) for word in generator.choice(vocabulary, 16, replace=False)]
+            similarity = words.astype(np.float64) @ words.T.astype(np.float64)
+            grids.append((words, themes, names, similarity))
+        # Untimed: the first call reads the lexicon for variant keys, the first few
+        # fault in the tables' pages.
+        for words, themes, names, similarity in grids[:3]:
+            score_puzzle(words, themes, names)
+            best_splits(similarity, 4, 4)
+            by_table(similarity)
+        # One way at a time over all puzzles, as a worker runs: interleaved, the table's
+        # 40 MB of reads would evict the halves' tables from the cache between puzzles.
+        timings: dict[str, list[float]] = {"score_puzzle": [], "best_splits": [], "table": []}
+        for words, themes, names, _ in grids:
+            started = time.perf_counter()
+            score_puzzle(words, themes, names)
+            timings["score_puzzle"].append((time.perf_counter() - started) * 1000)
+        for *_, similarity in grids:
+            started = time.perf_counter()
+            best_splits(similarity, 4, 4)
+            timings["best_splits"].append((time.perf_counter() - started) * 1000)
+        for *_, similarity in grids:
+            started = time.perf_counter()
+            by_table(similarity)
+            timings["table"].append((time.perf_counter() - started) * 1000)
+    finally:
+        if affinity is not None:
+            os.sched_setaffinity(0, affinity)
+    figures: dict[str, float | None] = {
+        "puzzles": puzzles,
+        "halves_build_ms": None if halves_build is None else round(halves_build, 1),
+        "table_build_ms": None if table_build is None else round(table_build, 1),
     }
+    for name, values in timings.items():
+        figures[f"{name}_median_ms"] = round(float(np.median(values)), 2)
+        figures[f"{name}_p90_ms"] = round(float(np.percentile(values, 90)), 2)
+    figures["table_to_best_splits_ratio"] = round(
+        float(np.median(timings["table"])) / float(np.median(timings["best_splits"])), 1
+    )
+    return figures
+
+
+def _print_solver(dimension: int, figures: dict[str, float | None]) -> None:
+    halves, table = figures["halves_build_ms"], figures["table_build_ms"]
+    print(
+        f"solver, {dimension} dims, one core, {figures['puzzles']} puzzles "
+        "(ms per puzzle, median / p90):\n"
+        f"  score_puzzle {figures['score_puzzle_median_ms']} / {figures['score_puzzle_p90_ms']}; "
+        f"best_splits {figures['best_splits_median_ms']} / {figures['best_splits_p90_ms']} "
+        f"(tables: {'built' if halves is None else f'{halves} ms'} once per process)\n"
+        f"  table of every split {figures['table_median_ms']} / {figures['table_p90_ms']} "
+        f"(table: {'built' if table is None else f'{table} ms'} once): "
+        f"{figures['table_to_best_splits_ratio']}x best_splits"
+    )
 
 
 def _params(workdir: Path, url: str, dimension: int) -> dict[str, Any]:
@@ -309,7 +415,7 @@ def _print(dimension: int, figures: dict[str, Any]) -> None:
         f"(requests in flight, scoring in {cold['scoring_workers']} worker processes: "
         f"{cold['scoring_seconds']} s for the batch)"
     )
-    print(f"solver per puzzle, one core: {figures['solver_ms_per_puzzle']}")
+    _print_solver(dimension, figures["solver_ms_per_puzzle"])
     sustained = figures["sustained"]
     print(
         f"sustained stream ({sustained['texts']} texts, {sustained['requests']} requests): "
