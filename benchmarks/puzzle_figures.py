@@ -270,7 +270,8 @@ def solver_figures(puzzles: Sequence[Puzzle]) -> dict[str, Any]:
 def difficulty_levels(puzzles: Sequence[Puzzle]) -> dict[str, Any] | None:
     """Counts of the difficulty levels the outputs carry, per group and per puzzle; None if none.
 
-    The fields are looked for where they are likely to appear: `groups[i].difficulty`,
+    asyncpipe writes `group_levels` (1..4 per group) and `difficulty_label` (easy ..
+    expert) per puzzle; older or other layouts are looked for too: `groups[i].difficulty`,
     a list under `difficulties` / `group_difficulties` / `difficulty`, and a number
     under `difficulty` / `puzzle_difficulty` for the whole puzzle (never the
     solver's `quality.difficulty`, which the solver section reports).
@@ -282,11 +283,11 @@ def difficulty_levels(puzzles: Sequence[Puzzle]) -> dict[str, Any] | None:
         levels: list[Any] = []
         if isinstance(entry.get("groups"), list):
             levels = [g.get("difficulty") for g in entry["groups"] if isinstance(g, dict)]
-        for key in ("difficulties", "group_difficulties", "difficulty"):
+        for key in ("group_levels", "difficulties", "group_difficulties", "difficulty"):
             if not any(level is not None for level in levels) and isinstance(entry.get(key), list):
                 levels = entry[key]
         per_group.update(str(level) for level in levels if level is not None)
-        for key in ("puzzle_difficulty", "difficulty"):
+        for key in ("difficulty_label", "difficulty_level", "puzzle_difficulty", "difficulty"):
             value = entry.get(key)
             if isinstance(value, int | float | str) and not isinstance(value, bool):
                 per_puzzle[str(value)] += 1
