@@ -1,0 +1,95 @@
+"""assemble_puzzles with a PuzzleSelection: themes served by lexicon categories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from asyncpipe.puzzle.assembly import assemble_puzzles
+from asyncpipe.puzzle.lexicon import Category, Lexicon
+from asyncpipe.puzzle.selection import PuzzleSelection
+from tests.puzzle.test_assembly import assert_valid_puzzles, ranked
+
+CATEGORIES = {
+    "Birds": ("robin", "wren", "eagle", "hawk", "crane", "finch", "heron"),
+    "Birds of prey": ("eagle", "hawk", "falcon", "kite", "osprey", "owl"),
+    "Machines": ("crane", "lathe", "press", "pump", "drill", "loom"),
+    "Trees": ("oak", "elm", "ash", "pine", "birch", "beech"),
+    "Gems": ("ruby", "opal", "jade", "pearl", "topaz", "garnet"),
+    "Dances": ("waltz", "tango", "polka", "salsa", "samba", "jive"),
+}
+
+
+def _vectors() -> dict[str, np.ndarray]:
+    """Each category near its own axis, words spread a little around it, seeded."""
+    rng = np.random.default_rng(7)
+    vectors: dict[str, np.ndarray] = {}
+    for axis, members in enumerate(CATEGORIES.values()):
+        for word in members:
+            if word not in vectors:
+                vector = np.zeros(8)
+                vector[axis] = 1.0
+                vectors[word] = vector + 0.3 * rng.normal(size=8)
+    return vectors
+
+
+def _selection(pool_size: int = 8) -> PuzzleSelection:
+    lexicon = Lexicon.of(Category(name, members) for name, members in CATEGORIES.items())
+    table = _vectors()
+
+    def vectors(theme: str, words: Sequence[str]) -> np.ndarray:
+        return np.array([table[word] for word in words])
+
+    return PuzzleSelection(
+        lexicon,
+        {name: name for name in CATEGORIES},
+        vectors,
+        lambda *_: False,
+        max_overlap=0.2,
+        pool_size=pool_size,
+    )
+
+
+def _ranked(*names: str) -> list:
+    return [ranked(name, CATEGORIES[name]) for name in names]
+
+
+def test_overlapping_categories_never_share_a_puzzle() -> None:
+    result = assemble_puzzles(
+        _ranked("Birds", "Birds of prey", "Trees", "Gems", "Dances", "Machines"),
+        puzzle_count=1,
+        themes_per_puzzle=4,
+        words_per_theme=4,
+        selection=_selection(),
+    )
+    assert_valid_puzzles(result, 4, 4)
+    (puzzle,) = result.puzzles
+    assert not {"Birds", "Birds of prey"} <= set(puzzle.themes)
+    assert puzzle.themes == ["Birds", "Trees", "Gems", "Dances"]  # draw order, prey held over
+    assert "Birds of prey" in result.unused_themes
+
+
+def test_a_word_of_another_theme_of_the_grid_is_never_a_tile() -> None:
+    birds = ranked("Birds", ("crane", *CATEGORIES["Birds"][:4]))  # crane ranked first
+    result = assemble_puzzles(
+        [birds, *_ranked("Machines", "Trees", "Gems")],
+        puzzle_count=1,
+        themes_per_puzzle=4,
+        words_per_theme=4,
+        selection=_selection(),
+    )
+    assert_valid_puzzles(result, 4, 4)
+    (puzzle,) = result.puzzles
+    assert "crane" not in puzzle.words
+    for group in puzzle.groups:
+        assert set(group.words) <= set(CATEGORIES[group.theme])  # every tile a member
+
+
+def test_every_group_comes_from_its_themes_pool_and_the_result_is_deterministic() -> None:
+    themes = _ranked("Trees", "Gems", "Dances", "Birds")
+    first = assemble_puzzles(themes, 1, 4, 4, selection=_selection(pool_size=5))
+    second = assemble_puzzles(themes, 1, 4, 4, selection=_selection(pool_size=5))
+    assert first == second
+    for group in first.puzzles[0].groups:
+        assert set(group.words) <= set(CATEGORIES[group.theme][:5])
