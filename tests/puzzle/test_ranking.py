@@ -132,3 +132,31 @@ def test_cosine_to_a_zero_vector_is_zero_not_nan() -> None:
     assert np.isfinite(result).all()
     assert result[0] == 0.0
     assert result[1] == pytest.approx(1.0)
+
+
+def test_typicality_ranks_the_members_near_the_theme_and_each_other_first() -> None:
+    from asyncpipe.puzzle.ranking import typicality
+
+    theme = np.array([1.0, 0.0, 0.0])
+    members = np.array(
+        [
+            [0.2, 1.0, 0.0],  # far from the theme and from the others: an odd member
+            [0.9, 0.3, 0.0],  # near the theme, near the others
+            [0.95, -0.1, 0.3],  # nearest the theme
+            [0.8, 0.2, 0.1],
+        ]
+    )
+    scores = typicality(theme, members)
+    assert int(np.argmin(scores)) == 0
+    ranked = rank_candidates("Things", ["odd", "b", "c", "d"], cosine_to(theme, members), scores)
+    assert ranked.words[-1] == "odd"
+    # The ranked scores stay the cosines to the theme, whatever the order.
+    cosines = dict(zip(["odd", "b", "c", "d"], cosine_to(theme, members), strict=True))
+    assert ranked.scores == tuple(float(cosines[word]) for word in ranked.words)
+
+
+def test_a_lone_member_is_typical_by_its_cosine_to_the_theme() -> None:
+    from asyncpipe.puzzle.ranking import typicality
+
+    theme = np.array([1.0, 0.0])
+    assert typicality(theme, np.array([[1.0, 1.0]])) == pytest.approx([2**-0.5])

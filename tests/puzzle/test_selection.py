@@ -66,7 +66,9 @@ def test_the_local_search_trades_a_word_that_sits_between_groups() -> None:
     chosen = improve_groups(similarity, pools, start, no_clashes)
 
     assert chosen == [list(range(4 * g, 4 * g + 4)) for g in range(4)]
-    after = swap_margin(similarity[np.ix_(sum(chosen, []), sum(chosen, []))], np.repeat(range(4), 4))
+    after = swap_margin(
+        similarity[np.ix_(sum(chosen, []), sum(chosen, []))], np.repeat(range(4), 4)
+    )
     assert after > before
 
 

@@ -162,6 +162,12 @@ SAME_WORD = [
     ("bring", "brought"), ("sleep", "slept"), ("run", "running"), ("go", "going"),
     ("take", "took"), ("give", "gave"), ("break", "broke"), ("freeze", "froze"),
     ("dive", "diving"), ("cat", "Cats"), ("bird", "BIRDS"),
+    # British and American spellings of one word.
+    ("metre", "meter"), ("metres", "meters"), ("litre", "liter"), ("theatre", "theater"),
+    ("centre", "center"), ("sabre", "saber"), ("fibre", "fiber"), ("colour", "color"),
+    ("flavour", "flavor"), ("harbour", "harbor"), ("neighbours", "neighbors"),
+    ("catalogue", "catalog"), ("realise", "realize"), ("organisation", "organization"),
+    ("analyse", "analyze"),
 ]
 
 # Distinct words that may share a grid: a merge here would wrongly keep them apart.
@@ -176,6 +182,7 @@ DIFFERENT_WORDS = [
     ("horse", "hoarse"), ("nose", "noise"), ("glass", "grass"), ("sing", "sign"),
     ("went", "want"), ("feet", "fleet"), ("teeth", "tenth"), ("people", "pupil"),
     ("city", "cite"), ("hero", "her"), ("leaf", "leap"), ("wolf", "golf"),
+    ("acre", "acer"), ("ogre", "oger"), ("four", "for"), ("tour", "tor"), ("genre", "gene"),
 ]
 
 
@@ -192,6 +199,22 @@ def test_distinct_words_that_look_alike_keep_distinct_variant_keys(word: str, ot
 def test_the_pair_lists_are_long_enough_to_mean_something() -> None:
     assert len(SAME_WORD) >= 100
     assert len(DIFFERENT_WORDS) >= 30
+
+
+@pytest.mark.parametrize(
+    ("tile", "theme"),
+    [("tugboat", "Boats"), ("rattlesnake", "Snakes"), ("bobcat", "Cats"),
+     ("basketball", "Balls"), ("racehorse", "Horses"), ("cheesecake", "Cakes")],
+)  # fmt: skip
+def test_a_compound_ending_in_a_theme_word_gives_the_group_away(tile: str, theme: str) -> None:
+    assert is_variant_of_theme(tile, theme)
+
+
+@pytest.mark.parametrize(
+    ("tile", "theme"), [("oak", "Trees"), ("cat", "Scats"), ("snake", "Rattlesnakes")]
+)
+def test_words_not_ending_in_a_theme_word_are_no_compounds_of_it(tile: str, theme: str) -> None:
+    assert not is_variant_of_theme(tile, theme)
 
 
 def test_variant_keys_take_their_irregular_forms_from_the_table_given() -> None:

@@ -21,9 +21,7 @@ LEXICON = Lexicon.of(
 )
 
 
-def _find(
-    themes: list[str], index_calls: list[int] | None = None, **settings: object
-) -> object:
+def _find(themes: list[str], index_calls: list[int] | None = None, **settings: object) -> object:
     calls = index_calls if index_calls is not None else []
 
     def index() -> VocabularyIndex:
@@ -41,18 +39,25 @@ def _find(
 
 
 def test_members_leave_out_forms_short_words_and_the_theme_itself() -> None:
-    found = member_candidates("Fruits", LEXICON.category("Fruits"), PuzzleGeneration(), VectorSearch())
+    found = member_candidates(
+        "Fruits", LEXICON.category("Fruits"), PuzzleGeneration(), VectorSearch()
+    )
     # apples: a second form of apple; fruitcake: a compound of the theme word;
     # go: too short; Kiwi: not a lowercase tile.
     assert found.words == ("apple", "banana", "plum")
     assert found.source == "members" and found.category == "Fruits"
-    boats = member_candidates("Boats", LEXICON.category("Boats"), PuzzleGeneration(), VectorSearch())
+    boats = member_candidates(
+        "Boats", LEXICON.category("Boats"), PuzzleGeneration(), VectorSearch()
+    )
     assert "tugboat" not in boats.words and "canoe" in boats.words
 
 
 def test_members_stop_at_candidate_words_per_theme() -> None:
     found = member_candidates(
-        "boat", LEXICON.category("Boats"), PuzzleGeneration(candidate_words_per_theme=4, words_per_theme=4), VectorSearch()
+        "boat",
+        LEXICON.category("Boats"),
+        PuzzleGeneration(candidate_words_per_theme=4, words_per_theme=4),
+        VectorSearch(),
     )
     assert found.words == ("canoe", "ferry", "barge", "yacht")
 
