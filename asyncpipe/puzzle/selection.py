@@ -50,15 +50,27 @@ def swap_margin(similarity: np.ndarray, labels: np.ndarray) -> float:
     summed similarity to group j and own[x] = S[x, i] without x itself; the margin
     is the smallest loss over all swaps (negative when a swap wins).
     """
+    return float(swap_margins(similarity[None, :, :], labels)[0])
+
+
+def swap_margins(similarities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """`swap_margin` of many grids at once (grids x words x words), one label order."""
     groups = int(labels.max()) + 1
     onehot = np.eye(groups)[labels]
-    summed = similarity @ onehot  # words x groups
-    own = summed[np.arange(len(labels)), labels] - np.diag(similarity)
+    summed = similarities @ onehot  # grids x words x groups
+    words = np.arange(len(labels))
+    own = summed[:, words, labels] - similarities[:, words, words]
     # loss[x, y] = own[x] + own[y] - S[x, g(y)] - S[y, g(x)] + 2 sim[x, y]
-    to_their_group = summed[:, labels]  # [x, y] = S[x, g(y)]
-    loss = own[:, None] + own[None, :] - to_their_group - to_their_group.T + 2 * similarity
+    to_their_group = summed[:, :, labels]  # [x, y] = S[x, g(y)]
+    loss = (
+        own[:, :, None]
+        + own[:, None, :]
+        - to_their_group
+        - to_their_group.transpose(0, 2, 1)
+        + 2 * similarities
+    )
     different = labels[:, None] != labels[None, :]
-    return float(loss[different].min())
+    return np.asarray(loss[:, different].min(axis=1))
 
 
 def improve_groups(
@@ -68,45 +80,55 @@ def improve_groups(
     clashes: np.ndarray,
 ) -> list[list[int]]:
     """Local search: replace one word at a time with another of its group's pool while
-    the swap margin grows; the best move of each round is taken.
+    the swap margin grows; the best move of each round is taken (the first of equals).
 
     `similarity` covers every pool word (rows indexed by the pools' entries); `pools`
     list each group's allowed words best first, `chosen` the starting groups;
     `clashes[a, b]` says that rows a and b must not share the grid (two forms of one
-    word, or words that look alike), and no move puts such a pair on it.
+    word, or words that look alike), and no move puts such a pair on it. Every move
+    of a round is scored in one batch (`swap_margins`).
     """
     groups = [list(group) for group in chosen]
-    labels_of = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
-
-    def margin(candidate: list[list[int]]) -> float:
-        rows = np.asarray([row for group in candidate for row in group])
-        return swap_margin(similarity[np.ix_(rows, rows)], labels_of)
-
-    best = margin(groups)
+    labels = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
+    grid = np.asarray([row for group in groups for row in group])
+    best = swap_margin(similarity[np.ix_(grid, grid)], labels)
+    starts = np.cumsum([0] + [len(group) for group in groups])
+    pool_rows = [np.asarray(pool, dtype=np.int64) for pool in pools]
     for _ in range(_MAX_ROUNDS):
-        move: tuple[float, int, int, int] | None = None
-        on_grid = [row for group in groups for row in group]
-        for index, (group, pool) in enumerate(zip(groups, pools, strict=True)):
-            for position in range(len(group)):
-                leaving = group[position]
-                staying = [row for row in on_grid if row != leaving]
-                for row in pool:
-                    if row in group or clashes[row, staying].any():
-                        continue
-                    trial = [list(g) for g in groups]
-                    trial[index][position] = row
-                    value = margin(trial)
-                    if value > best + _MIN_GAIN and (move is None or value > move[0]):
-                        move = (value, index, position, row)
-        if move is None:
+        # A pool word may replace the word at a position when it is not on the grid
+        # and clashes with no word staying there.
+        on_grid = np.zeros(len(similarity), dtype=bool)
+        on_grid[grid] = True
+        clash_count = clashes[:, grid].sum(axis=1)
+        trials: list[np.ndarray] = []
+        moves: list[tuple[int, int]] = []
+        for index, rows in enumerate(pool_rows):
+            free = rows[~on_grid[rows]]
+            for position in range(starts[index], starts[index + 1]):
+                fits = free[clash_count[free] - clashes[free, grid[position]] == 0]
+                if not len(fits):
+                    continue
+                batch = np.repeat(grid[None, :], len(fits), axis=0)
+                batch[:, position] = fits
+                trials.append(batch)
+                moves.extend((position, int(row)) for row in fits)
+        if not trials:
             break
-        best, index, position, row = move
-        groups[index][position] = row
+        rows = np.concatenate(trials)
+        margins = swap_margins(similarity[rows[:, :, None], rows[:, None, :]], labels)
+        pick = int(np.argmax(margins))
+        if margins[pick] <= best + _MIN_GAIN:
+            break
+        best = float(margins[pick])
+        position, row = moves[pick]
+        grid[position] = row
     # Keep each group in its pool's order (most typical first), as the ranking had it.
-    for group, pool in zip(groups, pools, strict=True):
+    result: list[list[int]] = []
+    for index, pool in enumerate(pools):
         rank = {row: place for place, row in enumerate(pool)}
-        group.sort(key=rank.__getitem__)
-    return groups
+        group = grid[starts[index] : starts[index + 1]].tolist()
+        result.append(sorted(group, key=rank.__getitem__))
+    return result
 
 
 @dataclass
