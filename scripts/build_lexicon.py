@@ -16,6 +16,12 @@ category's synsets, collects every hyponym and instance hyponym at any depth, ke
 members a player would know, and writes one small gzip'd JSON file with deterministic
 bytes (sorted keys, gzip mtime 0), so a rebuild from the same inputs changes nothing.
 
+A member is primary only when WordNet's evidence says a player reads it as the
+category (sense order, sense-tagged counts across parts of speech, and for people's
+names whether the name is anyone else's and whether GloVe puts it near the category's
+word); the rest are `secondary`. Each category also gets `aliases`: its roots' lemmas
+whose first sense is the root, plus any `=Alias` of the list.
+
 It also copies WordNet's exception lists (geese -> goose, ran -> run), which variant
 detection needs for irregular plurals and inflections.
 
@@ -33,25 +39,32 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from asyncpipe.puzzle.words import ThemeVariants, VariantKeys, is_puzzle_word  # noqa: E402
+from asyncpipe.puzzle.words import (  # noqa: E402
+    ThemeVariants,
+    VariantKeys,
+    is_puzzle_word,
+    theme_words,
+)
 
 #: Familiar means among the GloVe index's most frequent words (its rows are in
 #: frequency order over Wikipedia + Gigaword). 50,000 keeps "kant", "hume", "zinnia"
 #: and "mongoose" while leaving out the long tail of Latin genus names and rare breeds.
 FAMILIAR_RANK = 100_000
-MIN_MEMBERS = 8
+MIN_MEMBERS = 10
 #: Two categories whose member sets share more than this (intersection over union)
 #: would make the same group twice; the list must pick one.
 MAX_JACCARD = 0.5
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_CATEGORIES = REPO / "scripts" / "lexicon_categories.txt"
 EXCEPTION_FILES = {"noun": "noun.exc", "verb": "verb.exc", "adj": "adj.exc"}
 _HYPONYMS = {"~", "~i"}
@@ -63,15 +76,40 @@ class BuildError(Exception):
     """The inputs cannot make a valid lexicon; the message names what to fix."""
 
 
+#: WordNet's lexicographer file for people (noun.person): the senses that make a name
+#: stand for more than one person.
+PERSON_FILE = 18
+#: A word whose verb, adjective and adverb senses are tagged this many times more often
+#: than its noun senses in WordNet's sense-tagged texts reads as that other word ("die",
+#: "kiss", "concentrate").
+OTHER_POS_DOMINANCE = 2
+#: A noun whose most frequent sense is tagged at least this often, and this many times
+#: more than the category's sense, is that other thing first.
+RARE_SENSE_COUNT = 5
+#: A name that begins this many other people's full names is a first name ("Howard"
+#: Hughes, Carter, Hawks...); one such ("Hume" Cronyn) leaves David Hume his surname.
+FIRST_NAME_PEOPLE = 2
+#: A person's name must read as the category in GloVe too: its vector this near the
+#: category's own word ("picasso" to "painter" 0.67, "reynolds" 0.14)...
+NAME_SIMILARITY = 0.3
+#: ...and nearer still when it is as frequent as a common surname ("tracy", "blake":
+#: among the 15,000 most frequent words, where a name is many people's).
+FREQUENT_NAME_RANK = 15_000
+FREQUENT_NAME_SIMILARITY = 0.5
+_SENSE_KEY = re.compile(r"([^%]+)%(\d):")
+
+
 @dataclass(frozen=True)
 class Synset:
     """One noun synset: its lemmas as WordNet spells them and its hyponym links."""
 
     offset: int
+    lexfile: int
     lemmas: tuple[str, ...]
     hyponyms: tuple[int, ...]
     instances: tuple[int, ...]
     gloss: str
+    part_of: tuple[int, ...] = ()  # part holonyms: Milan is part of Lombardy
 
 
 @dataclass
@@ -82,6 +120,21 @@ class WordNet:
     senses: dict[str, tuple[int, ...]]  # index.noun: lemma -> offsets, in sense order
     other_pos: frozenset[str]  # lemmas that are also adjectives, verbs or adverbs
     common_nouns: frozenset[str]  # noun lemmas written in lower case somewhere
+    #: cntlist.rev: how often each noun sense of a lemma was tagged (by sense number)...
+    noun_counts: dict[str, dict[int, int]] = field(default_factory=dict)
+    #: ...and how often its verb, adjective and adverb senses were, together.
+    other_counts: dict[str, int] = field(default_factory=dict)
+    #: Inflected forms in the exception lists ("drew", "hung"): no name for a tile.
+    inflections: frozenset[str] = frozenset()
+    #: Irregular plurals in noun.exc ("elves", "geese").
+    plurals: frozenset[str] = frozenset()
+    #: First words of people's full names ("Howard" of Howard Hughes), by person synset.
+    first_names: dict[str, frozenset[int]] = field(default_factory=dict)
+
+    def tag_counts(self, word: str) -> tuple[int, ...]:
+        """The tag count of each noun sense of `word`, in sense order (0 when untagged)."""
+        counts = self.noun_counts.get(word, {})
+        return tuple(counts.get(n, 0) for n in range(1, len(self.senses.get(word, ())) + 1))
 
     def resolve(self, ref: str) -> int:
         """The offset of `lemma.N`, WordNet's N-th noun sense of lemma."""
@@ -96,20 +149,40 @@ class WordNet:
             raise BuildError(f"{ref!r}: {lemma!r} has {len(offsets)} noun senses")
         return offsets[number - 1]
 
+    def is_part_of(self, offset: int, wholes: frozenset[int]) -> bool:
+        """Whether a synset lies in one of `wholes` by part holonyms at any depth
+        (Milan in Lombardy in Italy)."""
+        seen: set[int] = set()
+        stack = [offset]
+        while stack:
+            current = stack.pop()
+            if current in wholes:
+                return True
+            for whole in self.synsets[current].part_of:
+                if whole not in seen:
+                    seen.add(whole)
+                    stack.append(whole)
+        return False
+
     def descendants(
-        self, roots: Iterable[int], excluded: frozenset[int], instances_only: bool
+        self, roots: Iterable[int], excluded: frozenset[int], kind: str = "all"
     ) -> Iterator[Synset]:
-        """Every hyponym and instance hyponym below `roots`, at any depth, once each."""
+        """Every hyponym and instance hyponym below `roots`, at any depth, once each.
+
+        `kind` "instances" yields only named instances (Plato), "kinds" only the
+        hyponyms that are kinds of thing (surgeon, not William Harvey).
+        """
         seen = set(excluded)
         stack = [offset for offset in roots if offset not in seen]
         seen.update(stack)
         while stack:
             synset = self.synsets[stack.pop()]
-            for child in synset.hyponyms + synset.instances:
+            children = synset.hyponyms if kind == "kinds" else synset.hyponyms + synset.instances
+            for child in children:
                 if child not in seen:
                     seen.add(child)
                     stack.append(child)
-                    if not instances_only or child in synset.instances:
+                    if kind != "instances" or child in synset.instances:
                         yield self.synsets[child]
 
 
@@ -119,17 +192,22 @@ def read_wordnet(folder: Path) -> WordNet:
     for line in _database_lines(folder / "data.noun"):
         head, _, gloss = line.partition(" | ")
         fields = head.split()
-        offset, count = int(fields[0]), int(fields[3], 16)
+        offset, lexfile, count = int(fields[0]), int(fields[1]), int(fields[3], 16)
         lemmas = tuple(fields[4 + 2 * i] for i in range(count))
         at = 4 + 2 * count
         pointer_count = int(fields[at])
         hyponyms: list[int] = []
         instances: list[int] = []
+        part_of: list[int] = []
         for i in range(pointer_count):
             symbol, target, pos = fields[at + 1 + 4 * i : at + 4 + 4 * i]
             if pos == "n" and symbol in _HYPONYMS:
                 (hyponyms if symbol == "~" else instances).append(int(target))
-        synsets[offset] = Synset(offset, lemmas, tuple(hyponyms), tuple(instances), gloss)
+            elif pos == "n" and symbol == "#p":
+                part_of.append(int(target))
+        synsets[offset] = Synset(
+            offset, lexfile, lemmas, tuple(hyponyms), tuple(instances), gloss, tuple(part_of)
+        )
     senses: dict[str, tuple[int, ...]] = {}
     for line in _database_lines(folder / "index.noun"):
         fields = line.split()
@@ -142,7 +220,44 @@ def read_wordnet(folder: Path) -> WordNet:
     common_nouns = frozenset(
         lemma for synset in synsets.values() for lemma in synset.lemmas if lemma.islower()
     )
-    return WordNet(synsets, senses, other_pos, common_nouns)
+    noun_counts: dict[str, dict[int, int]] = {}
+    other_counts: dict[str, int] = {}
+    for line in _database_lines(folder / "cntlist.rev"):
+        sense_key, sense_number, tagged = line.split()
+        match = _SENSE_KEY.match(sense_key)
+        if match is None:
+            continue
+        lemma, pos = match.group(1), match.group(2)
+        if pos == "1":
+            noun_counts.setdefault(lemma, {})[int(sense_number)] = int(tagged)
+        else:
+            other_counts[lemma] = other_counts.get(lemma, 0) + int(tagged)
+    inflections = frozenset(
+        line.split(" ", 1)[0].lower()
+        for name in ("verb.exc", "adj.exc")
+        for line in _database_lines(folder / name)
+    )
+    plurals = frozenset(
+        line.split(" ", 1)[0].lower() for line in _database_lines(folder / "noun.exc")
+    )
+    first_names: dict[str, set[int]] = {}
+    for synset in synsets.values():
+        if synset.lexfile == PERSON_FILE:
+            for lemma in synset.lemmas:
+                first, _, rest = lemma.partition("_")
+                if rest and not first.islower():
+                    first_names.setdefault(first.lower(), set()).add(synset.offset)
+    return WordNet(
+        synsets,
+        senses,
+        other_pos,
+        common_nouns,
+        noun_counts,
+        other_counts,
+        inflections,
+        plurals,
+        {first: frozenset(offsets) for first, offsets in first_names.items()},
+    )
 
 
 def _database_lines(path: Path) -> Iterator[str]:
@@ -190,12 +305,14 @@ class CategorySpec:
     excluded_branches: tuple[str, ...] = ()
     excluded_words: frozenset[str] = frozenset()
     extra_words: tuple[str, ...] = ()
-    instances_only: bool = False
+    kind: str = "all"  # "instances": named ones only; "kinds": no named ones
+    aliases: tuple[str, ...] = ()
+    within: tuple[str, ...] = ()  # in:Italy.1 keeps the members that are part of Italy
     line: int = 0
 
 
 def read_categories(path: Path) -> list[CategorySpec]:
-    """Parse the list: `Display name | root.N root.N | -branch.N !word +word instances`."""
+    """Parse the list: `Name | root.N ... | -branch.N !word +word =alias in:whole.N kinds`."""
     specs: list[CategorySpec] = []
     names: set[str] = set()
     for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -212,16 +329,22 @@ def read_categories(path: Path) -> list[CategorySpec]:
         branches: list[str] = []
         words: set[str] = set()
         extra: list[str] = []
-        instances_only = False
+        aliases: list[str] = []
+        within: list[str] = []
+        kind = "all"
         for option in (parts[2] if len(parts) == 3 else "").split():
-            if option == "instances":
-                instances_only = True
+            if option in ("instances", "kinds"):
+                kind = option
             elif option.startswith("-"):
                 branches.append(option[1:])
             elif option.startswith("!"):
                 words.add(option[1:])
             elif option.startswith("+"):
                 extra.append(option[1:])
+            elif option.startswith("in:"):
+                within.append(option[3:])
+            elif option.startswith("=") and len(option) > 1:
+                aliases.append(option[1:].replace("_", " "))
             else:
                 raise BuildError(f"{path}:{number}: unknown option {option!r}")
         specs.append(
@@ -231,7 +354,9 @@ def read_categories(path: Path) -> list[CategorySpec]:
                 tuple(branches),
                 frozenset(words),
                 tuple(extra),
-                instances_only,
+                kind,
+                tuple(aliases),
+                tuple(within),
                 number,
             )
         )
@@ -246,6 +371,7 @@ class Category:
     synsets: list[str]
     members: list[str]
     secondary: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
 
 
 def tile_of(lemma: str, wordnet: WordNet) -> str | None:
@@ -263,28 +389,94 @@ def tile_of(lemma: str, wordnet: WordNet) -> str | None:
     return word
 
 
-def is_primary(word: str, names: bool, inside: set[int], wordnet: WordNet) -> bool:
-    """Whether the word's usual meaning is the category's, judged by WordNet's sense order.
+def is_primary(
+    word: str,
+    names: bool,
+    inside: set[int],
+    wordnet: WordNet,
+    reads_as_theme: Callable[[str], bool] = lambda word: True,
+) -> bool:
+    """Whether the word's usual meaning is the category's, judged by WordNet's evidence.
 
-    WordNet lists a word's senses most frequent first. A common noun counts when one of
-    its first two senses is in the category (maple's first sense is the wood, its second
-    the tree); a name only by its first ("Ohio" is first the state, then the river).
-    Members by a later sense (bass the fish, permit the fish) are kept apart as secondary:
-    a player knows some of them, and they make red herrings, but not a plain group.
+    WordNet lists a word's senses most frequent first, and cntlist.rev says how often
+    each sense was tagged in its sense-tagged texts. A kind of thing (a common noun)
+    counts when one of its first two senses is in the category (maple's first sense is
+    the wood, its second the tree), unless the word is mostly a verb or adjective ("die",
+    "kiss") or its tagged counts put another sense far ahead. Members by a later sense
+    (bass the fish, permit the fish) are kept apart as secondary: a player knows some of
+    them, and they make red herrings, but not a plain group.
     """
     senses = wordnet.senses.get(word, ())
+    if not senses:
+        return False
     if names:
-        # "Perry", "James", "Spencer": a surname many people share, or a common noun too,
-        # is no clear tile for one philosopher.
-        unique = len(senses) <= 2 and word not in wordnet.common_nouns
-        return unique and senses[:1] != () and senses[0] in inside
-    return any(offset in inside for offset in senses[:2])
+        return is_clear_name(word, senses, inside, wordnet) and (
+            wordnet.synsets[senses[0]].lexfile != PERSON_FILE or reads_as_theme(word)
+        )
+    if not any(offset in inside for offset in senses[:2]):
+        return False
+    first = wordnet.synsets[senses[0]].lexfile
+    if senses[0] not in inside and first == PERSON_FILE:
+        return False  # "weaver", "drake": a person first, the bird after
+    counts = wordnet.tag_counts(word)
+    noun_total = sum(counts)
+    if wordnet.other_counts.get(word, 0) > OTHER_POS_DOMINANCE * max(noun_total, 1):
+        return False
+    in_category = sum(
+        count for offset, count in zip(senses, counts, strict=True) if offset in inside
+    )
+    top = max(counts, default=0)
+    return not (top >= RARE_SENSE_COUNT and in_category * RARE_SENSE_COUNT < top)
+
+
+def is_clear_name(
+    word: str, senses: tuple[int, ...], inside: set[int], wordnet: WordNet
+) -> bool:
+    """Whether a name reads at once as the category's one person or place.
+
+    Its first sense must be in the category (WordNet puts Paris the capital before
+    Paris the Trojan), and it must be no common word too: not a common noun ("frost"),
+    an inflected form ("drew") or a common noun's plural ("sellers"). A person's name
+    must also not be a first name of other people ("howard", "bruce") nor name another
+    person outside the category (Wayne the actor and Wayne the general).
+    """
+    if senses[0] not in inside or len(senses) > 3:
+        return False
+    if word in wordnet.common_nouns or word in wordnet.inflections:
+        return False
+    for plural in ("s", "es"):  # "sellers", "fields", "banks": a common word's plural
+        if word.endswith(plural) and word[: -len(plural)] in wordnet.common_nouns:
+            return False
+    if wordnet.synsets[senses[0]].lexfile != PERSON_FILE:
+        return True
+    if len(wordnet.first_names.get(word, frozenset()) - set(senses)) >= FIRST_NAME_PEOPLE:
+        return False
+    return all(
+        offset in inside
+        for offset in senses[1:]
+        if wordnet.synsets[offset].lexfile == PERSON_FILE
+    )
+
+
+def is_inflected_form(
+    word: str, exceptions: dict[str, list[str]], wordnet: WordNet
+) -> bool:
+    """Whether the word is another word's irregular form and no tile of its own.
+
+    At run time every member is a base form in its own right, so a member "ate" (the
+    goddess) would stop "ate" and "eat" from sharing a variant key. A plural (noun.exc:
+    "elves") is never a tile; a verb or adjective form ("sung", "drew") only when it is
+    no common noun ("dove", "saw" and "felt" are).
+    """
+    if word not in exceptions:
+        return False
+    return word in wordnet.plurals or word not in wordnet.common_nouns
 
 
 def build_category(
     spec: CategorySpec,
     wordnet: WordNet,
-    ranks: dict[str, int],
+    glove: Glove,
     stopwords: frozenset[str],
     exceptions: dict[str, list[str]],
 ) -> Category:
@@ -299,12 +491,15 @@ def build_category(
     try:
         roots = [wordnet.resolve(ref) for ref in spec.roots]
         excluded = frozenset(wordnet.resolve(ref) for ref in spec.excluded_branches)
+        wholes = frozenset(wordnet.resolve(ref) for ref in spec.within)
     except BuildError as error:
         raise BuildError(f"{where}: {error}") from None
     candidates: set[str] = set(spec.extra_words)
     names: set[str] = set()
     inside: set[int] = set()
-    for synset in wordnet.descendants(roots, excluded, spec.instances_only):
+    for synset in wordnet.descendants(roots, excluded, spec.kind):
+        if wholes and not wordnet.is_part_of(synset.offset, wholes):
+            continue
         inside.add(synset.offset)
         for lemma in synset.lemmas:
             word = tile_of(lemma, wordnet)
@@ -317,6 +512,22 @@ def build_category(
     root_words = {
         lemma.lower() for offset in roots for lemma in wordnet.synsets[offset].lemmas
     }
+    ranks = glove.ranks
+    # The category's own word in GloVe ("painter", "philosopher"), for names to match.
+    # Each root's first lemma only: actor.1's later lemmas ("player") are another word.
+    theme = glove.theme_vector(
+        part
+        for offset in roots
+        for part in wordnet.synsets[offset].lemmas[0].lower().split("_")
+        if part not in stopwords
+    )
+
+    def reads_as_theme(word: str) -> bool:
+        similarity = glove.similarity(word, theme)
+        if ranks.get(word, FAMILIAR_RANK) < FREQUENT_NAME_RANK:
+            return similarity >= FREQUENT_NAME_SIMILARITY
+        return similarity >= NAME_SIMILARITY
+
     kept: list[str] = []
     secondary: list[str] = []
     keys: set[str] = set()
@@ -324,25 +535,75 @@ def build_category(
         if (
             word in spec.excluded_words
             or word in root_words
+            or is_inflected_form(word, exceptions, wordnet)
             or word in stopwords
             or not is_puzzle_word(word)
             or own_name.covers(word)
         ):
             continue
-        if ranks.get(word, FAMILIAR_RANK) >= FAMILIAR_RANK:
+        # A word the list adds by hand is vouched for ("tortellini" ranks 107,561).
+        if ranks.get(word, FAMILIAR_RANK) >= FAMILIAR_RANK and word not in spec.extra_words:
             continue
         key = variant_key(word)
         if key in keys:  # "dance" and "dancing" would be one tile twice
             continue
         keys.add(key)
-        primary = word in spec.extra_words or is_primary(word, word in names, inside, wordnet)
+        primary = word in spec.extra_words or is_primary(
+            word, word in names, inside, wordnet, reads_as_theme
+        )
         (kept if primary else secondary).append(word)
     if len(kept) < MIN_MEMBERS:
         raise BuildError(
             f"{where}: only {len(kept)} familiar members (need {MIN_MEMBERS}): {kept}"
         )
     synsets = [f"{ref}:{wordnet.resolve(ref):08d}" for ref in spec.roots]
-    return Category(spec.name, synsets, kept, secondary)
+    # The roots' own lemmas name the category too ("Clothing" for Garments), so a
+    # theme line in WordNet's words finds it; the name itself needs no alias.
+    aliases: list[str] = []
+    own_name_key = _phrase_key(spec.name, variant_key)
+    seen: set[str] = set()
+    # Only a lemma whose first sense is the root: "Romance" is first a love affair,
+    # so it names no category of languages.
+    lemmas = [
+        lemma
+        for offset in roots
+        for lemma in wordnet.synsets[offset].lemmas
+        if wordnet.senses.get(lemma.lower(), (0,))[0] == offset
+    ]
+    for alias in [*spec.aliases, *(lemma.replace("_", " ") for lemma in lemmas)]:
+        alias = alias[:1].upper() + alias[1:]
+        phrase = _phrase_key(alias, variant_key)
+        if phrase and phrase != own_name_key and alias.casefold() not in seen:
+            seen.add(alias.casefold())
+            aliases.append(alias)
+    return Category(spec.name, synsets, kept, secondary, aliases)
+
+
+def _phrase_key(text: str, variant_key: VariantKeys) -> str:
+    """A name's words by variant key: "Tree" and "Trees" are one name."""
+    return " ".join(variant_key(word) for word in theme_words(text))
+
+
+def drop_shared_aliases(categories: list[Category], variant_key: VariantKeys) -> None:
+    """Keep only aliases that name one category and are no other category's name.
+
+    "Wear" might be an alias of two clothing categories; a theme line saying it names
+    neither plainly, so neither keeps it. An alias that is another category's name in
+    another number ("Tree" for Conifers) would take that category's theme lines.
+    """
+    names = {_phrase_key(category.name, variant_key) for category in categories}
+    owners: dict[str, int] = {}
+    for category in categories:
+        for alias in category.aliases:
+            owners[alias.casefold()] = owners.get(alias.casefold(), 0) + 1
+    for category in categories:
+        own = _phrase_key(category.name, variant_key)
+        category.aliases = [
+            alias
+            for alias in category.aliases
+            if owners[alias.casefold()] == 1
+            and (_phrase_key(alias, variant_key) not in names - {own})
+        ]
 
 
 def check_overlaps(categories: list[Category]) -> list[tuple[str, str, float]]:
@@ -370,6 +631,7 @@ def lexicon_document(
                 "synsets": category.synsets,
                 "members": category.members,
                 "secondary": category.secondary,
+                "aliases": category.aliases,
             }
             for category in categories
         },
@@ -386,14 +648,45 @@ def encode(document: dict[str, object]) -> bytes:
     return buffer.getvalue()
 
 
-def glove_ranks() -> dict[str, int]:
-    """Each word's frequency rank in the GloVe index (0 is the most frequent)."""
+@dataclass(frozen=True)
+class Glove:
+    """The GloVe index as the build uses it: frequency ranks, and unit vectors of the
+    familiar words (rows are in frequency order, so those are the first rows)."""
+
+    ranks: dict[str, int]
+    vectors: np.ndarray  # float64, FAMILIAR_RANK rows, each of length 1
+
+    def similarity(self, word: str, theme: np.ndarray | None) -> float:
+        """Cosine of a familiar word to a theme vector, to 3 places (0 when unknown).
+
+        Rounded so that a last-bit difference between machines never flips a choice.
+        """
+        rank = self.ranks.get(word, FAMILIAR_RANK)
+        if theme is None or rank >= FAMILIAR_RANK:
+            return 0.0
+        return round(float(self.vectors[rank] @ theme), 3)
+
+    def theme_vector(self, words: Iterable[str]) -> np.ndarray | None:
+        """The unit mean of the words' vectors, or None when none is familiar."""
+        rows = [self.ranks[w] for w in words if self.ranks.get(w, FAMILIAR_RANK) < FAMILIAR_RANK]
+        if not rows:
+            return None
+        mean = self.vectors[rows].mean(axis=0)
+        return np.asarray(mean / np.linalg.norm(mean), dtype=np.float64)
+
+
+def load_familiar_glove() -> Glove:
+    """Each word's frequency rank in the GloVe index (0 is the most frequent), and the
+    unit vectors of the FAMILIAR_RANK most frequent words."""
     from asyncpipe.io.vector_index import load_glove
 
+    index = load_glove()
     ranks: dict[str, int] = {}
-    for rank, word in enumerate(load_glove().words):
+    for rank, word in enumerate(index.words):
         ranks.setdefault(word, rank)
-    return ranks
+    vectors = np.asarray(index.vectors[:FAMILIAR_RANK], dtype=np.float64)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return Glove(ranks, vectors)
 
 
 def read_stopwords() -> frozenset[str]:
@@ -405,7 +698,7 @@ def read_stopwords() -> frozenset[str]:
 def build(wordnet_folder: Path, categories_path: Path) -> tuple[bytes, list[Category]]:
     """Everything but writing: the file's bytes and the categories, for the report."""
     wordnet = read_wordnet(wordnet_folder)
-    ranks = glove_ranks()
+    glove = load_familiar_glove()
     stopwords = read_stopwords()
     specs = read_categories(categories_path)
     exceptions = read_exceptions(wordnet_folder)
@@ -414,11 +707,12 @@ def build(wordnet_folder: Path, categories_path: Path) -> tuple[bytes, list[Cate
     problems: list[str] = []
     for spec in specs:  # every failing category at once, not one per rebuild
         try:
-            categories.append(build_category(spec, wordnet, ranks, stopwords, forms))
+            categories.append(build_category(spec, wordnet, glove, stopwords, forms))
         except BuildError as error:
             problems.append(str(error))
     if problems:
         raise BuildError("\n  ".join([f"{len(problems)} categories fail:", *problems]))
+    drop_shared_aliases(categories, VariantKeys(forms))
     duplicates = check_overlaps(categories)
     if duplicates:
         lines = "\n".join(f"  {a} / {b}: {share:.2f}" for a, b, share in duplicates)

@@ -19,7 +19,7 @@ from asyncpipe.errors import InputError
 from asyncpipe.puzzle.lexicon import Category, Lexicon
 
 LEXICON_FILE = "lexicon.json.gz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @lru_cache(maxsize=1)
@@ -59,6 +59,7 @@ def _category(name: str, entry: Any, source: str) -> Category:
         members=_words(entry.get("members"), f"{name!r} members", source),
         secondary=_words(entry.get("secondary", []), f"{name!r} secondary", source),
         synsets=_words(entry.get("synsets", []), f"{name!r} synsets", source),
+        aliases=_words(entry.get("aliases", []), f"{name!r} aliases", source),
     )
 
 

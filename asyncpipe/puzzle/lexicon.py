@@ -25,13 +25,16 @@ class Category:
     `members` are the words whose usual meaning is the category's, most frequent first.
     `secondary` are members only by a less usual sense ("bass" in Fish, whose first
     senses are musical): true members, but a player may not see them as such, so they
-    suit red herrings better than plain groups.
+    suit red herrings better than plain groups. `aliases` are other names a theme line
+    may use for the category ("Clothing" for "Garments"): WordNet's names of its root
+    synsets and any the curated list gives.
     """
 
     name: str
     members: tuple[str, ...]
     secondary: tuple[str, ...] = ()
     synsets: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
 
 
 def _empty_forms() -> Mapping[str, tuple[str, ...]]:
@@ -52,6 +55,7 @@ class Lexicon:
     categories: Mapping[str, Category]
     irregular_forms: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_forms)
     _by_key: Mapping[str, Category] = field(init=False, repr=False, compare=False)
+    _by_alias: Mapping[str, Category] = field(init=False, repr=False, compare=False)
     _by_word: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _by_variants: Mapping[str, Category] | None = field(
         init=False, repr=False, compare=False
@@ -67,12 +71,18 @@ class Lexicon:
             by_key[key] = category
             for word in (*category.members, *category.secondary):
                 by_word.setdefault(word, []).append(name)
+        by_alias: dict[str, Category] = {}
+        for category in self.categories.values():
+            for alias in category.aliases:  # a display name wins over an alias
+                if alias.casefold() not in by_key:
+                    by_alias.setdefault(alias.casefold(), category)
         # The dataclass is frozen; these caches are set once, here, and never change.
         object.__setattr__(self, "categories", MappingProxyType(dict(self.categories)))
         object.__setattr__(
             self, "irregular_forms", MappingProxyType(dict(self.irregular_forms))
         )
         object.__setattr__(self, "_by_key", MappingProxyType(by_key))
+        object.__setattr__(self, "_by_alias", MappingProxyType(by_alias))
         # Built on the first `lookup`: variant keys read this very lexicon's forms.
         object.__setattr__(self, "_by_variants", None)
         object.__setattr__(
@@ -105,17 +115,23 @@ class Lexicon:
     def lookup(self, theme: str) -> Category | None:
         """The category a theme line names, or None when it names none.
 
-        A line names a category by its display name in any letter case, or by the
-        same words in another number ("Tree", "dog breed"): each word is compared
-        by its variant key, so "Geese" finds a category named "Goose" too.
+        A line names a category by its display name or one of its aliases, in any
+        letter case, or by the same words in another number ("Tree", "dog breed",
+        "Clothes"): each word is compared by its variant key, so "Geese" finds a
+        category named "Goose" too. A display name wins over an alias, and an exact
+        match over one by variant keys.
         """
-        found = self._by_key.get(theme.casefold())
+        key = theme.casefold()
+        found = self._by_key.get(key) or self._by_alias.get(key)
         if found is not None:
             return found
         if self._by_variants is None:
             by_variants: dict[str, Category] = {}
             for category in self.categories.values():
                 by_variants.setdefault(_variant_phrase(category.name), category)
+            for category in self.categories.values():
+                for alias in category.aliases:
+                    by_variants.setdefault(_variant_phrase(alias), category)
             object.__setattr__(self, "_by_variants", MappingProxyType(by_variants))
         assert self._by_variants is not None
         return self._by_variants.get(_variant_phrase(theme))

@@ -17,8 +17,10 @@ WORDNET = Path("/usr/share/wordnet")  # Debian/Ubuntu package wordnet-base
 
 def document(**changes: object) -> dict[str, object]:
     base: dict[str, object] = {
-        "format": 1,
-        "categories": {"Trees": {"members": ["oak", "elm"], "secondary": [], "synsets": []}},
+        "format": 2,
+        "categories": {
+            "Trees": {"members": ["oak", "elm"], "secondary": [], "synsets": [], "aliases": ["Tree"]}
+        },
         "irregular_forms": {"noun": {"geese": ["goose"]}, "verb": {"ran": ["run"]}},
     }
     base.update(changes)
@@ -32,7 +34,14 @@ def packed(value: object) -> bytes:
 def test_a_well_formed_file_becomes_a_lexicon() -> None:
     lexicon = parse_lexicon(packed(document()), "planted")
     assert lexicon.members("Trees") == ("oak", "elm")
+    assert lexicon.category("Trees").aliases == ("Tree",)
     assert lexicon.base_forms("ran") == ("run",)
+
+
+def test_a_file_in_the_first_format_is_refused_not_misread() -> None:
+    # Format 1 had no aliases; reading one would silently lose what lookup needs.
+    with pytest.raises(InputError, match="format 2"):
+        parse_lexicon(packed(document(format=1)), "old.json.gz")
 
 
 @pytest.mark.parametrize(
@@ -47,6 +56,7 @@ def test_a_well_formed_file_becomes_a_lexicon() -> None:
         packed(document(categories=[])),
         packed(document(categories={"Trees": {"members": "oak"}})),
         packed(document(irregular_forms={"noun": {"geese": [1]}})),
+        packed(document(categories={"Trees": {"members": ["oak"], "aliases": "Tree"}})),
     ],
 )
 def test_a_damaged_file_is_an_input_error_naming_it(payload: bytes) -> None:

@@ -4,6 +4,7 @@ import pytest
 
 from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.puzzle.lexicon import Category, Lexicon
+from asyncpipe.puzzle.words import is_puzzle_word, theme_variants, variant_key
 
 
 def planted() -> Lexicon:
@@ -11,7 +12,8 @@ def planted() -> Lexicon:
         [
             Category("Fish", ("salmon", "trout", "cod"), secondary=("bass",)),
             Category("Instruments", ("guitar", "bass", "drum")),
-            Category("Trees", ("oak", "ash", "elm")),
+            Category("Trees", ("oak", "ash", "elm"), aliases=("Arbor",)),
+            Category("Garments", ("shirt", "coat"), aliases=("Clothing", "Trees")),
         ],
         {"geese": ["goose"], "axes": ["ax", "axis"]},
     )
@@ -112,13 +114,88 @@ def test_shipped_lexicon_knows_irregular_forms(form: str, base: str) -> None:
     assert base in load_lexicon().base_forms(form)
 
 
-def test_every_shipped_category_has_a_name_and_at_least_eight_members() -> None:
+def test_every_shipped_category_keeps_ten_members_through_the_run_time_filters() -> None:
+    # What a theme's candidates will be: puzzle words, one per variant family, none a
+    # form of the theme's own words. Ten leave a group of four with room to choose.
     lexicon = load_lexicon()
-    assert len(lexicon) >= 200
+    assert len(lexicon) >= 420
     for name, category in lexicon.categories.items():
         assert name.strip() and name == category.name
-        assert len(category.members) >= 8, name
+        own_words = theme_variants(name)
+        keys = {
+            variant_key(word)
+            for word in category.members
+            if is_puzzle_word(word, 3) and not own_words.covers(word)
+        }
+        assert len(keys) >= 10, (name, category.members)
         assert len(set(category.members)) == len(category.members), name
+
+
+@pytest.mark.parametrize(
+    ("category", "words"),
+    [
+        ("Philosophers", ("plato", "kant", "hume", "aristotle")),
+        ("Rivers", ("nile", "amazon", "thames")),
+        ("Trees", ("oak", "maple", "birch")),
+        ("Dog breeds", ("poodle", "beagle", "terrier")),
+        ("Composers", ("mozart", "beethoven")),
+        ("Painters", ("picasso", "rembrandt")),
+        ("Countries of Africa", ("kenya", "nigeria")),
+        ("Gods of Greek myth", ("zeus", "athena")),
+    ],
+)
+def test_shipped_primary_members_are_what_a_player_expects(
+    category: str, words: tuple[str, ...]
+) -> None:
+    members = load_lexicon().members(category)
+    for word in words:
+        assert word in members, word
+
+
+@pytest.mark.parametrize(
+    ("category", "words"),
+    [
+        # A verb first ("drew", "die", "kiss"), a person first ("weaver", "drake"), a
+        # first name or a surname many share ("howard", "wayne", "bruce", "lloyd"), a
+        # common word's plural ("sellers") or simply another thing ("sausage").
+        ("Actors", ("drew", "howard", "stewart", "wayne", "lloyd", "tracy", "sellers")),
+        ("Doctors", ("bruce", "harvey", "willis")),
+        ("Tools", ("die", "beetle", "rounder", "bur")),
+        ("Cakes", ("kiss",)),
+        ("Birds", ("weaver", "dominique", "drake")),
+        ("Glands", ("dug", "tit", "boob", "mamma")),
+        ("Minerals", ("concentrate", "plasma", "jargon")),
+        ("Crustaceans", ("slater", "britt")),
+        ("Aircraft", ("sausage",)),
+        ("Pasta", ("dumpling",)),
+        ("Philosophers", ("schweitzer",)),
+        ("Explosives", ("powder", "serpent", "payload")),
+        ("Painters", ("reynolds", "blake")),
+    ],
+)
+def test_shipped_primary_members_leave_out_words_a_player_reads_otherwise(
+    category: str, words: tuple[str, ...]
+) -> None:
+    members = load_lexicon().members(category)
+    assert not set(words) & set(members)
+
+
+def test_lookup_finds_a_category_by_alias_and_a_name_wins_over_an_alias() -> None:
+    lexicon = planted()
+    assert lexicon.lookup("clothing") is lexicon.category("Garments")
+    assert lexicon.lookup("Arbors") is lexicon.category("Trees")
+    # "Trees" is Garments' alias here by mistake: the display name still decides.
+    assert lexicon.lookup("Trees") is lexicon.category("Trees")
+
+
+def test_lookup_in_the_shipped_lexicon_knows_wordnet_names_for_categories() -> None:
+    lexicon = load_lexicon()
+    assert lexicon.lookup("Clothing") is lexicon.category("Garments")
+    assert lexicon.lookup("Feline") is lexicon.category("Cats")
+    assert lexicon.lookup("Raptors") is lexicon.category("Birds of prey")
+    assert lexicon.lookup("Greek gods") is lexicon.category("Gods of Greek myth")
+    assert lexicon.lookup("Tree") is lexicon.category("Trees")
+    assert lexicon.lookup("Romance") is None  # first a love affair, not the languages
 
 
 def test_lookup_finds_a_category_by_name_in_any_case_or_number() -> None:
