@@ -60,7 +60,7 @@ from asyncpipe.puzzle.words import (  # noqa: E402
 #: frequency order over Wikipedia + Gigaword). 50,000 keeps "kant", "hume", "zinnia"
 #: and "mongoose" while leaving out the long tail of Latin genus names and rare breeds.
 FAMILIAR_RANK = 100_000
-MIN_MEMBERS = 10
+MIN_MEMBERS = 8
 #: Two categories whose member sets share more than this (intersection over union)
 #: would make the same group twice; the list must pick one.
 MAX_JACCARD = 0.5

@@ -24,7 +24,7 @@ from benchmarks.puzzle_figures import (
 from tests.support import REPO
 
 # Trees: oak, maple are members, pines by its form, bay by a secondary sense.
-# Fish: salmon, trout members, jack secondary, piano none. Weapons is no category;
+# Fish: salmon, trout members, jack secondary, piano none. Archery is no category;
 # arrow / arrows share a variant key. Birds: three members, and birding is a form of
 # the theme word. 16 category words, 8 primary members, 10 with secondary senses.
 FIRST = {
@@ -34,7 +34,7 @@ FIRST = {
         "spear", "bow", "arrow", "arrows",
         "eagle", "hawk", "crow", "birding",
     ],
-    "themes": ["Trees", "Fish", "Weapons", "Birds"],
+    "themes": ["Trees", "Fish", "Archery", "Birds"],
     "quality": {"solver_optimal": True, "solver_margin": 0.5, "ambiguous": False, "difficulty": 0.2},
 }  # fmt: skip
 # Trees: four members. Kitchen, Cinema and Art are no categories; cinemas is a form of

@@ -41,11 +41,25 @@ def _empty_forms() -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType({})
 
 
-def _variant_phrase(text: str) -> str:
-    """A theme's words by variant key, so that "Dog breed" and "dog breeds" agree."""
-    from asyncpipe.puzzle.words import variant_key  # words reads its data lazily
+def _singular(word: str, irregular: Mapping[str, tuple[str, ...]]) -> str:
+    """The singular of a plural noun by English's rules (cities, boxes, buses, trees), or
+    by WordNet's table (geese); any other word as it is."""
+    if word in irregular:
+        return irregular[word][0]
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "sses", "xes", "zes", "uses", "oes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
 
-    return " ".join(variant_key(word) for word in re.findall(r"[^\W_]+", text.casefold()))
+
+def _number_phrase(text: str, irregular: Mapping[str, tuple[str, ...]]) -> str:
+    """A theme's words in the singular, so that "Dog breed" and "dog breeds" agree but
+    "Biology" and "Biologists", or "Boating" and "Boats", do not."""
+    words = re.findall(r"[^\W_]+", text.casefold())
+    return " ".join(_singular(word, irregular) for word in words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +71,7 @@ class Lexicon:
     _by_key: Mapping[str, Category] = field(init=False, repr=False, compare=False)
     _by_alias: Mapping[str, Category] = field(init=False, repr=False, compare=False)
     _by_word: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
-    _by_variants: Mapping[str, Category] | None = field(
+    _by_number: Mapping[str, Category] | None = field(
         init=False, repr=False, compare=False
     )
 
@@ -83,8 +97,8 @@ class Lexicon:
         )
         object.__setattr__(self, "_by_key", MappingProxyType(by_key))
         object.__setattr__(self, "_by_alias", MappingProxyType(by_alias))
-        # Built on the first `lookup`: variant keys read this very lexicon's forms.
-        object.__setattr__(self, "_by_variants", None)
+        # Built on the first `lookup`, for a lexicon that is never asked is never indexed.
+        object.__setattr__(self, "_by_number", None)
         object.__setattr__(
             self, "_by_word", MappingProxyType({w: tuple(c) for w, c in by_word.items()})
         )
@@ -116,25 +130,29 @@ class Lexicon:
         """The category a theme line names, or None when it names none.
 
         A line names a category by its display name or one of its aliases, in any
-        letter case, or by the same words in another number ("Tree", "dog breed",
-        "Clothes"): each word is compared by its variant key, so "Geese" finds a
-        category named "Goose" too. A display name wins over an alias, and an exact
-        match over one by variant keys.
+        letter case, or by the same words in another number ("Tree", "dog breed"):
+        each word is compared in the singular (by English's rules and WordNet's
+        table, so "Geese" finds a category named "Goose"), never by stem, since
+        "Biology" names no category of biologists. A display name wins over an
+        alias, and an exact match over one in another number.
         """
         key = theme.casefold()
         found = self._by_key.get(key) or self._by_alias.get(key)
         if found is not None:
             return found
-        if self._by_variants is None:
-            by_variants: dict[str, Category] = {}
+        if self._by_number is None:
+            by_number: dict[str, Category] = {}
             for category in self.categories.values():
-                by_variants.setdefault(_variant_phrase(category.name), category)
+                by_number.setdefault(self._number_phrase(category.name), category)
             for category in self.categories.values():
                 for alias in category.aliases:
-                    by_variants.setdefault(_variant_phrase(alias), category)
-            object.__setattr__(self, "_by_variants", MappingProxyType(by_variants))
-        assert self._by_variants is not None
-        return self._by_variants.get(_variant_phrase(theme))
+                    by_number.setdefault(self._number_phrase(alias), category)
+            object.__setattr__(self, "_by_number", MappingProxyType(by_number))
+        assert self._by_number is not None
+        return self._by_number.get(self._number_phrase(theme))
+
+    def _number_phrase(self, text: str) -> str:
+        return _number_phrase(text, self.irregular_forms)
 
     def members(self, category: str, *, secondary: bool = False) -> tuple[str, ...]:
         """The category's members, most frequent first (with `secondary`, those after)."""
