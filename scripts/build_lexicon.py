@@ -372,6 +372,42 @@ class Category:
     members: list[str]
     secondary: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    #: Pairs of members that are one thing, or one a kind of the other, to a player:
+    #: the same synset (doughnut, donut) or one below the other in the category's
+    #: tree (refrigerator, fridge; salmon, sockeye). Never two tiles of one grid.
+    kin: list[list[str]] = field(default_factory=list)
+
+
+def kin_pairs(
+    words: Iterable[str], tiles_of: dict[int, set[str]], inside: set[int], wordnet: WordNet
+) -> list[list[str]]:
+    """Every pair of `words` sharing a synset, or whose synsets are ancestor and descendant
+    inside the category (`inside`); `tiles_of` maps a synset to the tiles it gives."""
+    wanted = set(words)
+    synsets_of: dict[str, set[int]] = {}
+    for offset, tiles in tiles_of.items():
+        for word in tiles & wanted:
+            synsets_of.setdefault(word, set()).add(offset)
+    parents: dict[int, list[int]] = {}
+    for offset in inside:
+        synset = wordnet.synsets[offset]
+        for child in (*synset.hyponyms, *synset.instances):
+            if child in inside:
+                parents.setdefault(child, []).append(offset)
+    pairs: set[tuple[str, str]] = set()
+    for word, synsets in synsets_of.items():
+        above: set[int] = set()
+        stack = list(synsets)
+        while stack:
+            offset = stack.pop()
+            if offset not in above:
+                above.add(offset)
+                stack.extend(parents.get(offset, ()))
+        for offset in above:
+            for other in tiles_of.get(offset, set()) & wanted:
+                if other != word:
+                    pairs.add((min(word, other), max(word, other)))
+    return [list(pair) for pair in sorted(pairs)]
 
 
 def tile_of(lemma: str, wordnet: WordNet) -> str | None:
@@ -429,9 +465,7 @@ def is_primary(
     return not (top >= RARE_SENSE_COUNT and in_category * RARE_SENSE_COUNT < top)
 
 
-def is_clear_name(
-    word: str, senses: tuple[int, ...], inside: set[int], wordnet: WordNet
-) -> bool:
+def is_clear_name(word: str, senses: tuple[int, ...], inside: set[int], wordnet: WordNet) -> bool:
     """Whether a name reads at once as the category's one person or place.
 
     Its first sense must be in the category (WordNet puts Paris the capital before
@@ -452,15 +486,11 @@ def is_clear_name(
     if len(wordnet.first_names.get(word, frozenset()) - set(senses)) >= FIRST_NAME_PEOPLE:
         return False
     return all(
-        offset in inside
-        for offset in senses[1:]
-        if wordnet.synsets[offset].lexfile == PERSON_FILE
+        offset in inside for offset in senses[1:] if wordnet.synsets[offset].lexfile == PERSON_FILE
     )
 
 
-def is_inflected_form(
-    word: str, exceptions: dict[str, list[str]], wordnet: WordNet
-) -> bool:
+def is_inflected_form(word: str, exceptions: dict[str, list[str]], wordnet: WordNet) -> bool:
     """Whether the word is another word's irregular form and no tile of its own.
 
     At run time every member is a base form in its own right, so a member "ate" (the
@@ -497,6 +527,7 @@ def build_category(
     candidates: set[str] = set(spec.extra_words)
     names: set[str] = set()
     inside: set[int] = set()
+    tiles_of: dict[int, set[str]] = {}
     for synset in wordnet.descendants(roots, excluded, spec.kind):
         if wholes and not wordnet.is_part_of(synset.offset, wholes):
             continue
@@ -505,13 +536,12 @@ def build_category(
             word = tile_of(lemma, wordnet)
             if word is not None:
                 candidates.add(word)
+                tiles_of.setdefault(synset.offset, set()).add(word)
                 if not lemma.islower():
                     names.add(word)
     variant_key = VariantKeys(exceptions, candidates)
     own_name = ThemeVariants(spec.name, variant_key)
-    root_words = {
-        lemma.lower() for offset in roots for lemma in wordnet.synsets[offset].lemmas
-    }
+    root_words = {lemma.lower() for offset in roots for lemma in wordnet.synsets[offset].lemmas}
     ranks = glove.ranks
     # The category's own word in GloVe ("painter", "philosopher"), for names to match.
     # Each root's first lemma only: actor.1's later lemmas ("player") are another word.
@@ -553,9 +583,7 @@ def build_category(
         )
         (kept if primary else secondary).append(word)
     if len(kept) < MIN_MEMBERS:
-        raise BuildError(
-            f"{where}: only {len(kept)} familiar members (need {MIN_MEMBERS}): {kept}"
-        )
+        raise BuildError(f"{where}: only {len(kept)} familiar members (need {MIN_MEMBERS}): {kept}")
     synsets = [f"{ref}:{wordnet.resolve(ref):08d}" for ref in spec.roots]
     # The roots' own lemmas name the category too ("Clothing" for Garments), so a
     # theme line in WordNet's words finds it; the name itself needs no alias.
@@ -576,7 +604,8 @@ def build_category(
         if phrase and phrase != own_name_key and alias.casefold() not in seen:
             seen.add(alias.casefold())
             aliases.append(alias)
-    return Category(spec.name, synsets, kept, secondary, aliases)
+    kin = kin_pairs([*kept, *secondary], tiles_of, inside, wordnet)
+    return Category(spec.name, synsets, kept, secondary, aliases, kin)
 
 
 def _phrase_key(text: str, variant_key: VariantKeys) -> str:
@@ -632,6 +661,7 @@ def lexicon_document(
                 "members": category.members,
                 "secondary": category.secondary,
                 "aliases": category.aliases,
+                "kin": category.kin,
             }
             for category in categories
         },

@@ -60,7 +60,17 @@ def _category(name: str, entry: Any, source: str) -> Category:
         secondary=_words(entry.get("secondary", []), f"{name!r} secondary", source),
         synsets=_words(entry.get("synsets", []), f"{name!r} synsets", source),
         aliases=_words(entry.get("aliases", []), f"{name!r} aliases", source),
+        kin=_pairs(entry.get("kin", []), f"{name!r} kin", source),
     )
+
+
+def _pairs(value: Any, what: str, source: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(w, str) for w in pair)
+        for pair in value
+    ):
+        raise InputError(f"{source}: {what} must be a list of pairs of strings")
+    return tuple((pair[0], pair[1]) for pair in value)
 
 
 def _irregular_forms(tables: dict[str, Any], source: str) -> dict[str, tuple[str, ...]]:

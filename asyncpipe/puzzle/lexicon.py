@@ -27,7 +27,9 @@ class Category:
     senses are musical): true members, but a player may not see them as such, so they
     suit red herrings better than plain groups. `aliases` are other names a theme line
     may use for the category ("Clothing" for "Garments"): WordNet's names of its root
-    synsets and any the curated list gives.
+    synsets and any the curated list gives. `kin` are pairs of members that are one
+    thing, or one a kind of the other, to a player (doughnut and donut; refrigerator
+    and fridge; salmon and sockeye): never two tiles of one grid.
     """
 
     name: str
@@ -35,6 +37,7 @@ class Category:
     secondary: tuple[str, ...] = ()
     synsets: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    kin: tuple[tuple[str, str], ...] = ()
 
 
 def _empty_forms() -> Mapping[str, tuple[str, ...]]:
@@ -71,6 +74,7 @@ class Lexicon:
     _by_key: Mapping[str, Category] = field(init=False, repr=False, compare=False)
     _by_alias: Mapping[str, Category] = field(init=False, repr=False, compare=False)
     _by_word: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _kin: frozenset[tuple[str, str]] = field(init=False, repr=False, compare=False)
     _by_number: Mapping[str, Category] | None = field(
         init=False, repr=False, compare=False
     )
@@ -102,6 +106,10 @@ class Lexicon:
         object.__setattr__(
             self, "_by_word", MappingProxyType({w: tuple(c) for w, c in by_word.items()})
         )
+        kin = {
+            (min(a, b), max(a, b)) for category in self.categories.values() for a, b in category.kin
+        }
+        object.__setattr__(self, "_kin", frozenset(kin))
 
     @classmethod
     def of(
@@ -166,6 +174,12 @@ class Lexicon:
             return False
         word = word.lower()
         return word in found.members or (secondary and word in found.secondary)
+
+    def are_kin(self, a: str, b: str) -> bool:
+        """Whether two words are one thing, or one a kind of the other, in some category
+        (donut, doughnut; fridge, refrigerator): a player would not tell them apart."""
+        a, b = a.lower(), b.lower()
+        return (min(a, b), max(a, b)) in self._kin
 
     def categories_of(self, word: str) -> tuple[str, ...]:
         """Every category the word is a member of, in the lexicon's order ("bass": Fish, ...)."""

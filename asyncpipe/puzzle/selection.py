@@ -151,11 +151,14 @@ class PuzzleSelection:
     _clashes: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
     def clash(self, a: str, b: str) -> bool:
-        """Two words that must not share a grid: forms of one word, or look-alikes
-        (`asyncpipe.puzzle.lookalikes`: bus and buses, burger and hamburger)."""
+        """Two words that must not share a grid: forms of one word, look-alikes
+        (`asyncpipe.puzzle.lookalikes`: bus and buses, burger and hamburger), or kin in
+        the lexicon (doughnut and donut, fridge and refrigerator)."""
         pair = (a, b) if a <= b else (b, a)
         if pair not in self._clashes:
-            self._clashes[pair] = a == b or look_alike(a, b) is not None
+            self._clashes[pair] = (
+                a == b or look_alike(a, b) is not None or self.lexicon.are_kin(a, b)
+            )
         return self._clashes[pair]
 
     def conflict(self, a: str, b: str) -> bool:

@@ -146,3 +146,29 @@ def test_look_alike_words_clash() -> None:
     assert selection.clash("burger", "hamburger")
     assert selection.clash("metre", "meter")
     assert not selection.clash("oak", "pine")
+
+
+def test_kin_in_the_lexicon_clash() -> None:
+    lexicon = Lexicon.of(
+        [
+            Category(
+                "Appliances",
+                ("refrigerator", "fridge", "oven", "toaster"),
+                kin=(("fridge", "refrigerator"),),
+            )
+        ]
+    )
+    selection = _selection(lexicon, {})
+    assert selection.clash("refrigerator", "fridge")
+    assert selection.clash("Fridge", "refrigerator")
+    assert not selection.clash("oven", "toaster")
+
+
+def test_the_shipped_lexicon_knows_synonyms_and_kinds_of_members() -> None:
+    from asyncpipe.io.lexicon_file import load_lexicon
+
+    lexicon = load_lexicon()
+    assert lexicon.are_kin("doughnut", "donut")
+    assert lexicon.are_kin("fridge", "refrigerator")
+    assert lexicon.are_kin("mumbai", "bombay")
+    assert not lexicon.are_kin("oak", "pine")
