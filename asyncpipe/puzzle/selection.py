@@ -3,8 +3,9 @@
 A group's words must all be members of its theme, and the grid must have one clear
 solution. Two rules keep a grid fair, and a search makes it clear:
 
-- Themes whose categories share much (Birds and Birds of prey; Fish and Food fish)
-  never share a puzzle (`conflict`); a smaller overlap only keeps the shared words
+- Themes whose categories share much (Birds and Birds of prey; Fish and Food fish),
+  or whose names share a word (Capitals of Asia, Countries of Asia), never share a
+  puzzle (`conflict`); a smaller overlap only keeps the shared words
   off that grid: a word that belongs to another theme of its puzzle, by any sense
   ("bass" under Fish beside Instruments), is never a tile (`belongs_elsewhere`).
 - Among each theme's most typical members (`candidates.selection_pool`), a local
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from asyncpipe.puzzle.lexicon import Lexicon
 from asyncpipe.puzzle.lookalikes import look_alike
 from asyncpipe.puzzle.vectors import unit_rows
+from asyncpipe.puzzle.words import stopwords, theme_words, variant_key
 
 #: A move must improve the margin by more than this to be taken: float noise never
 #: trades a more typical word for a less typical one.
@@ -131,6 +134,12 @@ def improve_groups(
     return result
 
 
+@lru_cache(maxsize=8192)
+def _name_keys(theme: str) -> frozenset[str]:
+    """The variant keys of a theme name's words, stopwords left out."""
+    return frozenset(variant_key(word) for word in theme_words(theme) if word not in stopwords())
+
+
 @dataclass
 class PuzzleSelection:
     """The rules and the search for the themes of one batch (see the module docstring).
@@ -162,7 +171,11 @@ class PuzzleSelection:
         return self._clashes[pair]
 
     def conflict(self, a: str, b: str) -> bool:
-        """Themes whose categories overlap this much must not share a puzzle."""
+        """Themes that must not share a puzzle: their names share a word ("Capitals of
+        Asia", "Countries of Asia": one grid would hold two kinds of Asian place), or
+        their categories overlap this much."""
+        if _name_keys(a) & _name_keys(b):
+            return True
         first, second = self.categories.get(a), self.categories.get(b)
         if first is None or second is None:
             return False

@@ -172,3 +172,12 @@ def test_the_shipped_lexicon_knows_synonyms_and_kinds_of_members() -> None:
     assert lexicon.are_kin("fridge", "refrigerator")
     assert lexicon.are_kin("mumbai", "bombay")
     assert not lexicon.are_kin("oak", "pine")
+
+
+def test_themes_whose_names_share_a_word_conflict() -> None:
+    selection = _selection(_planted(), {})
+    assert selection.conflict("Capitals of Asia", "Countries of Asia")
+    assert selection.conflict("Shades of red", "Shades of blue")
+    assert selection.conflict("Gods of Greek myth", "Norse gods")  # god, gods
+    assert not selection.conflict("Trees", "Rivers")
+    assert not selection.conflict("Birds of prey", "Beasts of burden")  # "of" is no word
