@@ -571,8 +571,12 @@ def build_category(
             or own_name.covers(word)
         ):
             continue
-        # A word the list adds by hand is vouched for ("tortellini" ranks 107,561).
-        if ranks.get(word, FAMILIAR_RANK) >= FAMILIAR_RANK and word not in spec.extra_words:
+        # A word the list adds by hand is vouched for ("tortellini" ranks 107,561), but
+        # the offline provider must know it: a word outside GloVe's vocabulary could not
+        # be embedded, and its whole theme would fail.
+        if word not in ranks:
+            continue
+        if ranks[word] >= FAMILIAR_RANK and word not in spec.extra_words:
             continue
         key = variant_key(word)
         if key in keys:  # "dance" and "dancing" would be one tile twice

@@ -157,14 +157,21 @@ def test_run_writes_the_candidate_words_file(baseline: Path) -> None:
     assert set(document) == {"candidates", "metadata"}
     candidates = document["candidates"]
     assert set(selected["themes"]) <= set(candidates)
+    sources = document["metadata"]["theme_sources"]
     for theme, entry in candidates.items():
-        assert set(entry) == {"words", "similarity_scores", "word_count"}
-        assert entry["word_count"] == len(entry["words"]) == len(entry["similarity_scores"])
         assert 4 <= entry["word_count"] <= 50, theme
+        assert entry["word_count"] == len(entry["words"])
+        assert len({variant_key(word) for word in entry["words"]}) == entry["word_count"]
+        assert sources[theme] == entry.get("source", "neighbours")
+        if entry.get("source") == "members":  # the built-in themes are all categories
+            assert set(entry) == {"words", "word_count", "source", "category"}
+            continue
+        assert set(entry) == {"words", "similarity_scores", "word_count"}
+        assert entry["word_count"] == len(entry["similarity_scores"])
         assert entry["similarity_scores"] == sorted(entry["similarity_scores"], reverse=True)
         assert min(entry["similarity_scores"]) >= 0.3
-        assert len({variant_key(word) for word in entry["words"]}) == entry["word_count"]
-    assert isinstance(document["metadata"], dict) and document["metadata"]
+    assert set(sources.values()) == {"members"}
+    assert document["metadata"]["candidate_source"] == "members"
 
 
 def test_run_writes_complete_puzzles_grouped_theme_by_theme(baseline: Path) -> None:

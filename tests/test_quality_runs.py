@@ -18,6 +18,10 @@ BAR = 0.5
 def configure(workdir: Path, policy: str) -> None:
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["quality"].update(max_difficulty=BAR, on_low_quality=policy, max_rebuild_rounds=2)
+    # Neighbour groups (the older way) make enough poor puzzles to rebuild; groups of
+    # category members rarely fall below the bar. The rebuild is the same for both.
+    params["candidates"]["source"] = "neighbours"
+    params["puzzle_generation"]["spare_theme_fraction"] = 1.0  # spares for every rebuild
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
 
 

@@ -163,7 +163,9 @@ def _fill_selected(
     groups: list[Group] = []
     for theme, words in zip(themes, chosen, strict=True):
         score_of = dict(zip(theme.words, theme.scores, strict=True))
-        groups.append(Group(theme.theme, tuple(words), tuple(score_of[word] for word in words)))
+        # Each group lists its words closest to the theme first, as groups always have.
+        ordered = sorted(words, key=lambda word: -score_of[word])
+        groups.append(Group(theme.theme, tuple(ordered), tuple(score_of[w] for w in ordered)))
     return groups, held_over
 
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -169,6 +169,7 @@ def run_select_candidates(
             params.puzzle_generation,
             load_lexicon(),
             pipeline.index,
+            _embeddable(pipeline),
         )
     document = {
         "candidates": {theme: found.to_json() for theme, found in result.candidates.items()},
@@ -199,6 +200,16 @@ def run_select_candidates(
     for theme, failure in result.failed_themes.items():
         log.warning("Theme %r has no candidates: %s", theme, failure.reason)
     return result
+
+
+def _embeddable(pipeline: Pipeline) -> Callable[[str], bool] | None:
+    """The words the offline provider can embed, when the run embeds from an index that
+    may lack members (an older pipeline's); None when every member is embeddable: Gemini
+    embeds any text, and the shipped lexicon holds only words of the bundled GloVe."""
+    if pipeline.provider_plan().name != "glove" or pipeline.workspace.index_source is None:
+        return None
+    index = pipeline.index()
+    return lambda word: index.row_of(word) is not None
 
 
 def _neighbour_search_metadata(

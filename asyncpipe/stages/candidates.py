@@ -86,19 +86,25 @@ class CandidateSearchResult:
         for theme, found in self.candidates.items():
             served[theme] = found.source
         for theme, failure in self.failed_themes.items():
-            if failure.kind is FailureKind.NOT_A_CATEGORY:
-                served[theme] = "replaced"
+            # A theme the neighbour search found nothing for was still searched so.
+            replaced = failure.kind is FailureKind.NOT_A_CATEGORY
+            served.setdefault(theme, "replaced" if replaced else "neighbours")
         return served
 
 
 def member_candidates(
-    theme: str, category: Category, generation: PuzzleGeneration, search: VectorSearch
+    theme: str,
+    category: Category,
+    generation: PuzzleGeneration,
+    search: VectorSearch,
+    embeddable: Callable[[str], bool] | None = None,
 ) -> ThemeCandidates:
     """The category's members that can sit on a grid, most familiar first.
 
     Left out: words too short or not puzzle-worthy, forms of a word of the theme or
-    of the category's name (no tile may name its group), and a second form of a
-    word already taken (bus, buses: the more familiar stays).
+    of the category's name (no tile may name its group), a second form of a word
+    already taken (bus, buses: the more familiar stays), and words `embeddable` says
+    the provider cannot embed (an offline index without them).
     """
     names = (theme_variants(theme), theme_variants(category.name))
     taken: set[str] = set()
@@ -107,6 +113,8 @@ def member_candidates(
         if not is_puzzle_word(word, search.min_word_length):
             continue
         if any(variants.covers(word) for variants in names):
+            continue
+        if embeddable is not None and not embeddable(word):
             continue
         key = variant_key(word)
         if key in taken:
@@ -125,11 +133,13 @@ def find_candidates(
     generation: PuzzleGeneration,
     lexicon: Lexicon,
     index: Callable[[], VocabularyIndex],
+    embeddable: Callable[[str], bool] | None = None,
 ) -> CandidateSearchResult:
     """Every theme's candidates from the configured source, in the order given.
 
     `index` is called only when some theme needs the neighbour search, so a batch of
-    categories never loads the vector index.
+    categories never loads the vector index. `embeddable`, when given, keeps only the
+    members the run's provider can embed (see `member_candidates`).
     """
     members: dict[str, ThemeCandidates] = {}
     failed: dict[str, ThemeFailure] = {}
@@ -137,12 +147,17 @@ def find_candidates(
     for theme in themes:
         category = lexicon.lookup(theme) if settings.source == "members" else None
         if category is not None:
-            members[theme] = member_candidates(theme, category, generation, search)
-        elif settings.source == "members" and settings.not_a_category == "spare":
+            offered = member_candidates(theme, category, generation, search, embeddable)
+            # A category with too few members for a group here (the provider's index
+            # lacks the rest) is treated as no category at all.
+            if len(offered.words) >= generation.words_per_theme:
+                members[theme] = offered
+                continue
+        if settings.source == "members" and settings.not_a_category == "spare":
             failed[theme] = ThemeFailure(
                 FailureKind.NOT_A_CATEGORY,
-                "names no category of the lexicon; replaced by a spare "
-                "(candidates.not_a_category: spare)",
+                "names no category of the lexicon (or one with too few members the "
+                "provider can embed); replaced by a spare (candidates.not_a_category: spare)",
             )
         else:
             near.append(theme)
@@ -154,12 +169,6 @@ def find_candidates(
         found.update(result.candidates)
         failed.update(result.failed_themes)
         pool_size = neighbours.pool_size
-    for theme, candidates in members.items():
-        if not candidates.words:
-            failed[theme] = ThemeFailure(
-                FailureKind.NO_CANDIDATES,
-                f"no member of the category {candidates.category!r} can sit on a grid",
-            )
     return CandidateSearchResult(
         candidates={theme: found[theme] for theme in themes if theme in found},
         failed_themes={theme: failed[theme] for theme in themes if theme in failed},

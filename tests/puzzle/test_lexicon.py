@@ -212,3 +212,18 @@ def test_lookup_in_the_shipped_lexicon_knows_singular_theme_lines() -> None:
     assert lexicon.lookup("Philosopher") is lexicon.category("Philosophers")
     assert lexicon.lookup("dog breed") is lexicon.category("Dog breeds")
     assert lexicon.lookup("Romance") is None
+
+
+def test_every_shipped_member_can_be_embedded_offline() -> None:
+    """The offline provider embeds from GloVe: a word outside its vocabulary would fail
+    the whole theme it was drawn for."""
+    from asyncpipe.io.vector_index import load_glove
+
+    glove = load_glove()
+    missing = sorted(
+        word
+        for category in load_lexicon().categories.values()
+        for word in (*category.members, *category.secondary)
+        if glove.row_of(word) is None
+    )
+    assert missing == []

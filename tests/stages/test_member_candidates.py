@@ -15,13 +15,21 @@ from tests.stages.test_candidates import _fruit_index
 
 LEXICON = Lexicon.of(
     [
-        Category("Fruits", ("apple", "apples", "banana", "fruitcake", "go", "plum", "Kiwi")),
+        Category(
+            "Fruits",
+            ("apple", "apples", "banana", "fruitcake", "go", "plum", "Kiwi", "cherry", "grape"),
+        ),
         Category("Boats", ("canoe", "tugboat", "ferry", "barge", "yacht")),
     ]
 )
 
 
-def _find(themes: list[str], index_calls: list[int] | None = None, **settings: object) -> object:
+def _find(
+    themes: list[str],
+    index_calls: list[int] | None = None,
+    embeddable: object = None,
+    **settings: object,
+) -> object:
     calls = index_calls if index_calls is not None else []
 
     def index() -> VocabularyIndex:
@@ -35,6 +43,7 @@ def _find(themes: list[str], index_calls: list[int] | None = None, **settings: o
         PuzzleGeneration(),
         LEXICON,
         index,
+        embeddable,  # type: ignore[arg-type]
     )
 
 
@@ -44,7 +53,7 @@ def test_members_leave_out_forms_short_words_and_the_theme_itself() -> None:
     )
     # apples: a second form of apple; fruitcake: a compound of the theme word;
     # go: too short; Kiwi: not a lowercase tile.
-    assert found.words == ("apple", "banana", "plum")
+    assert found.words == ("apple", "banana", "plum", "cherry", "grape")
     assert found.source == "members" and found.category == "Fruits"
     boats = member_candidates(
         "Boats", LEXICON.category("Boats"), PuzzleGeneration(), VectorSearch()
@@ -115,3 +124,14 @@ def test_shipped_categories_offer_their_members(theme: str, expected: set[str]) 
     assert expected <= set(found.words)
     keys = [variant_key(word) for word in found.words]
     assert len(keys) == len(set(keys))
+
+
+def test_a_category_the_provider_cannot_embed_enough_of_is_no_category_here() -> None:
+    calls: list[int] = []
+    # The offline index knows only two boats (too few for a group of four), and
+    # every fruit but the cherry.
+    known = {"canoe", "ferry", "apple", "banana", "plum", "grape"}
+    result = _find(["Boats", "Fruits"], calls, lambda word: word in known)
+    assert calls == [1]  # Boats was searched for neighbours
+    assert result.sources() == {"Boats": "neighbours", "Fruits": "members"}  # type: ignore[attr-defined]
+    assert result.candidates["Fruits"].words == ("apple", "banana", "plum", "grape")  # type: ignore[attr-defined]
