@@ -154,7 +154,8 @@ class PuzzleSelection:
     closer_elsewhere: CloserElsewhere
     #: Categories sharing at least this share of the smaller one's members conflict.
     max_overlap: float = 0.2
-    #: The most typical members of each theme the search may use.
+    #: The best ranked candidates of each theme the search may use (members: the most
+    #: typical; neighbours: the closest).
     pool_size: int = 8
     _conflicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     _clashes: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
@@ -200,11 +201,8 @@ class PuzzleSelection:
         self, themes: Sequence[str], pools: Sequence[Sequence[str]], chosen: Sequence[Sequence[str]]
     ) -> list[list[str]]:
         """The words of each group: `chosen` improved with words of `pools` (see
-        `improve_groups`); member themes search only their `pool_size` first words."""
-        sized = [
-            list(pool[: self.pool_size]) if theme in self.categories else list(pool)
-            for theme, pool in zip(themes, pools, strict=True)
-        ]
+        `improve_groups`), searching only each pool's `pool_size` first words."""
+        sized = [list(pool[: self.pool_size]) for pool in pools]
         for pool, start in zip(sized, chosen, strict=True):
             pool.extend(word for word in start if word not in pool)
         words = [word for pool in sized for word in pool]
