@@ -156,7 +156,7 @@ class PuzzleSelection:
     max_overlap: float = 0.2
     #: The best ranked candidates of each theme the search may use (members: the most
     #: typical; neighbours: the closest).
-    pool_size: int = 8
+    pool_size: int = 6
     _conflicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     _clashes: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 

@@ -124,7 +124,7 @@ class Candidates(_Section):
     not_a_category: Literal["neighbours", "spare"] = "neighbours"
     #: The word choice may use each category's N most typical members (ranked by the
     #: embedding provider), trading typicality for a clearer solution.
-    selection_pool: int = Field(8, ge=2, le=50)
+    selection_pool: int = Field(6, ge=2, le=50)
     #: Two categories sharing at least this share of the smaller one's members (Birds,
     #: Birds of prey) never share a puzzle; a lesser overlap only keeps the shared words
     #: out of the puzzle.
