@@ -28,15 +28,19 @@ import numpy as np
 
 from asyncpipe.puzzle.lexicon import Lexicon
 from asyncpipe.puzzle.lookalikes import look_alike
+from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN
 from asyncpipe.puzzle.vectors import unit_rows
 from asyncpipe.puzzle.words import stopwords, theme_words, variant_key
 
 #: A move must improve the margin by more than this to be taken: float noise never
 #: trades a more typical word for a less typical one.
 _MIN_GAIN = 1e-9
-#: Rounds of the local search over every group and position; it settles in two or
-#: three on real puzzles, and the cap bounds its time in the event loop.
-_MAX_ROUNDS = 6
+#: A grid whose swap margin is under this share of its gain searches a wider pool: twice
+#: the solver's ambiguity margin (`asyncpipe.puzzle.solver.DEFAULT_AMBIGUITY_MARGIN`).
+_NEAR_AMBIGUOUS = 2 * DEFAULT_AMBIGUITY_MARGIN
+#: Moves of the local search, at most: enough to replace every tile of a 4 x 4 grid once.
+#: Real grids settle in two or three; the cap bounds the time in the worst case.
+_MAX_ROUNDS = 16
 
 #: Vectors of some of a theme's candidates (theme, words) -> words x D, in that order.
 WordVectors = Callable[[str, Sequence[str]], np.ndarray]
@@ -201,8 +205,37 @@ class PuzzleSelection:
         self, themes: Sequence[str], pools: Sequence[Sequence[str]], chosen: Sequence[Sequence[str]]
     ) -> list[list[str]]:
         """The words of each group: `chosen` improved with words of `pools` (see
-        `improve_groups`), searching only each pool's `pool_size` first words."""
-        sized = [list(pool[: self.pool_size]) for pool in pools]
+        `improve_groups`), searching each pool's `pool_size` first words, and twice as
+        many where that leaves the grid near ambiguous (`_near_ambiguous`)."""
+        groups = self._choose(themes, pools, chosen, self.pool_size)
+        if self._near_ambiguous(themes, groups):
+            groups = self._choose(themes, pools, groups, 2 * self.pool_size)
+        return groups
+
+    def _near_ambiguous(self, themes: Sequence[str], groups: list[list[str]]) -> bool:
+        """The swap margin is under twice the solver's ambiguity margin, on the grid's own
+        scale: its gain, the intended total minus the mean total of all splits."""
+        vectors = np.concatenate(
+            [self.vectors(theme, group) for theme, group in zip(themes, groups, strict=True)]
+        )
+        units = unit_rows(vectors.astype(np.float64), np.float64)
+        similarity = units @ units.T
+        labels = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
+        same = labels[:, None] == labels[None, :]
+        pairs = np.triu(np.ones_like(similarity, dtype=bool), k=1)
+        total = float(similarity[pairs & same].sum())
+        mean_total = float(similarity[pairs].mean()) * int((pairs & same).sum())
+        margin = swap_margin(similarity, labels)
+        return margin < _NEAR_AMBIGUOUS * (total - mean_total)
+
+    def _choose(
+        self,
+        themes: Sequence[str],
+        pools: Sequence[Sequence[str]],
+        chosen: Sequence[Sequence[str]],
+        pool_size: int,
+    ) -> list[list[str]]:
+        sized = [list(pool[:pool_size]) for pool in pools]
         for pool, start in zip(sized, chosen, strict=True):
             pool.extend(word for word in start if word not in pool)
         words = [word for pool in sized for word in pool]

@@ -181,3 +181,40 @@ def test_themes_whose_names_share_a_word_conflict() -> None:
     assert selection.conflict("Gods of Greek myth", "Norse gods")  # god, gods
     assert not selection.conflict("Trees", "Rivers")
     assert not selection.conflict("Birds of prey", "Beasts of burden")  # "of" is no word
+
+
+def test_a_grid_left_near_ambiguous_searches_a_pool_twice_as_wide() -> None:
+    # Each theme's six best ranked words sit half-way to one of the other themes; its
+    # clean members come after them. Within six words no clear grid exists.
+    centres = random_centres(4, 16, seed=11)
+    rng = np.random.default_rng(11)
+    table: dict[str, np.ndarray] = {}
+    pools: list[list[str]] = []
+    for index, centre in enumerate(centres):
+        between = [f"b{index}{n}" for n in range(6)]
+        clean = [f"c{index}{n}" for n in range(4)]
+        for n, word in enumerate(between):
+            other = centres[(index + 1 + n % 3) % 4]
+            table[word] = (centre + other) / 2 + 0.02 * rng.normal(size=16)
+        for word in clean:
+            table[word] = centre + 0.02 * rng.normal(size=16)
+        pools.append(between + clean)
+    themes = ["T0", "T1", "T2", "T3"]
+    lexicon = Lexicon.of([])
+
+    def vectors(theme: str, words: object) -> np.ndarray:
+        return np.array([table[word] for word in words])  # type: ignore[attr-defined]
+
+    selection = PuzzleSelection(lexicon, {}, vectors, lambda *_: False, pool_size=6)
+    start = [pool[:4] for pool in pools]
+    narrow = selection._choose(themes, pools, start, 6)
+    assert selection._near_ambiguous(themes, narrow)
+    wide = selection.choose(themes, pools, start)
+
+    def margin(groups: list[list[str]]) -> float:
+        words = [word for group in groups for word in group]
+        return swap_margin(cosines(np.array([table[w] for w in words])), np.repeat(range(4), 4))
+
+    assert margin(wide) > margin(narrow)
+    assert any(word.startswith("c") for group in wide for word in group)  # beyond the sixth
+    assert not any(word.startswith("c") for group in narrow for word in group)
