@@ -117,6 +117,8 @@ report({
   gridsPerPuzzle: articles.map(function (a) { return a.querySelectorAll(".grid").length; }),
   tilesPerGrid: list(document.querySelectorAll(".grid")).map(function (g) {
     return g.querySelectorAll(".tile").length; }),
+  gridWords: list(document.querySelectorAll(".grid")).map(function (g) {
+    return list(g.querySelectorAll(".tile")).map(function (t) { return t.textContent; }); }),
   rowsInFirstGrid: firstGrid ? new Set(list(firstGrid.children).map(function (t) {
     return t.offsetTop; })).size : 0,
   heatmapCells: list(document.querySelectorAll("figure.heat svg")).map(function (s) {

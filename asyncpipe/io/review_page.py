@@ -25,6 +25,8 @@ from asyncpipe.puzzle.difficulty import GROUP_COLORS, PUZZLE_LABELS, group_color
 
 #: Bins of the solver-margin histogram.
 MARGIN_BINS = 8
+#: Letters beyond which a tile's word is set smaller.
+_LONG_WORD = 11
 #: Pixels per heatmap cell.
 _CELL = 10
 #: Width of the group-colour strips along the heatmap's edges.
@@ -56,7 +58,7 @@ display:flex;gap:16px;align-items:center;flex-wrap:wrap;z-index:1}
 .tile{background:var(--tile);border-radius:4px;height:44px;display:flex;align-items:center;
 justify-content:center;text-align:center;font-weight:700;text-transform:uppercase;
 font-size:11px;overflow-wrap:anywhere;padding:0 3px;letter-spacing:-.01em}
-.tile.decoy{outline:2px dashed #c0392b;outline-offset:-3px}
+.tile.long{font-size:9px}.tile.decoy{outline:2px dashed #c0392b;outline-offset:-3px}
 .solution{display:flex;flex-direction:column;gap:4px}
 .group{border-radius:4px;padding:4px 8px}
 .group.yellow{background:var(--yellow)}.group.green{background:var(--green)}
@@ -116,7 +118,7 @@ def review_page(puzzles: Sequence[ReviewPuzzle], figures: BatchFigures) -> str:
         '<div class="charts">',
         _level_chart(puzzles),
         _margin_chart(puzzles),
-        _count_chart("Themes by candidate source", figures.theme_sources),
+        _count_chart("Themes drawn, by candidate source", figures.theme_sources),
         _count_chart(
             "Rebuilt puzzles and failed themes",
             (("puzzles rebuilt", figures.puzzles_rebuilt), *figures.failed_theme_kinds),
@@ -230,12 +232,14 @@ def _puzzle(puzzle: ReviewPuzzle, scale: tuple[float, float]) -> str:
 def _grid(puzzle: ReviewPuzzle) -> str:
     tiles = []
     for tile in puzzle.grid:
+        # Long words in a smaller type, so that they fit a tile unbroken.
+        classes = "tile long" if len(tile.word) > _LONG_WORD else "tile"
         if tile.decoy_for is None:
-            tiles.append(f'<div class="tile">{escape(tile.word)}</div>')
+            tiles.append(f'<div class="{classes}">{escape(tile.word)}</div>')
         else:
             hint = f"decoy: looks like {tile.decoy_for}"
             tiles.append(
-                f'<div class="tile decoy" title="{escape(hint)}">{escape(tile.word)}</div>'
+                f'<div class="{classes} decoy" title="{escape(hint)}">{escape(tile.word)}</div>'
             )
     return (
         f'<div class="grid" role="grid" aria-label="grid of puzzle {puzzle.number}" '
