@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test bench figures resilience batch install install-test lexicon wordnet clean
+.PHONY: run test bench figures resilience batch install install-test lexicon wordnet chromium clean
 
 # WordNet 3.0 database files: the lexicon build and its byte-for-byte rebuild test read them.
 WORDNET ?= /usr/share/wordnet
@@ -43,6 +43,11 @@ lexicon: $(VENV)/.installed wordnet
 wordnet:
 	test -f $(WORDNET)/data.noun || { apt-get update && apt-get install -y wordnet-base; }
 
+# Debian's chromium, installed only when missing: the review page's tests render
+# reports/puzzles.html in it, headless (CI: fresh, root).
+chromium:
+	command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
@@ -52,7 +57,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed | wordnet
+$(VENV)/.installed-test: $(VENV)/.installed | wordnet chromium
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 

@@ -90,6 +90,12 @@ def write_json(path: Path, document: Any) -> None:
         handle.write(text)
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text as it is (a page, a report), atomically like every output."""
+    with atomic_writer(path) as handle:
+        handle.write(text)
+
+
 @overload
 def read_input(
     path: Path,

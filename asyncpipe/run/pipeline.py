@@ -38,8 +38,10 @@ from asyncpipe.io.documents import (
     puzzle_embeddings_blocks,
     quality_report,
 )
-from asyncpipe.io.files import ensure_writable, write_json
+from asyncpipe.io.files import ensure_writable, write_json, write_text
 from asyncpipe.io.lexicon_file import load_lexicon
+from asyncpipe.io.review_batch import batch_figures, review_puzzles
+from asyncpipe.io.review_page import review_page
 from asyncpipe.io.stage_files import load_candidates, load_selection
 from asyncpipe.io.tables import write_embedding_table
 from asyncpipe.io.theme_source import read_theme_source
@@ -340,6 +342,18 @@ def _write_outputs(
         write_json(workspace.embedding_analysis, analysis)
         quality = quality_report(scores, made.below_bar, statistics.puzzles_rebuilt, params.quality)
         write_json(workspace.puzzle_quality, quality)
+        seed = params.puzzle_generation.random_seed
+        reviewed = review_puzzles(
+            assembly.puzzles, scores, made.below_bar, outcome.embedded, seed
+        )
+        figures = batch_figures(
+            seed,
+            report.puzzles_requested,
+            statistics.puzzles_rebuilt,
+            failed_themes,
+            candidates.sources(),
+        )
+        write_text(workspace.review_page, review_page(reviewed, figures))
         write_json(
             workspace.final_puzzles,
             final_puzzles_document(

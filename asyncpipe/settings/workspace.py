@@ -60,6 +60,11 @@ class Workspace:
         return self.resolve(self.params.paths.reports) / "puzzle_quality.json"
 
     @property
+    def review_page(self) -> Path:
+        """The page a puzzle editor opens in a browser (`asyncpipe.io.review_page`)."""
+        return self.resolve(self.params.paths.reports) / "puzzles.html"
+
+    @property
     def embedding_cache_table(self) -> Path:
         return self._table(self.params.output.embedding_cache_file)
 
@@ -78,6 +83,7 @@ class Workspace:
             self.puzzle_metadata,
             self.embedding_analysis,
             self.puzzle_quality,
+            self.review_page,
             self.embedding_cache_table,
             self.puzzle_embeddings_table,
         )
