@@ -92,7 +92,10 @@ def _run(arguments: argparse.Namespace, shutdown: Shutdown) -> int:
     if not workdir.is_dir():
         raise _UsageError(f"--workdir {arguments.workdir}: not a directory")
     params_path = _params_path(arguments.params, workdir)
-    loaded = load_params(params_path, Overrides(count=arguments.count, seed=arguments.seed))
+    history = arguments.history and str(Path(arguments.history).expanduser().resolve())
+    loaded = load_params(
+        params_path, Overrides(count=arguments.count, seed=arguments.seed, history=history)
+    )
     if arguments.log_level is None:
         logging.getLogger().setLevel(loaded.params.logging.level)
     log.info("asyncpipe %s, params from %s, workdir %s", __version__, loaded.source, workdir)
@@ -188,6 +191,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--count", type=_positive_int, metavar="N", help="number of puzzles")
     common.add_argument("--seed", type=int, metavar="N", help="random seed for theme selection")
+    common.add_argument(
+        "--history",
+        metavar="FILE",
+        help="the published batches, one JSON line each, that a new batch does not repeat "
+        "(default: paths.history, data/history/published.jsonl in the workdir)",
+    )
     common.add_argument(
         "--provider",
         choices=PROVIDER_CHOICES,

@@ -104,6 +104,8 @@ def _measure(url: str, dimension: int, arguments: argparse.Namespace) -> dict[st
         workdir.mkdir()
         params = _params(workdir, url, dimension)
         cold = _run_cli(workdir, params, arguments.puzzles)
+        # The same batch again, so with the history the cold run started from.
+        (workdir / "data/history/published.jsonl").unlink(missing_ok=True)
         warm = _run_cli(workdir, params, arguments.puzzles)
         themes = json.loads((workdir / "data/candidates/candidate_words.json").read_text())
     statistics = cold["metadata"]["run_statistics"]

@@ -119,6 +119,16 @@ def _cache_paths(step: dict[str, Any]) -> list[PurePosixPath]:
     return [PurePosixPath(line.strip()) for line in step["with"]["path"].splitlines() if line]
 
 
+def _cache_step(kind: str, name: str) -> dict[str, Any]:
+    """The one actions/cache/restore or /save step (`kind`) that caches a file called `name`."""
+    (step,) = [
+        step
+        for step in _steps_using(f"actions/cache/{kind}")
+        if any(path.name == name for path in _cache_paths(step))
+    ]
+    return step
+
+
 def test_triggers_are_a_daily_schedule_and_a_manual_run_with_optional_count_and_seed() -> None:
     triggers = WORKFLOW_DATA["on"]
     assert set(triggers) == {"schedule", "workflow_dispatch"}
@@ -178,8 +188,8 @@ def test_the_flags_passed_to_make_batch_are_flags_of_asyncpipe_run(
 
 
 def test_the_cached_files_are_the_store_the_code_writes() -> None:
-    restore = _one_step_using("actions/cache/restore")
-    save = _one_step_using("actions/cache/save")
+    restore = _cache_step("restore", STORE_FILE)
+    save = _cache_step("save", STORE_FILE)
     cached = _cache_paths(restore)
     for params in (Params(), _repository_params()):
         store = PurePosixPath(params.paths.cache) / STORE_FILE
@@ -190,8 +200,8 @@ def test_the_cached_files_are_the_store_the_code_writes() -> None:
 
 
 def test_each_run_saves_a_new_entry_that_the_next_run_restores_by_prefix() -> None:
-    restore = _one_step_using("actions/cache/restore")
-    save = _one_step_using("actions/cache/save")
+    restore = _cache_step("restore", STORE_FILE)
+    save = _cache_step("save", STORE_FILE)
     prefix = WORKFLOW_DATA["env"]["STORE_CACHE_PREFIX"]
     assert save["with"]["key"] == restore["with"]["key"]
     assert "${{ github.run_id }}" in save["with"]["key"]
@@ -205,8 +215,8 @@ def test_each_run_saves_a_new_entry_that_the_next_run_restores_by_prefix() -> No
 
 def test_the_store_is_restored_before_the_batch_and_saved_after_it_even_on_failure() -> None:
     steps = _steps()
-    restore = steps.index(_one_step_using("actions/cache/restore"))
-    save = steps.index(_one_step_using("actions/cache/save"))
+    restore = steps.index(_cache_step("restore", STORE_FILE))
+    save = steps.index(_cache_step("save", STORE_FILE))
     generating = steps.index(_generating_step())
     assert restore < generating < save
     assert "always()" in steps[save]["if"]
@@ -250,3 +260,24 @@ def test_make_batch_runs_asyncpipe_run_with_gemini_and_json_logs() -> None:
     assert "--provider gemini" in command
     assert "--log-format json" in command
     assert command.endswith("--count 3 --seed 7")
+
+
+def test_the_history_is_kept_between_runs_like_the_store() -> None:
+    history_name = PurePosixPath(Params().paths.history).name
+    restore = _cache_step("restore", history_name)
+    save = _cache_step("save", history_name)
+    for params in (Params(), _repository_params()):
+        assert _cache_paths(restore) == [PurePosixPath(params.paths.history)]
+    assert _cache_paths(save) == _cache_paths(restore)
+    # Its own prefix: a new model or dimension starts a fresh store, not a fresh history.
+    prefix = WORKFLOW_DATA["env"]["HISTORY_CACHE_PREFIX"]
+    assert prefix != WORKFLOW_DATA["env"]["STORE_CACHE_PREFIX"]
+    assert save["with"]["key"] == restore["with"]["key"]
+    assert save["with"]["key"].startswith("${{ env.HISTORY_CACHE_PREFIX }}")
+    assert "${{ github.run_id }}" in save["with"]["key"]
+    restore_keys = [line.strip() for line in restore["with"]["restore-keys"].splitlines()]
+    assert restore_keys == ["${{ env.HISTORY_CACHE_PREFIX }}"]
+    steps = _steps()
+    generating = steps.index(_generating_step())
+    assert steps.index(restore) < generating < steps.index(save)
+    assert "always()" in save["if"] and "steps.generate.outcome" in save["if"]

@@ -266,6 +266,9 @@ class Runs:
         folder = self._root / name
         if scenario.after is not None:
             shutil.copytree(self[scenario.after].folder, folder)
+            # The same batch again: with the history that run started from, not the one
+            # it appended to (a recorded batch is not drawn again).
+            shutil.rmtree(folder / "data" / "history", ignore_errors=True)
         else:
             folder.mkdir(parents=True)
         params = {**BASE_PARAMS, **scenario.params}

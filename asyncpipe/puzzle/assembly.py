@@ -12,7 +12,7 @@ fill a group at all is reported as failed.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from asyncpipe.puzzle.ranking import RankedTheme
@@ -149,7 +149,8 @@ def _fill_selected(
             held_over.append(theme)
             continue
         trial = _fair_pools([*themes, theme], selection)
-        if _first_words(trial, words_per_theme, selection) is None:
+        names = [taken.theme for taken in themes] + [theme.theme]
+        if _first_words(trial, words_per_theme, selection, names) is None:
             held_over.append(theme)
             continue
         themes.append(theme)
@@ -157,7 +158,7 @@ def _fill_selected(
     if len(themes) < themes_per_puzzle:
         # Not a puzzle: the caller hands every theme back.
         return [Group(theme.theme, (), ()) for theme in themes], held_over
-    start = _first_words(pools, words_per_theme, selection)
+    start = _first_words(pools, words_per_theme, selection, [theme.theme for theme in themes])
     assert start is not None  # checked when the last theme joined
     chosen = selection.choose([theme.theme for theme in themes], pools, start)
     groups: list[Group] = []
@@ -190,16 +191,27 @@ def _fair_pools(themes: list[RankedTheme], selection: PuzzleSelection) -> list[l
 
 
 def _first_words(
-    pools: list[list[str]], words_per_theme: int, selection: PuzzleSelection
+    pools: list[list[str]],
+    words_per_theme: int,
+    selection: PuzzleSelection,
+    themes: Sequence[str],
 ) -> list[list[str]] | None:
     """The first words of each pool, never two that clash on the grid (forms of one
-    word, look-alikes); None when a group cannot be filled."""
+    word, look-alikes), nor a group the history forbids (`PuzzleSelection.history`:
+    two tiles of one recent group of the category, or a group published before);
+    None when a group cannot be filled."""
+    history = selection.history
     taken: list[str] = []
     groups: list[list[str]] = []
-    for pool in pools:
+    for pool, theme in zip(pools, themes, strict=True):
         group: list[str] = []
         for word in pool:
             if any(selection.clash(word, other) for other in taken):
+                continue
+            if history and (
+                any(history.kept_apart(theme, word, other) for other in group)
+                or (len(group) == words_per_theme - 1 and history.repeats(theme, [*group, word]))
+            ):
                 continue
             group.append(word)
             taken.append(word)

@@ -20,12 +20,13 @@ Pure numpy, deterministic: the same inputs make the same choices.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
+from asyncpipe.puzzle.history import NO_MEMORY, GroupMemory
 from asyncpipe.puzzle.lexicon import Lexicon
 from asyncpipe.puzzle.lookalikes import look_alike
 from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN
@@ -85,6 +86,7 @@ def improve_groups(
     pools: Sequence[Sequence[int]],
     chosen: Sequence[Sequence[int]],
     clashes: np.ndarray,
+    forbidden: Sequence[Collection[frozenset[int]]] = (),
 ) -> list[list[int]]:
     """Local search: replace one word at a time with another of its group's pool while
     the swap margin grows; the best move of each round is taken (the first of equals).
@@ -93,7 +95,9 @@ def improve_groups(
     list each group's allowed words best first, `chosen` the starting groups;
     `clashes[a, b]` says that rows a and b must not share the grid (two forms of one
     word, or words that look alike), and no move puts such a pair on it. Every move
-    of a round is scored in one batch (`swap_margins`).
+    of a round is scored in one batch (`swap_margins`). `forbidden[i]`, when given,
+    holds row sets group i must not become (a group published before), and no move
+    makes one.
     """
     groups = [list(group) for group in chosen]
     labels = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
@@ -113,6 +117,8 @@ def improve_groups(
             free = rows[~on_grid[rows]]
             for position in range(starts[index], starts[index + 1]):
                 fits = free[clash_count[free] - clashes[free, grid[position]] == 0]
+                if index < len(forbidden) and forbidden[index]:
+                    fits = _not_forbidden(fits, grid, position, starts, index, forbidden[index])
                 if not len(fits):
                     continue
                 batch = np.repeat(grid[None, :], len(fits), axis=0)
@@ -138,6 +144,21 @@ def improve_groups(
     return result
 
 
+def _not_forbidden(
+    fits: np.ndarray,
+    grid: np.ndarray,
+    position: int,
+    starts: np.ndarray,
+    index: int,
+    forbidden: Collection[frozenset[int]],
+) -> np.ndarray:
+    """The rows of `fits` that, put at `position`, leave group `index` no forbidden set."""
+    others = [int(row) for row in grid[starts[index] : starts[index + 1]]]
+    others.remove(int(grid[position]))
+    keep = [frozenset([*others, int(row)]) not in forbidden for row in fits]
+    return fits[np.asarray(keep, dtype=bool)]
+
+
 @lru_cache(maxsize=8192)
 def _name_keys(theme: str) -> frozenset[str]:
     """The variant keys of a theme name's words, stopwords left out."""
@@ -161,6 +182,10 @@ class PuzzleSelection:
     #: The best ranked candidates of each theme the search may use (members: the most
     #: typical; neighbours: the closest).
     pool_size: int = 6
+    #: The published groups of the batch's categories (`asyncpipe.puzzle.history`): two
+    #: tiles of one recent group never share a new group of that category again, and
+    #: no group repeats one published before.
+    history: GroupMemory = NO_MEMORY
     _conflicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     _clashes: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
@@ -250,6 +275,20 @@ class PuzzleSelection:
             [offsets[i] + sized[i].index(word) for word in group] for i, group in enumerate(chosen)
         ]
         clashes = np.array([[self.clash(a, b) for b in words] for a in words], dtype=bool)
+        forbidden: list[set[frozenset[int]]] = []
+        for theme, rows in zip(themes, row_pools, strict=True):
+            for a in rows:
+                for b in rows:
+                    if a < b and self.history.kept_apart(theme, words[a], words[b]):
+                        clashes[a, b] = clashes[b, a] = True
+            row_of = {words[row]: row for row in rows}
+            forbidden.append(
+                {
+                    frozenset(row_of[word] for word in group)
+                    for group in self.history.taken_groups(theme)
+                    if all(word in row_of for word in group)
+                }
+            )
         np.fill_diagonal(clashes, False)  # a row is only ever compared with the others
-        improved = improve_groups(similarity, row_pools, start_rows, clashes)
+        improved = improve_groups(similarity, row_pools, start_rows, clashes, forbidden)
         return [[words[row] for row in group] for group in improved]

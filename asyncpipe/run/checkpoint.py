@@ -85,12 +85,18 @@ def run_settings(params: Params, provider: str) -> dict[str, Any]:
     return settings
 
 
-def inputs_digest(selection: ThemeSelection, candidates: Mapping[str, Sequence[str]]) -> str:
-    """A hash of the drawn themes and their candidate words, in order."""
-    document = {
+def inputs_digest(
+    selection: ThemeSelection, candidates: Mapping[str, Sequence[str]], history: str = ""
+) -> str:
+    """A hash of the drawn themes and their candidate words, in order, and of the history
+    file the run read (`history`, its digest; "" for none): the history decides which
+    groups the run may make, so a resumed run must read the one its interrupted run read."""
+    document: dict[str, object] = {
         "themes": list(selection.all_themes),
         "candidates": {theme: list(words) for theme, words in candidates.items()},
     }
+    if history:
+        document["history"] = history
     encoded = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
@@ -129,8 +135,9 @@ class Recorded:
     def refuse_unless_same_inputs(self, path: Path, inputs: str) -> None:
         if self.inputs != inputs:
             raise ConfigError(
-                f"{path}: cannot resume, the drawn themes or their candidate words differ "
-                "from the interrupted run's (the theme source or the vector index changed); "
+                f"{path}: cannot resume, the drawn themes, their candidate words or the "
+                "history differ from the interrupted run's (the theme source, the vector "
+                "index or paths.history changed); "
                 "run without --resume to start afresh"
             )
 

@@ -39,6 +39,7 @@ from asyncpipe.io.documents import (
     quality_report,
 )
 from asyncpipe.io.files import ensure_writable, write_json, write_text
+from asyncpipe.io.history_file import append_batch, published_batch, read_history
 from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.io.review_batch import batch_figures, review_puzzles
 from asyncpipe.io.review_page import review_page
@@ -48,6 +49,7 @@ from asyncpipe.io.theme_source import read_theme_source
 from asyncpipe.io.vector_index import VocabularyIndex, load_index
 from asyncpipe.puzzle.assembly import AssemblyResult
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure, failures_json
+from asyncpipe.puzzle.history import History
 from asyncpipe.run.checkpoint import (
     Checkpoint,
     Recorded,
@@ -88,6 +90,7 @@ class Pipeline:
     _plan: ProviderPlan | None = field(default=None, repr=False)
     _recorded: Recorded | None = field(default=None, repr=False)
     _recorded_read: bool = field(default=False, repr=False)
+    _history: History | None = field(default=None, repr=False)
 
     @property
     def params(self) -> Params:
@@ -125,6 +128,13 @@ class Pipeline:
                 )
         return self._recorded
 
+    def history(self) -> History:
+        """The published batches (`paths.history`), read once per invocation: every stage,
+        and a resumed run, sees the history as it was when the run started."""
+        if self._history is None:
+            self._history = read_history(self.workspace.history)
+        return self._history
+
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
         started = time.perf_counter()
@@ -145,7 +155,9 @@ class EnhanceReport:
 def run_select_themes(pipeline: Pipeline) -> ThemeSelection:
     params = pipeline.params
     available, source = read_theme_source(pipeline.workspace.theme_source)
-    selection = select_themes(available, source, params.themes, params.puzzle_generation)
+    selection = select_themes(
+        available, source, params.themes, params.puzzle_generation, pipeline.history()
+    )
     write_json(pipeline.workspace.selected_themes, selection.to_json())
     log.info(
         "Selected %d themes and %d spares from %s (%d eligible) -> %s",
@@ -256,6 +268,7 @@ def run_enhance(
     }
 
     usable, unusable = _usable_themes(selection, candidates, params.puzzle_generation)
+    history = pipeline.history().memory(selection.all_themes, params.themes.avoid_recent_batches)
     checkpoint, recorded = _open_checkpoint(pipeline, selection, candidates)
     try:
         # From here a first signal winds the run down instead of ending it: the
@@ -271,7 +284,7 @@ def run_enhance(
             with pipeline.timed("embed_and_assemble"):
                 made = _run_async(
                     make_puzzles(
-                        params, selection, usable, provider, run, candidates.categories
+                        params, selection, usable, provider, run, candidates.categories, history
                     )
                 )
             report = _write_outputs(
@@ -284,7 +297,29 @@ def run_enhance(
         checkpoint.close()
     else:
         checkpoint.discard()
+        _record_batch(pipeline, made)
     return report
+
+
+def _record_batch(pipeline: Pipeline, made: MadePuzzles) -> None:
+    """Append the complete batch to the history, after its outputs and the checkpoint's end.
+
+    Last of all: a failure before it leaves outputs that a rerun makes again byte for
+    byte (same params, seed and history) and then records; a partial batch is never
+    recorded, so `--resume` reads the history its interrupted run read.
+    """
+    if not made.assembly.puzzles:
+        return
+    workspace = pipeline.workspace
+    batch = published_batch(
+        workspace.final_puzzles.read_bytes(),
+        [(group.theme, group.words) for puzzle in made.assembly.puzzles for group in puzzle.groups],
+        # output.set_name names the batch once the app's format has one.
+        getattr(pipeline.params.output, "set_name", None),
+        pipeline.params.puzzle_generation.random_seed,
+    )
+    if append_batch(workspace.history, batch):
+        log.info("Recorded the batch (%s) in the history -> %s", batch.batch, workspace.history)
 
 
 def _open_checkpoint(
@@ -294,7 +329,9 @@ def _open_checkpoint(
     path = pipeline.workspace.checkpoint
     settings = run_settings(pipeline.params, pipeline.provider_plan().name)
     inputs = inputs_digest(
-        selection, {theme: found.words for theme, found in candidates.candidates.items()}
+        selection,
+        {theme: found.words for theme, found in candidates.candidates.items()},
+        pipeline.history().digest,
     )
     recorded = pipeline.recorded_run() if pipeline.resume else None
     if recorded is None:
@@ -591,10 +628,26 @@ def _metadata_document(
             "themes_failed": len(failed_themes),
         },
         "failed_themes": failures_json(failed_themes),
+        "history": _history_json(pipeline, used),
         "failed_puzzles": assembly.failed_puzzles,
         "unused_themes": list(assembly.unused_themes),
         "provider": provider_json,
         "timing_seconds": dict(pipeline.timings),
         "run_statistics": statistics.to_json(),
         "puzzle_generation": params.puzzle_generation.model_dump(),
+    }
+
+
+def _history_json(pipeline: Pipeline, used: set[str]) -> dict[str, Any]:
+    """How far the batch reuses the published categories (`paths.history`)."""
+    history = pipeline.history()
+    window = pipeline.params.themes.avoid_recent_batches
+    return {
+        "file": str(pipeline.workspace.history),
+        "batches_before": len(history.batches),
+        "avoid_recent_batches": window,
+        # Categories of this batch also used in the last `window` batches: they came
+        # back because too few others were left, with mostly new tiles.
+        "categories_reused": sum(history.is_recent(theme, window) for theme in used),
+        "categories_used_before": sum(history.batches_since(theme) is not None for theme in used),
     }

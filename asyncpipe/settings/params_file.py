@@ -37,6 +37,8 @@ class Overrides:
 
     count: int | None = None
     seed: int | None = None
+    #: --history, made absolute by the command line: `paths.history`.
+    history: str | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,10 @@ def _apply_overrides(raw: dict[str, Any], overrides: Overrides) -> None:
         generation["total_puzzle_count"] = overrides.count
     if overrides.seed is not None:
         generation["random_seed"] = overrides.seed
+    if overrides.history is not None:
+        paths = raw.setdefault("paths", {})
+        if isinstance(paths, dict):  # else validation reports the wrong type
+            paths["history"] = overrides.history
 
 
 def _carry_over_legacy_concurrency(

@@ -89,6 +89,9 @@ class Themes(_Section):
     min_theme_length: int = Field(3, ge=1, le=MAX_THEME_LENGTH)
     #: Longer lines of the theme source are skipped with a warning naming their line.
     max_theme_length: int = Field(60, ge=1, le=MAX_THEME_LENGTH, validate_default=True)
+    #: The draw prefers categories not used in this many of the newest published batches
+    #: (`paths.history`); when too few are left, the least recently used come back.
+    avoid_recent_batches: int = Field(7, ge=0)
 
     @field_validator("max_theme_length")
     @classmethod
@@ -158,6 +161,8 @@ class Paths(_Section):
     outputs: str = "data/outputs/"
     reports: str = "reports/"
     cache: str = "data/cache/"
+    #: One line per complete batch published (`asyncpipe.io.history_file`).
+    history: str = "data/history/published.jsonl"
 
 
 class Output(_Section):

@@ -76,8 +76,14 @@ class Workspace:
     def cache_dir(self) -> Path:
         return self.resolve(self.params.paths.cache)
 
+    @property
+    def history(self) -> Path:
+        """The published batches (`asyncpipe.io.history_file`)."""
+        return self.resolve(self.params.paths.history)
+
     def enhance_output_folders(self) -> list[Path]:
-        """The folders the enhance stage writes to, the cache (store, checkpoint) included."""
+        """The folders the enhance stage writes to, the cache (store, checkpoint) and the
+        history's included."""
         files = (
             self.final_puzzles,
             self.puzzle_metadata,
@@ -87,7 +93,7 @@ class Workspace:
             self.embedding_cache_table,
             self.puzzle_embeddings_table,
         )
-        return [*dict.fromkeys(path.parent for path in files), self.cache_dir]
+        return [*dict.fromkeys(path.parent for path in files), self.cache_dir, self.history.parent]
 
     def output_folders(self) -> list[Path]:
         """Every folder a whole run writes to."""

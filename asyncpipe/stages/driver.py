@@ -26,6 +26,7 @@ from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.failures import ThemeFailure
+from asyncpipe.puzzle.history import NO_MEMORY, GroupMemory
 from asyncpipe.puzzle.quality import puzzle_arrays
 from asyncpipe.puzzle.scoring import PuzzleScore
 from asyncpipe.run.checkpoint import Checkpoint, Recorded
@@ -76,11 +77,13 @@ async def make_puzzles(
     provider: EmbeddingProvider,
     run: RunContext,
     categories: Mapping[str, str] | None = None,
+    history: GroupMemory = NO_MEMORY,
 ) -> MadePuzzles:
     """Embed, assemble and score, in the rounds the planner decides (`RoundPlanner`).
 
     `categories`: the lexicon category of each theme whose candidates are its members;
-    those are ranked by typicality and chosen by `asyncpipe.puzzle.selection`.
+    those are ranked by typicality and chosen by `asyncpipe.puzzle.selection`, which
+    keeps to `history`, the groups the published batches forbid.
 
     After a signal no new round starts; the puzzles assembled from the themes
     finished by then, and scored within the grace, are the partial result.
@@ -98,6 +101,7 @@ async def make_puzzles(
         categories=categories,
         lexicon=load_lexicon() if categories else None,
         candidates=params.candidates,
+        history=history,
     )
     mean_texts = 1 + sum(len(usable[theme]) for theme in ordered) / max(1, len(ordered))
     workers = theme_workers(

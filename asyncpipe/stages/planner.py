@@ -33,6 +33,7 @@ from enum import Enum, auto
 from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle, assemble_puzzles
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
+from asyncpipe.puzzle.history import NO_MEMORY, GroupMemory
 from asyncpipe.puzzle.lexicon import Lexicon
 from asyncpipe.puzzle.quality import below_bar, closer_elsewhere_in, word_vectors_in
 from asyncpipe.puzzle.scoring import PuzzleScore
@@ -136,12 +137,14 @@ class RoundPlanner:
         categories: Mapping[str, str] | None = None,
         lexicon: Lexicon | None = None,
         candidates: Candidates | None = None,
+        history: GroupMemory = NO_MEMORY,
     ) -> None:
         """`themes`: every usable theme in draw order; `primary`: those drawn for the
         puzzles (the rest are spares); `resumed_*`: what the interrupted run recorded;
         `categories`: the lexicon category of each theme served by its members (the
         assembly then keeps overlapping categories apart and picks the words with
-        `asyncpipe.puzzle.selection`, as `candidates` says)."""
+        `asyncpipe.puzzle.selection`, as `candidates` says); `history`: the groups the
+        published batches forbid (`asyncpipe.puzzle.history`), kept by that selection."""
         self._generation = generation
         self._bar = bar
         self._categories = dict(categories or {})
@@ -149,6 +152,7 @@ class RoundPlanner:
             raise ValueError("themes served by categories need the lexicon")
         self._lexicon = lexicon
         self._candidates = candidates or Candidates()
+        self._history = history
         self._ordered = tuple(themes)
         chosen = set(primary)
         self._queue = [theme for theme in self._ordered if theme in chosen]
@@ -286,6 +290,7 @@ class RoundPlanner:
                 closer,
                 max_overlap=self._candidates.max_category_overlap,
                 pool_size=self._candidates.selection_pool,
+                history=self._history,
             )
         self._assembly = assemble_puzzles(
             ranked,

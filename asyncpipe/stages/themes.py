@@ -18,6 +18,7 @@ from typing import Any
 
 from asyncpipe.errors import InputError
 from asyncpipe.io.theme_source import MAX_LINE_WARNINGS, ThemeLines, shown
+from asyncpipe.puzzle.history import History
 from asyncpipe.settings.sections import PuzzleGeneration, Themes
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,11 @@ def _json_kind(value: Any) -> str:
 
 
 def select_themes(
-    available: list[str], source: str, themes: Themes, generation: PuzzleGeneration
+    available: list[str],
+    source: str,
+    themes: Themes,
+    generation: PuzzleGeneration,
+    history: History | None = None,
 ) -> ThemeSelection:
     """Filter the available themes and draw those a batch needs, plus spares.
 
@@ -110,6 +115,12 @@ def select_themes(
     warning naming its line when `available` came from a file (`ThemeLines`).
     A theme is used at most once per batch: a source with fewer eligible themes
     than the puzzles need is an `InputError` saying how many there are.
+
+    With a `history`, the draw (primary themes, then spares) takes the categories
+    not used in the last `themes.avoid_recent_batches` batches first, in the seeded
+    order, then the recent ones, least recently used first: a recent category comes
+    back only when the others run out, and the count of eligible themes, hence what
+    the batch can make, does not change.
     """
     excluded = {_fold(name) for name in themes.exclude_categories}
     line_numbers = available.line_numbers if isinstance(available, ThemeLines) else None
@@ -144,11 +155,26 @@ def select_themes(
     ordered = list(eligible)
     if generation.theme_selection_method == "random":
         random.Random(generation.random_seed).shuffle(ordered)
+    if history is not None and history.batches:
+        ordered = history.recency_order(ordered, themes.avoid_recent_batches)
     # At least one puzzle's worth of spares, however small the batch.
     spare_target = max(
         generation.themes_per_puzzle, round(needed * generation.spare_theme_fraction)
     )
     spares = min(len(ordered) - needed, spare_target)
+    if history is not None and history.batches:
+        recent = sum(
+            history.is_recent(theme, themes.avoid_recent_batches)
+            for theme in ordered[: needed + spares]
+        )
+        log.info(
+            "History: %d published batches; %d of the %d themes drawn were used in the last "
+            "%d of them (the least recently used come back first)",
+            len(history.batches),
+            recent,
+            needed + spares,
+            themes.avoid_recent_batches,
+        )
     return ThemeSelection(
         themes=tuple(ordered[:needed]),
         spare_themes=tuple(ordered[needed : needed + spares]),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
-from asyncpipe.puzzle.assembly import assemble_puzzles
+from asyncpipe.puzzle.assembly import AssemblyResult, assemble_puzzles
+from asyncpipe.puzzle.history import History, PublishedBatch, PublishedGroup
 from asyncpipe.puzzle.lexicon import Category, Lexicon
 from asyncpipe.puzzle.selection import PuzzleSelection
 from tests.puzzle.test_assembly import assert_valid_puzzles, ranked
@@ -93,3 +95,63 @@ def test_every_group_comes_from_its_themes_pool_and_the_result_is_deterministic(
     assert first == second
     for group in first.puzzles[0].groups:
         assert set(group.words) <= set(CATEGORIES[group.theme][:5])
+
+
+def _with_history(
+    earlier: dict[str, tuple[str, ...]], window: int, pool_size: int = 8
+) -> PuzzleSelection:
+    history = History(
+        (PublishedBatch("earlier", tuple(PublishedGroup(t, w) for t, w in earlier.items())),)
+    )
+    return dataclasses.replace(_selection(pool_size), history=history.memory(CATEGORIES, window))
+
+
+def _assembled(selection: PuzzleSelection, *names: str) -> AssemblyResult:
+    return assemble_puzzles(
+        _ranked(*names),
+        puzzle_count=1,
+        themes_per_puzzle=4,
+        words_per_theme=4,
+        selection=selection,
+    )
+
+
+def test_no_group_repeats_a_published_group_of_its_category() -> None:
+    themes = ("Birds", "Trees", "Gems", "Dances")
+    (first,) = _assembled(_selection(), *themes).puzzles
+    published = {group.theme: group.words for group in first.groups}
+
+    # Window 0: the published groups are old, so only the exact repeat is ruled out.
+    result = _assembled(_with_history(published, window=0), *themes)
+
+    assert_valid_puzzles(result, 4, 4)
+    (again,) = result.puzzles
+    assert again.themes == list(themes)
+    for group in again.groups:
+        assert set(group.words) != set(published[group.theme]), group
+
+
+def test_a_recent_category_shares_at_most_one_tile_with_its_earlier_group() -> None:
+    earlier = ("robin", "wren", "finch", "heron")
+    result = _assembled(
+        _with_history({"Birds": earlier}, window=1), "Birds", "Trees", "Gems", "Dances"
+    )
+
+    assert_valid_puzzles(result, 4, 4)
+    (puzzle,) = result.puzzles
+    birds = puzzle.groups[puzzle.themes.index("Birds")]
+    assert len(set(birds.words) & set(earlier)) == 1, birds.words
+    assert {"eagle", "hawk", "crane"} <= set(birds.words)
+
+
+def test_a_recent_category_that_cannot_keep_the_tile_rule_is_held_over_not_repeated() -> None:
+    # Trees has 6 members: a new group would need 3 of the 2 not shown before.
+    earlier = {"Trees": ("oak", "elm", "ash", "pine")}
+    result = _assembled(
+        _with_history(earlier, window=1), "Trees", "Birds", "Gems", "Dances", "Machines"
+    )
+
+    assert_valid_puzzles(result, 4, 4)
+    (puzzle,) = result.puzzles
+    assert "Trees" not in puzzle.themes
+    assert "Trees" in result.unused_themes

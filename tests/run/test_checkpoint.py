@@ -162,6 +162,8 @@ def test_a_run_resumed_from_an_older_checkpoint_writes_the_same_bytes_as_an_unin
     ]
     assert sum(b'"puzzle"' in line for line in older) > 0
     path.write_bytes(b"".join(older))
+    # The complete run recorded its batch; an interrupted one would not have.
+    (workdir / "data/history/published.jsonl").unlink()
 
     generate(params, workdir, provider="glove", resume=True)
 
@@ -279,9 +281,13 @@ def test_other_inputs_are_refused(tmp_path: Path) -> None:
     assert recorded is not None
 
     recorded.refuse_unless_same_inputs(path, inputs_digest(a_selection(), dict(candidates)))
-    with pytest.raises(ConfigError, match="theme source or the vector index changed"):
+    with pytest.raises(ConfigError, match="the theme source, the vector index or paths.history"):
         recorded.refuse_unless_same_inputs(
             path, inputs_digest(a_selection(), {**candidates, "fruit": ("pear",)})
+        )
+    with pytest.raises(ConfigError, match="history"):
+        recorded.refuse_unless_same_inputs(
+            path, inputs_digest(a_selection(), candidates, history="ab12")
         )
     with pytest.raises(ConfigError):
         recorded.refuse_unless_same_inputs(

@@ -12,6 +12,7 @@ import pytest
 from asyncpipe.errors import InputError
 from asyncpipe.io.theme_source import read_theme_source
 from asyncpipe.io.vector_index import VocabularyIndex
+from asyncpipe.puzzle.history import History, PublishedBatch, PublishedGroup
 from asyncpipe.settings.sections import PuzzleGeneration, Themes
 from asyncpipe.stages.themes import ThemeSelection, select_themes
 from tests.support import REFERENCE
@@ -277,3 +278,47 @@ def test_to_json_and_from_json_round_trip_through_json_text() -> None:
     selection = select_themes(NUMBERED, "themes.txt", Themes(), _generation(random_seed=3))
     text = json.dumps(selection.to_json())
     assert ThemeSelection.from_json(json.loads(text)) == selection
+
+
+def _published(*batches: list[str]) -> History:
+    return History(
+        tuple(
+            PublishedBatch(
+                f"batch-{number}",
+                tuple(PublishedGroup(theme, ("a", "b", "c", "d")) for theme in themes),
+            )
+            for number, themes in enumerate(batches)
+        )
+    )
+
+
+def test_the_draw_avoids_categories_of_recent_batches() -> None:
+    recent = NUMBERED[:20]
+    history = _published(recent[:10], recent[10:])
+    selection = select_themes(
+        NUMBERED, "numbered", Themes(avoid_recent_batches=2), _generation(puzzles=4), history
+    )
+    # 16 themes and 4 spares: exactly the 20 never used, none of the recent ones.
+    assert set(selection.all_themes) == set(NUMBERED[20:])
+
+
+def test_when_too_few_are_left_the_least_recently_used_come_back_first() -> None:
+    oldest, older, newest = NUMBERED[:10], NUMBERED[10:25], NUMBERED[25:]
+    history = _published(oldest, older, newest)
+    selection = select_themes(
+        NUMBERED, "numbered", Themes(avoid_recent_batches=7), _generation(puzzles=5), history
+    )
+    # 20 themes and 5 spares: the 10 of the oldest batch, then 15 of the next.
+    assert set(selection.themes[:10]) == set(oldest)
+    assert set(selection.all_themes) == set(oldest) | set(older)
+    # Without a history the same seed draws another order: the history decides it.
+    plain = select_themes(NUMBERED, "numbered", Themes(), _generation(puzzles=5))
+    assert plain.all_themes != selection.all_themes
+
+
+def test_a_history_leaves_the_number_of_puzzles_a_source_can_make_unchanged() -> None:
+    history = _published(NUMBERED)
+    selection = select_themes(NUMBERED, "numbered", Themes(), _generation(puzzles=10), history)
+    assert len(selection.themes) == 40
+    with pytest.raises(InputError, match="ask for at most 10 puzzles"):
+        select_themes(NUMBERED, "numbered", Themes(), _generation(puzzles=11), history)
