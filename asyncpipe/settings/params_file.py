@@ -37,6 +37,7 @@ class Overrides:
 
     count: int | None = None
     seed: int | None = None
+    set_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,12 @@ def _apply_overrides(raw: dict[str, Any], overrides: Overrides) -> None:
         generation["total_puzzle_count"] = overrides.count
     if overrides.seed is not None:
         generation["random_seed"] = overrides.seed
+    if overrides.set_name is not None:
+        output = raw.get("output")
+        if output is None:
+            output = raw["output"] = {}
+        if isinstance(output, dict):
+            output["set_name"] = overrides.set_name
 
 
 def _carry_over_legacy_concurrency(
