@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 
 from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
-from tests.support import FINAL, run_cli
+from tests.support import FINAL, PUZZLE_SETS, run_cli
 from tests.test_cli import assert_one_clear_error, new_workdir
 
 pytestmark = pytest.mark.slow
-
-PUZZLE_SETS = Path("data/outputs/puzzle_sets.json")
 
 
 @pytest.fixture(scope="module")

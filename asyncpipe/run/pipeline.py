@@ -336,8 +336,9 @@ def _write_outputs(
         )
         return report
 
-    # The app's file, then the metadata, go last: a failure while writing the tables
-    # leaves the previous batch's puzzles and metadata together, never a mix.
+    # The app's files (puzzle_sets.json, final_puzzles.json), then the metadata, go last:
+    # a failure while writing the tables leaves the previous batch's puzzles and metadata
+    # together, never a mix.
     with pipeline.timed("write_outputs"):
         _write_tables(pipeline, outcome, assembly, provider_json["dimension"], report.partial)
         analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)

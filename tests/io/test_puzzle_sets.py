@@ -116,7 +116,9 @@ def test_a_category_in_a_row_is_found_in_any_row_and_only_whole() -> None:
     assert category_in_a_row(fruit_in_row_2, groups, 4) == frozenset(THEMES["Fruit"])
     assert category_in_a_row(mixed * 3, groups, 4) is None
     # Four fruit across two rows are no row of fruit.
-    assert category_in_a_row(["a", "b", "fig", "plum", "apple", "pear", "c", "d"], groups, 4) is None
+    assert (
+        category_in_a_row(["a", "b", "fig", "plum", "apple", "pear", "c", "d"], groups, 4) is None
+    )
 
 
 def test_times_are_left_out_unless_given() -> None:
