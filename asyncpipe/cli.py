@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -17,7 +19,10 @@ from pathlib import Path
 
 from asyncpipe import __version__
 from asyncpipe.embeddings.select import PROVIDER_CHOICES
-from asyncpipe.errors import AsyncpipeError, BusyError, OutputError
+from asyncpipe.errors import AsyncpipeError, BusyError, InputError, OutputError
+from asyncpipe.io.files import read_json
+from asyncpipe.io.puzzle_sets import creation_time
+from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
 from asyncpipe.run.interrupt import Interrupted, Shutdown
 from asyncpipe.run.lock import exclusive_run
 from asyncpipe.run.pipeline import (
@@ -29,6 +34,7 @@ from asyncpipe.run.pipeline import (
     run_select_themes,
 )
 from asyncpipe.settings.params_file import Overrides, load_params
+from asyncpipe.settings.sections import SET_NAME_PATTERN
 from asyncpipe.settings.workspace import Workspace
 
 EXIT_OK = 0
@@ -88,13 +94,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(arguments: argparse.Namespace, shutdown: Shutdown) -> int:
+    if arguments.command == "validate-sets":
+        return _command_validate_sets(arguments.file)
     workdir = Path(arguments.workdir).expanduser().resolve()
     if not workdir.is_dir():
         raise _UsageError(f"--workdir {arguments.workdir}: not a directory")
+    set_name = getattr(arguments, "set_name", None)
+    if set_name is not None and not re.fullmatch(SET_NAME_PATTERN, set_name):
+        raise _UsageError(
+            f"--set-name {set_name!r}: the app takes 1 to 50 letters, digits, _ or - "
+            f"({SET_NAME_PATTERN})"
+        )
     params_path = _params_path(arguments.params, workdir)
     history = arguments.history and str(Path(arguments.history).expanduser().resolve())
     loaded = load_params(
-        params_path, Overrides(count=arguments.count, seed=arguments.seed, history=history)
+        params_path,
+        Overrides(
+            count=arguments.count, seed=arguments.seed, history=history, set_name=set_name
+        ),
     )
     if arguments.log_level is None:
         logging.getLogger().setLevel(loaded.params.logging.level)
@@ -113,6 +130,7 @@ def _run(arguments: argparse.Namespace, shutdown: Shutdown) -> int:
         shutdown=shutdown,
         resume=getattr(arguments, "resume", False),
         progress_bar=False if arguments.log_format == "json" else None,
+        created_at=creation_time(getattr(arguments, "created_at", None), os.environ),
     )
     if arguments.command in ("run", "enhance"):
         pipeline.provider_plan()  # a missing key stops the command before it writes anything
@@ -154,6 +172,21 @@ def _command_select_candidates(pipeline: Pipeline, arguments: argparse.Namespace
 
 def _command_enhance(pipeline: Pipeline, arguments: argparse.Namespace) -> int:
     return _finish(run_enhance(pipeline), pipeline, arguments.min_success_rate)
+
+
+def _command_validate_sets(file: str) -> int:
+    """Check a puzzle_sets.json against the app's rules: each problem logged, exit 0 or 2."""
+    path = Path(file).expanduser()
+    problems = validate_puzzle_sets(read_json(path, "puzzle sets", stage="run"))
+    for problem in problems:
+        log.warning("%s: %s", path, problem)
+    if problems:
+        raise InputError(
+            f"{path}: {len(problems)} of the puzzle app's rules broken (listed above); "
+            f"the first: {problems[0]}"
+        )
+    log.info("%s: the puzzle app's rules hold", path)
+    return EXIT_OK
 
 
 _COMMANDS: dict[str, Callable[[Pipeline, argparse.Namespace], int]] = {
@@ -229,6 +262,17 @@ def _build_parser() -> argparse.ArgumentParser:
         help="exit 0 when at least this share of the puzzles asked for was made, "
         "else 1 (0 to 1; default 1: every puzzle)",
     )
+    producing.add_argument(
+        "--set-name",
+        metavar="NAME",
+        help="the puzzle app's set name in puzzle_sets.json (default: output.set_name)",
+    )
+    producing.add_argument(
+        "--created-at",
+        metavar="TIME",
+        help="ISO 8601 time for createdAt and lastUpdated in puzzle_sets.json (default: "
+        "SOURCE_DATE_EPOCH if set, else left out, so the file is the same every run)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="asyncpipe",
@@ -260,6 +304,14 @@ def _build_parser() -> argparse.ArgumentParser:
             epilog=_EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+    checking = commands.add_parser(
+        "validate-sets",
+        help="check a puzzle_sets.json against the puzzle app's rules (exit 0 or 2)",
+        description="check a puzzle_sets.json against the puzzle app's rules: "
+        "exit 0 when they hold, 2 (each problem listed) when not",
+    )
+    checking.add_argument("file", metavar="FILE", help="the puzzle_sets.json to check")
+    checking.set_defaults(log_level=None, log_format="text")
     return parser
 
 

@@ -24,6 +24,7 @@ REFERENCE = REPO / "tests" / "fixtures" / "reference"
 SELECTED = Path("data/themes/selected_themes.json")
 CANDIDATES = Path("data/candidates/candidate_words.json")
 FINAL = Path("data/outputs/final_puzzles.json")
+PUZZLE_SETS = Path("data/outputs/puzzle_sets.json")
 METADATA = Path("data/outputs/puzzle_metadata.json")
 ANALYSIS = Path("reports/embedding_analysis.json")
 ALL_TABLE = Path("data/cache/all_embeddings.csv")

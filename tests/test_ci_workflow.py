@@ -232,6 +232,18 @@ def test_the_outputs_are_uploaded_even_on_failure() -> None:
     assert _steps().index(upload) > _steps().index(_generating_step())
 
 
+def test_the_apps_puzzle_sets_file_is_among_the_uploaded_outputs() -> None:
+    upload = _one_step_using("actions/upload-artifact")
+    uploaded = [PurePosixPath(line.strip()) for line in upload["with"]["path"].splitlines()]
+    puzzle_sets = PurePosixPath(_repository_params().output.puzzle_sets_file)
+    assert any(path == puzzle_sets or path in puzzle_sets.parents for path in uploaded)
+
+
+def test_dvc_lists_the_apps_puzzle_sets_file_among_the_enhance_outputs() -> None:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    assert _repository_params().output.puzzle_sets_file in stages["enhance"]["outs"]
+
+
 def test_one_batch_at_a_time_and_time_left_to_save_after_a_timeout() -> None:
     concurrency = WORKFLOW_DATA["concurrency"]
     assert "run_id" not in concurrency["group"] and "${{" not in concurrency["group"]

@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
+from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
 from tests.gemini_server import GeminiTestServer, ServerConfig
 from tests.support import (
     ALL_TABLE,
@@ -42,6 +43,7 @@ from tests.support import (
     CHECKPOINT,
     FINAL,
     METADATA,
+    PUZZLE_SETS,
     PUZZLE_TABLE,
     REPO,
     SELECTED,
@@ -285,7 +287,10 @@ def load(folder: Path, relative: Path) -> Any:
 
 
 def assert_complete_puzzles(folder: Path) -> int:
-    """final_puzzles.json, if written, holds only whole, scored puzzles; their number."""
+    """final_puzzles.json, if written, holds only whole, scored puzzles; their number.
+    The app's puzzle_sets.json, if written, keeps the app's rules."""
+    if (folder / PUZZLE_SETS).exists():
+        assert validate_puzzle_sets(load(folder, PUZZLE_SETS)) == []
     if not (folder / FINAL).exists():
         return 0
     puzzles = load(folder, FINAL)

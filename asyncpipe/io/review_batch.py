@@ -15,13 +15,13 @@ that names one, so decoys show up as soon as the assembly records them.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from asyncpipe.io.puzzle_sets import shuffled_tiles
 from asyncpipe.puzzle.assembly import Puzzle
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.failures import ThemeFailure
@@ -32,7 +32,7 @@ from asyncpipe.puzzle.vectors import unit_rows
 #: Decimal places of the cosines the heatmap shows: a colour and a tooltip need no more.
 SIMILARITY_DECIMALS = 2
 #: Shuffles tried before giving up on keeping every group out of a single row.
-_SHUFFLE_ATTEMPTS = 1000
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +112,15 @@ def review_puzzles(
         )
         size = len(groups[0].words)
         rows = [index * size + offset for index in order for offset in range(size)]
-        tiles = [Tile(word, index) for index, group in enumerate(groups) for word in group.words]
+        tile_of = {
+            word: Tile(word, index) for index, group in enumerate(groups) for word in group.words
+        }
         reviewed.append(
             ReviewPuzzle(
                 number=number,
                 groups=groups,
-                grid=grid_order(tiles, len(groups[0].words), seed, number),
+                # The app's own order (puzzle_sets.json), so the editor sees its grid.
+                grid=tuple(tile_of[word] for word in shuffled_tiles(puzzle, seed, number)),
                 level=score.puzzle_level,
                 solver_optimal=score.solver_optimal,
                 solver_margin=score.solver_margin,
@@ -146,28 +149,6 @@ def batch_figures(
         tuple(sorted(failed.items(), key=lambda item: (-item[1], item[0]))),
         tuple(sorted(sources.items(), key=lambda item: (-item[1], item[0]))),
     )
-
-
-def grid_order(tiles: Sequence[Tile], columns: int, seed: int, number: int) -> tuple[Tile, ...]:
-    """The tiles shuffled as a player sees them, from the batch's seed and the puzzle's
-    number alone (the same grid every run), with no row holding one whole group: a row
-    that is a group gives the group away.
-
-    Shuffles are drawn until one keeps every group out of the rows; for 4x4 about one
-    draw in 110 fails, so the first or second draw nearly always serves. A grid where
-    no shuffle can (a single group) keeps the last draw."""
-    rng = random.Random(f"asyncpipe-grid:{seed}:{number}")
-    order = list(tiles)
-    for _ in range(_SHUFFLE_ATTEMPTS):
-        rng.shuffle(order)
-        if not _group_in_a_row(order, columns):
-            break
-    return tuple(order)
-
-
-def _group_in_a_row(order: Sequence[Tile], columns: int) -> bool:
-    rows = (order[start : start + columns] for start in range(0, len(order), columns))
-    return any(len({tile.group for tile in row}) == 1 for row in rows if len(row) > 1)
 
 
 def similarity_matrix(word_vectors: np.ndarray) -> tuple[tuple[float, ...], ...]:

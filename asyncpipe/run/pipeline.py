@@ -41,6 +41,8 @@ from asyncpipe.io.documents import (
 from asyncpipe.io.files import ensure_writable, write_json, write_text
 from asyncpipe.io.history_file import append_batch, published_batch, read_history
 from asyncpipe.io.lexicon_file import load_lexicon
+from asyncpipe.io.puzzle_sets import puzzle_sets_document
+from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
 from asyncpipe.io.review_batch import batch_figures, review_puzzles
 from asyncpipe.io.review_page import review_page
 from asyncpipe.io.stage_files import load_candidates, load_selection
@@ -84,6 +86,8 @@ class Pipeline:
     resume: bool = False
     #: The live progress bar: None shows it when stderr is a terminal.
     progress_bar: bool | None = None
+    #: When the batch was made (ms since the epoch) for puzzle_sets.json; None leaves it out.
+    created_at: int | None = None
     #: Seconds spent per step in this invocation, for the run metadata.
     timings: dict[str, float] = field(default_factory=dict)
     _index: VocabularyIndex | None = field(default=None, repr=False)
@@ -371,8 +375,9 @@ def _write_outputs(
         )
         return report
 
-    # The app's file, then the metadata, go last: a failure while writing the tables
-    # leaves the previous batch's puzzles and metadata together, never a mix.
+    # The app's files (puzzle_sets.json, final_puzzles.json), then the metadata, go last:
+    # a failure while writing the tables leaves the previous batch's puzzles and metadata
+    # together, never a mix.
     with pipeline.timed("write_outputs"):
         _write_tables(pipeline, outcome, assembly, provider_json["dimension"], report.partial)
         analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
@@ -391,6 +396,7 @@ def _write_outputs(
             candidates.sources(),
         )
         write_text(workspace.review_page, review_page(reviewed, figures))
+        write_json(workspace.puzzle_sets, _puzzle_sets(pipeline, made, provider_json))
         write_json(
             workspace.final_puzzles,
             final_puzzles_document(
@@ -449,6 +455,33 @@ def _write_outputs(
         workspace.puzzle_quality,
     )
     return report
+
+
+def _puzzle_sets(
+    pipeline: Pipeline, made: MadePuzzles, provider_json: dict[str, Any]
+) -> dict[str, Any]:
+    """The app's document, checked against the app's rules before it is written: a
+    broken rule is a bug here, and the previous file is better than a wrong one."""
+    params = pipeline.params
+    document = puzzle_sets_document(
+        made.assembly.puzzles,
+        made.scores,
+        params.output.set_name,
+        params.puzzle_generation.random_seed,
+        pipeline.created_at,
+        {
+            "provider": provider_json["name"],
+            "model": provider_json["model"],
+            "dimension": provider_json["dimension"],
+            "randomSeed": params.puzzle_generation.random_seed,
+            "puzzlesRequested": params.puzzle_generation.total_puzzle_count,
+            "partial": made.partial,
+        },
+    )
+    problems = validate_puzzle_sets(document)
+    if problems:
+        raise RuntimeError(f"puzzle_sets.json breaks the app's rules: {'; '.join(problems)}")
+    return document
 
 
 def _usable_themes(

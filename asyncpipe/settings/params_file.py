@@ -39,6 +39,7 @@ class Overrides:
     seed: int | None = None
     #: --history, made absolute by the command line: `paths.history`.
     history: str | None = None
+    set_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,12 @@ def _apply_overrides(raw: dict[str, Any], overrides: Overrides) -> None:
         paths = raw.setdefault("paths", {})
         if isinstance(paths, dict):  # else validation reports the wrong type
             paths["history"] = overrides.history
+    if overrides.set_name is not None:
+        output = raw.get("output")
+        if output is None:
+            output = raw["output"] = {}
+        if isinstance(output, dict):
+            output["set_name"] = overrides.set_name
 
 
 def _carry_over_legacy_concurrency(

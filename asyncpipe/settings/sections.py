@@ -30,6 +30,10 @@ BUILTIN_INDEX = "glove"
 #: pasted into the wrong file.
 MAX_THEME_LENGTH = 200
 
+#: What the puzzle app accepts as a set name (`output.set_name`): it becomes part of
+#: every puzzle's id and a key of the app's database.
+SET_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,50}$"
+
 _NUMBERS = (int, float, int | None, float | None)
 
 
@@ -175,6 +179,10 @@ class Output(_Section):
     #: "csv" keeps the older pipeline's tables; "parquet" writes the same columns,
     #: with float32 vectors, to a file of the same name ending in .parquet.
     embedding_table_format: Literal["csv", "parquet"] = "csv"
+    #: The puzzle app's document (`asyncpipe.io.puzzle_sets`), and the name of its set:
+    #: a fixed default, so that the file depends on nothing but the params and the seed.
+    puzzle_sets_file: str = "data/outputs/puzzle_sets.json"
+    set_name: str = Field("asyncpipe", pattern=SET_NAME_PATTERN)
 
 
 class Logging(_Section):

@@ -52,6 +52,11 @@ class Workspace:
         return self.resolve(self.params.paths.outputs) / "puzzle_metadata.json"
 
     @property
+    def puzzle_sets(self) -> Path:
+        """The puzzle app's document (`asyncpipe.io.puzzle_sets`)."""
+        return self.resolve(self.params.output.puzzle_sets_file)
+
+    @property
     def embedding_analysis(self) -> Path:
         return self.resolve(self.params.paths.reports) / "embedding_analysis.json"
 
@@ -86,6 +91,7 @@ class Workspace:
         history's included."""
         files = (
             self.final_puzzles,
+            self.puzzle_sets,
             self.puzzle_metadata,
             self.embedding_analysis,
             self.puzzle_quality,

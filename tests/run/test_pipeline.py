@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
-from asyncpipe.run.pipeline import _usable_themes, _warn_embedding_failures
+from asyncpipe.run.pipeline import _puzzle_sets, _usable_themes, _warn_embedding_failures
 from asyncpipe.settings.sections import Params, PuzzleGeneration
 from asyncpipe.settings.workspace import Workspace
 from asyncpipe.stages.candidates import CandidateSearchResult, ThemeCandidates
 from asyncpipe.stages.themes import ThemeSelection
+from tests.io.test_puzzle_sets import puzzle, score
 
 
 def test_themes_without_enough_candidates_are_out_with_their_kind() -> None:
@@ -63,3 +66,34 @@ def test_no_embedding_failure_no_warning(tmp_path: Path, caplog: pytest.LogCaptu
     with caplog.at_level(logging.WARNING, logger="asyncpipe"):
         _warn_embedding_failures(dropped, Workspace(tmp_path, Params()))
     assert caplog.records == []
+
+
+def _made_and_pipeline() -> tuple[Any, Any]:
+    made = SimpleNamespace(
+        assembly=SimpleNamespace(puzzles=(puzzle(),)), scores=[score()], partial=True
+    )
+    return made, SimpleNamespace(params=Params(), created_at=None)
+
+
+PROVIDER = {"name": "glove", "model": "glove-6B-50d", "dimension": 50}
+
+
+def test_the_apps_document_names_the_set_and_marks_a_partial_batch() -> None:
+    made, pipeline = _made_and_pipeline()
+
+    document = _puzzle_sets(pipeline, made, PROVIDER)
+
+    assert document["setIndex"]["asyncpipe"]["metadata"]["partial"] is True
+    assert list(document["puzzleSets"]["asyncpipe"]["4x4"]) == ["asyncpipe_1"]
+
+
+def test_a_document_that_breaks_the_apps_rules_is_a_bug_and_is_not_returned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made, pipeline = _made_and_pipeline()
+    monkeypatch.setattr(
+        "asyncpipe.run.pipeline.validate_puzzle_sets", lambda document: ["row 1 is a category"]
+    )
+
+    with pytest.raises(RuntimeError, match="breaks the app's rules: row 1 is a category"):
+        _puzzle_sets(pipeline, made, PROVIDER)

@@ -280,6 +280,22 @@ def test_no_overrides_keep_the_file_values(tmp_path: Path) -> None:
     assert params.puzzle_generation.random_seed == 1
 
 
+def test_the_set_name_override_wins_over_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "output:\n  set_name: from-file\n")
+    assert load_params(path).params.output.set_name == "from-file"
+    assert load_params(path, Overrides(set_name="daily_7")).params.output.set_name == "daily_7"
+    assert load_params(None).params.output.set_name == "asyncpipe"
+
+
+@pytest.mark.parametrize("name", ["two words", "", "x" * 51, "café", "a/b"])
+def test_a_set_name_the_app_refuses_is_one_line_naming_the_key(tmp_path: Path, name: str) -> None:
+    path = _write(tmp_path, f"output:\n  set_name: '{name}'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_params(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}, line 2: output.set_name: ") and "\n" not in message
+
+
 def test_themes_needed_is_puzzles_times_themes_per_puzzle(tmp_path: Path) -> None:
     path = _write(tmp_path, "puzzle_generation:\n  total_puzzle_count: 5\n  themes_per_puzzle: 3\n")
     assert load_params(path).params.puzzle_generation.themes_needed == 15
