@@ -734,12 +734,13 @@ def test_a_full_disk_exits_74_naming_the_file_and_keeps_its_previous_version(
     folder = copy_of(baseline, tmp_path / "work")
     before = file_bytes(folder)
     # Small files fit under the limit; the embedding table does not (it holds every
-    # text embedded: thousands of rows against the few dozen of the next largest file).
-    limit = 2 * max(len(data) for path, data in before.items() if path != ALL_TABLE)
+    # text embedded, about twice the next largest file, the review page).
+    largest_other = max(len(data) for path, data in before.items() if path != ALL_TABLE)
+    limit = (len(before[ALL_TABLE]) + largest_other) // 2
     too_large = {path: len(data) for path, data in before.items() if len(data) >= limit}
     assert set(too_large) == {ALL_TABLE}, too_large
 
-    result = run_cli(["run", "--count", "2", "--seed", "5"], folder, preexec=file_size_limit(limit))
+    result = run_cli(["run", "--count", "3", "--seed", "5"], folder, preexec=file_size_limit(limit))
 
     the_error(result, EXIT_OUTPUT, str(folder / ALL_TABLE), "file too large")
     after = file_bytes(folder)
@@ -749,9 +750,9 @@ def test_a_full_disk_exits_74_naming_the_file_and_keeps_its_previous_version(
     # checkpoint every theme and score, so --resume once there is room redoes none of it.
     assert load(folder, SELECTED)["random_seed"] == 5
     assert after[CANDIDATES] != before[CANDIDATES]
-    resumed = run_cli(["run", "--count", "2", "--seed", "5", "--resume"], cwd=folder)
+    resumed = run_cli(["run", "--count", "3", "--seed", "5", "--resume"], cwd=folder)
     assert resumed.returncode == 0, resumed.stderr
-    assert "8 themes finished and 2 puzzles scored are not redone" in resumed.stderr
+    assert "12 themes finished and 3 puzzles scored are not redone" in resumed.stderr
 
 
 # --- an API answering nonsense ----------------------------------------------------------
