@@ -42,10 +42,14 @@ def final_puzzles_document(
 
     With `quality`, each puzzle also gets what an app shows of its difficulty
     (`asyncpipe.puzzle.difficulty`): `group_levels` and `group_colors`, one per
-    theme in `themes` order, and `difficulty_level` with its `difficulty_label`."""
+    theme in `themes` order, and `difficulty_level` with its `difficulty_label`.
+    A puzzle with red herrings lists them under `decoys`: each tile, the category it
+    belongs to, and the one it `pretends` to."""
     document: dict[str, Any] = {}
     for number, puzzle in enumerate(puzzles, start=1):
         entry: dict[str, Any] = {"words": puzzle.words, "themes": puzzle.themes}
+        if puzzle.decoys:
+            entry["decoys"] = [decoy.to_json() for decoy in puzzle.decoys]
         if include_scores:
             entry["theme_similarity_scores"] = [
                 round(score, SCORE_DECIMALS) for score in puzzle.scores

@@ -8,9 +8,9 @@ itself is `asyncpipe.io.review_page`; this module decides what it says, not
 how it looks. Everything here is a function of the params, the seed and the
 vectors, so the page is byte-identical from run to run.
 
-A tile's `decoy_for` names the other theme a red herring pretends to belong to.
-No stage makes decoys yet: every tile has None, and the page marks any tile
-that names one, so decoys show up as soon as the assembly records them.
+A tile's `decoy_for` names the other theme a red herring pretends to belong to
+(`Puzzle.decoys`, placed by the assembly); the page marks it in the grid and the
+solution.
 """
 
 from __future__ import annotations
@@ -112,8 +112,11 @@ def review_puzzles(
         )
         size = len(groups[0].words)
         rows = [index * size + offset for index in order for offset in range(size)]
+        pretends = {decoy.word: decoy.pretends for decoy in puzzle.decoys}
         tile_of = {
-            word: Tile(word, index) for index, group in enumerate(groups) for word in group.words
+            word: Tile(word, index, pretends.get(word))
+            for index, group in enumerate(groups)
+            for word in group.words
         }
         reviewed.append(
             ReviewPuzzle(

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from asyncpipe.puzzle.decoys import Decoy
 from asyncpipe.puzzle.ranking import RankedTheme
 from asyncpipe.puzzle.selection import CloserElsewhere, PuzzleSelection
 from asyncpipe.puzzle.words import is_variant_of_theme, variant_key
@@ -30,6 +31,8 @@ class Group:
 @dataclass(frozen=True)
 class Puzzle:
     groups: tuple[Group, ...]
+    #: Red herrings: tiles of one group that are members of another group's category too.
+    decoys: tuple[Decoy, ...] = ()
 
     @property
     def themes(self) -> list[str]:
@@ -50,6 +53,12 @@ class AssemblyResult:
     failed_themes: dict[str, str]
     failed_puzzles: dict[str, str]
     unused_themes: tuple[str, ...] = field(default=())
+
+
+#: Pending themes looked through for one that shares a member with the puzzle's
+#: (a decoy needs such a pair); far enough that most puzzles find one, near enough
+#: that the draw order still decides.
+_BRIDGE_LOOKAHEAD = 80
 
 
 def assemble_puzzles(
@@ -87,8 +96,9 @@ def assemble_puzzles(
     puzzles: list[Puzzle] = []
     failed_puzzles: dict[str, str] = {}
     while len(puzzles) < puzzle_count:
+        decoys: list[Decoy] = []
         if selection is not None:
-            groups, held_over = _fill_selected(
+            groups, held_over, decoys = _fill_selected(
                 pending, themes_per_puzzle, words_per_theme, selection
             )
         else:
@@ -107,7 +117,7 @@ def assemble_puzzles(
             return AssemblyResult(tuple(puzzles), failed_themes, failed_puzzles, tuple(unused))
         if closer_elsewhere is not None and selection is None:
             groups = _keep_words_home(groups, by_name, closer_elsewhere, words_per_theme)
-        puzzles.append(Puzzle(tuple(groups)))
+        puzzles.append(Puzzle(tuple(groups), tuple(decoys)))
         pending.extendleft(reversed(held_over))
     return AssemblyResult(
         tuple(puzzles), failed_themes, failed_puzzles, tuple(theme.theme for theme in pending)
@@ -137,14 +147,19 @@ def _fill_selected(
     themes_per_puzzle: int,
     words_per_theme: int,
     selection: PuzzleSelection,
-) -> tuple[list[Group], list[RankedTheme]]:
+) -> tuple[list[Group], list[RankedTheme], list[Decoy]]:
     """Take themes from the front of `pending` that fit beside those taken, then choose
-    the words (`PuzzleSelection.choose`)."""
+    the words (`PuzzleSelection.choose`) and the decoys (`PuzzleSelection.place_decoys`).
+
+    When decoys are wanted and no two themes taken share a member yet, the next theme
+    taken is the first of the next `_BRIDGE_LOOKAHEAD` pending ones that shares a
+    member with one taken, if any: a decoy needs such a pair on the grid.
+    """
     themes: list[RankedTheme] = []
     held_over: list[RankedTheme] = []
     pools: list[list[str]] = []
     while len(themes) < themes_per_puzzle and pending:
-        theme = pending.popleft()
+        theme = _next_theme(pending, themes, selection)
         if any(selection.conflict(theme.theme, taken.theme) for taken in themes):
             held_over.append(theme)
             continue
@@ -157,17 +172,45 @@ def _fill_selected(
         pools = trial
     if len(themes) < themes_per_puzzle:
         # Not a puzzle: the caller hands every theme back.
-        return [Group(theme.theme, (), ()) for theme in themes], held_over
-    start = _first_words(pools, words_per_theme, selection, [theme.theme for theme in themes])
+        return [Group(theme.theme, (), ()) for theme in themes], held_over, []
+    names = [theme.theme for theme in themes]
+    start = _first_words(pools, words_per_theme, selection, names)
     assert start is not None  # checked when the last theme joined
-    chosen = selection.choose([theme.theme for theme in themes], pools, start)
+    chosen = selection.choose(names, pools, start)
+    decoys: list[Decoy] = []
+    if selection.decoys:
+        chosen, decoys = selection.place_decoys(names, [t.words for t in themes], chosen)
     groups: list[Group] = []
     for theme, words in zip(themes, chosen, strict=True):
         score_of = dict(zip(theme.words, theme.scores, strict=True))
         # Each group lists its words closest to the theme first, as groups always have.
         ordered = sorted(words, key=lambda word: -score_of[word])
         groups.append(Group(theme.theme, tuple(ordered), tuple(score_of[w] for w in ordered)))
-    return groups, held_over
+    return groups, held_over, decoys
+
+
+def _next_theme(
+    pending: deque[RankedTheme], taken: list[RankedTheme], selection: PuzzleSelection
+) -> RankedTheme:
+    """The next pending theme, or with decoys wanted and no bridged pair taken yet, the
+    first of the next few that shares a member with a theme taken."""
+    if selection.decoys and taken and not _bridged(taken, selection):
+        for position in range(min(_BRIDGE_LOOKAHEAD, len(pending))):
+            candidate = pending[position]
+            if any(selection.bridges(candidate.theme, theme.theme) for theme in taken) and not any(
+                selection.conflict(candidate.theme, theme.theme) for theme in taken
+            ):
+                del pending[position]
+                return candidate
+    return pending.popleft()
+
+
+def _bridged(themes: list[RankedTheme], selection: PuzzleSelection) -> bool:
+    return any(
+        selection.bridges(a.theme, b.theme)
+        for index, a in enumerate(themes)
+        for b in themes[index + 1 :]
+    )
 
 
 def _fair_pools(themes: list[RankedTheme], selection: PuzzleSelection) -> list[list[str]]:

@@ -26,12 +26,13 @@ from functools import lru_cache
 
 import numpy as np
 
+from asyncpipe.puzzle.decoys import Decoy, unique
 from asyncpipe.puzzle.history import NO_MEMORY, GroupMemory
 from asyncpipe.puzzle.lexicon import Lexicon
 from asyncpipe.puzzle.lookalikes import look_alike
 from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN
 from asyncpipe.puzzle.vectors import unit_rows
-from asyncpipe.puzzle.words import stopwords, theme_words, variant_key
+from asyncpipe.puzzle.words import is_variant_of_theme, stopwords, theme_words, variant_key
 
 #: A move must improve the margin by more than this to be taken: float noise never
 #: trades a more typical word for a less typical one.
@@ -39,6 +40,8 @@ _MIN_GAIN = 1e-9
 #: A grid whose swap margin is under this share of its gain searches a wider pool: twice
 #: the solver's ambiguity margin (`asyncpipe.puzzle.solver.DEFAULT_AMBIGUITY_MARGIN`).
 _NEAR_AMBIGUOUS = 2 * DEFAULT_AMBIGUITY_MARGIN
+#: Placements of a decoy tried per pair of themes: the first few candidates that fit.
+_DECOY_OPTIONS = 6
 #: Moves of the local search, at most: enough to replace every tile of a 4 x 4 grid once.
 #: Real grids settle in two or three; the cap bounds the time in the worst case.
 _MAX_ROUNDS = 16
@@ -159,6 +162,10 @@ def _not_forbidden(
     return fits[np.asarray(keep, dtype=bool)]
 
 
+def _ordered_pairs(count: int) -> list[tuple[int, int]]:
+    return [(a, b) for a in range(count) for b in range(count) if a != b]
+
+
 @lru_cache(maxsize=8192)
 def _name_keys(theme: str) -> frozenset[str]:
     """The variant keys of a theme name's words, stopwords left out."""
@@ -186,8 +193,11 @@ class PuzzleSelection:
     #: tiles of one recent group never share a new group of that category again, and
     #: no group repeats one published before.
     history: GroupMemory = NO_MEMORY
+    #: Red herrings wanted per puzzle (`quality.red_herrings`; see `place_decoys`).
+    decoys: int = 0
     _conflicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     _clashes: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+    _bridges: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
     def clash(self, a: str, b: str) -> bool:
         """Two words that must not share a grid: forms of one word, look-alikes
@@ -225,6 +235,117 @@ class PuzzleSelection:
         if category is not None:
             return category in self.lexicon.categories_of(word)
         return self.closer_elsewhere(word, own, other)
+
+    def bridges(self, a: str, b: str) -> bool:
+        """Two themes whose categories share a member, a primary one of at least one of
+        them: a decoy could sit between them."""
+        first, second = self.categories.get(a), self.categories.get(b)
+        if first is None or second is None or first == second:
+            return False
+        pair = (first, second) if first <= second else (second, first)
+        if pair not in self._bridges:
+            # The host offers only its primary members: one of them must be the other's.
+            one, other = (self.lexicon.category(name) for name in pair)
+            self._bridges[pair] = bool(
+                set(one.members) & {*other.members, *other.secondary}
+                or set(other.members) & set(one.secondary)
+            )
+        return self._bridges[pair]
+
+    def place_decoys(
+        self,
+        themes: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        groups: Sequence[Sequence[str]],
+    ) -> tuple[list[list[str]], list[Decoy]]:
+        """Up to `decoys` red herrings, each a candidate of one group that is also a
+        member of another theme's category, swapped in for one of its group's words.
+
+        A placement is kept only when the tiles can still be dealt to the themes by
+        membership in exactly one way (`asyncpipe.puzzle.decoys.unique`), no tile clashes
+        with another, no published group comes back, and the grid still beats every
+        swap of two words in the provider's space. Of those, a decoy that is a primary
+        member of the category it pretends to (teal among Shades of blue) wins over one
+        by a later sense; then the wider swap margin.
+        """
+        grid = [list(group) for group in groups]
+        placed: list[Decoy] = []
+        for _ in range(self.decoys):
+            best: tuple[tuple[bool, float], int, int, str, str] | None = None
+            taken = {decoy.word for decoy in placed}
+            for host, pretend in _ordered_pairs(len(themes)):
+                if not self.bridges(themes[host], themes[pretend]):
+                    continue
+                for word, position in self._decoy_options(
+                    themes, candidates, grid, host, pretend, taken
+                ):
+                    trial = [list(group) for group in grid]
+                    trial[host][position] = word
+                    margin = self._grid_margin(themes, trial)
+                    if margin <= 0.0:
+                        continue
+                    category = self.categories[themes[pretend]]
+                    rank = (word in self.lexicon.members(category), margin)
+                    if best is None or rank > best[0]:
+                        best = (rank, host, position, word, themes[pretend])
+            if best is None:
+                break
+            _, host, position, word, pretends = best
+            grid[host][position] = word
+            placed.append(Decoy(word, themes[host], pretends))
+        return grid, placed
+
+    def _decoy_options(
+        self,
+        themes: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        grid: list[list[str]],
+        host: int,
+        pretend: int,
+        placed: set[str],
+    ) -> list[tuple[str, int]]:
+        """(word, position in the host's group) placements that pass the grid's rules."""
+        category = self.categories[themes[pretend]]
+        on_grid = {word for group in grid for word in group}
+        options: list[tuple[str, int]] = []
+        for word in candidates[host]:
+            if word in on_grid or category not in self.lexicon.categories_of(word):
+                continue
+            others = [theme for index, theme in enumerate(themes) if index not in (host, pretend)]
+            if any(self.belongs_elsewhere(word, themes[host], other) for other in others):
+                continue
+            if any(is_variant_of_theme(word, theme) for theme in themes):
+                continue
+            for position, replaced in enumerate(grid[host]):
+                if replaced in placed:
+                    continue
+                staying = on_grid - {replaced}
+                if any(self.clash(word, other) for other in staying):
+                    continue
+                group = [*grid[host][:position], word, *grid[host][position + 1 :]]
+                if self.history.repeats(themes[host], group) or any(
+                    self.history.kept_apart(themes[host], word, other) for other in group
+                ):
+                    continue
+                trial = [list(g) for g in grid]
+                trial[host] = group
+                if unique(trial, themes, self._member_of):
+                    options.append((word, position))
+            if len(options) >= _DECOY_OPTIONS:
+                break
+        return options
+
+    def _member_of(self, word: str, theme: str) -> bool:
+        category = self.categories.get(theme)
+        return category is not None and category in self.lexicon.categories_of(word)
+
+    def _grid_margin(self, themes: Sequence[str], groups: Sequence[Sequence[str]]) -> float:
+        vectors = np.concatenate(
+            [self.vectors(theme, group) for theme, group in zip(themes, groups, strict=True)]
+        )
+        units = unit_rows(vectors.astype(np.float64), np.float64)
+        labels = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
+        return swap_margin(units @ units.T, labels)
 
     def choose(
         self, themes: Sequence[str], pools: Sequence[Sequence[str]], chosen: Sequence[Sequence[str]]

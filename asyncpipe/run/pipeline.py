@@ -663,6 +663,16 @@ def _metadata_document(
         "failed_themes": failures_json(failed_themes),
         "history": _history_json(pipeline, used),
         "failed_puzzles": assembly.failed_puzzles,
+        # Each red herring: the tile, its category, and the one it pretends to.
+        "decoys": {
+            "red_herrings": params.quality.red_herrings,
+            "puzzles_with_decoys": sum(1 for puzzle in assembly.puzzles if puzzle.decoys),
+            "placed": {
+                f"puzzle_{number}": [decoy.to_json() for decoy in puzzle.decoys]
+                for number, puzzle in enumerate(assembly.puzzles, start=1)
+                if puzzle.decoys
+            },
+        },
         "unused_themes": list(assembly.unused_themes),
         "provider": provider_json,
         "timing_seconds": dict(pipeline.timings),

@@ -218,6 +218,9 @@ class Quality(_Section):
     #: puzzle and assemble again from the remaining and spare themes.
     on_low_quality: Literal["flag", "rebuild"] = "flag"
     max_rebuild_rounds: int = Field(3, ge=0)
+    #: Decoys per puzzle: tiles that are members of two categories of the puzzle, placed
+    #: so that the solution stays unique (`asyncpipe.puzzle.decoys`). 0 makes none.
+    red_herrings: int = Field(1, ge=0, le=2)
 
 
 class LegacyMultiprocessing(_Section):

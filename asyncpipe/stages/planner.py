@@ -290,6 +290,7 @@ class RoundPlanner:
                 closer,
                 max_overlap=self._candidates.max_category_overlap,
                 pool_size=self._candidates.selection_pool,
+                decoys=self._bar.red_herrings,
                 history=self._history,
             )
         self._assembly = assemble_puzzles(
