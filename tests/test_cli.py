@@ -383,7 +383,12 @@ def test_an_unknown_theme_is_reported_and_replaced_by_a_spare(tmp_path: Path) ->
     (tmp_path / "themes.txt").write_text("\n".join(themes) + "\n", encoding="utf-8")
     folder = new_workdir(
         tmp_path,
-        {"themes.source": "themes.txt", "puzzle_generation.theme_selection_method": "sequential"},
+        {
+            "themes.source": "themes.txt",
+            "puzzle_generation.theme_selection_method": "sequential",
+            # Themes in draw order: no look-ahead for a theme a decoy could bridge to.
+            "quality.red_herrings": 0,
+        },
     )
 
     result = run_cli(["run", "--count", "2"], cwd=folder)
