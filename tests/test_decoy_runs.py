@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def _run(folder: Path, herrings: int) -> tuple[dict, dict]:
     workdir = new_workdir(folder, {"quality.red_herrings": herrings})
-    result = run_cli(["run", "--count", "16"], cwd=workdir)
+    result = run_cli(["run", "--count", "40"], cwd=workdir)
     assert result.returncode == 0, result.stderr
     return (
         json.loads((workdir / FINAL).read_text(encoding="utf-8")),

@@ -197,7 +197,7 @@ def _next_theme(
     if selection.decoys and taken and not _bridged(taken, selection):
         for position in range(min(_BRIDGE_LOOKAHEAD, len(pending))):
             candidate = pending[position]
-            if any(selection.bridges(candidate.theme, theme.theme) for theme in taken) and not any(
+            if any(_can_bridge(candidate, theme, selection) for theme in taken) and not any(
                 selection.conflict(candidate.theme, theme.theme) for theme in taken
             ):
                 del pending[position]
@@ -207,9 +207,17 @@ def _next_theme(
 
 def _bridged(themes: list[RankedTheme], selection: PuzzleSelection) -> bool:
     return any(
-        selection.bridges(a.theme, b.theme)
-        for index, a in enumerate(themes)
-        for b in themes[index + 1 :]
+        _can_bridge(a, b, selection) for index, a in enumerate(themes) for b in themes[index + 1 :]
+    )
+
+
+def _can_bridge(a: RankedTheme, b: RankedTheme, selection: PuzzleSelection) -> bool:
+    """A candidate of one theme is a member of the other's category: a decoy could be
+    placed between them (`PuzzleSelection.place_decoys` checks the rest)."""
+    if not selection.bridges(a.theme, b.theme):
+        return False
+    return any(selection.is_member(word, b.theme) for word in a.words) or any(
+        selection.is_member(word, a.theme) for word in b.words
     )
 
 

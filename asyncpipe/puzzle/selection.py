@@ -329,13 +329,15 @@ class PuzzleSelection:
                     continue
                 trial = [list(g) for g in grid]
                 trial[host] = group
-                if unique(trial, themes, self._member_of):
+                if unique(trial, themes, self.is_member):
                     options.append((word, position))
             if len(options) >= _DECOY_OPTIONS:
                 break
         return options
 
-    def _member_of(self, word: str, theme: str) -> bool:
+    def is_member(self, word: str, theme: str) -> bool:
+        """The word is a member of the theme's category, by any sense (False for a
+        theme served by neighbours)."""
         category = self.categories.get(theme)
         return category is not None and category in self.lexicon.categories_of(word)
 

@@ -107,7 +107,7 @@ def test_a_decoy_is_a_member_of_its_group_and_of_the_category_it_pretends_to() -
     host = NAMES.index(decoy.theme)
     assert "teal" in groups[host]
     assert sum(word == "teal" for group in groups for word in group) == 1
-    member = selection._member_of
+    member = selection.is_member
     assert unique(groups, NAMES, member)
     # Three groups untouched, one word of the host traded for the decoy.
     changed = [index for index in range(4) if groups[index] != START[index]]
