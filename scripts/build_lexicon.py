@@ -795,9 +795,9 @@ def compound_categories(
     sea and son, "carpet" no car and pet). Compounds sharing a first part make
     "PART ___", those sharing a last part "___ PART"; the tiles are the other parts,
     most familiar compound first, one per variant family and no plural ("sunglasses"
-    gives no tile "glasses"). `completions` keep every common word that completes the
-    compound in WordNet without the gloss test or the rank cut, so that no such word
-    sits on the group's grid as another group's tile.
+    gives no tile "glasses"). `completions` keep every word that completes the
+    compound in WordNet without the gloss test or the rank cuts (`_completions`), so
+    that no such word sits on the group's grid as another group's tile.
     """
     ranks = glove.ranks
     variant_key = VariantKeys(exceptions)
@@ -814,7 +814,7 @@ def compound_categories(
         )
 
     tiles: dict[tuple[str, str], list[tuple[int, str]]] = {}
-    completions: dict[tuple[str, str], set[str]] = {}
+    words = [w for w in sorted(wordnet.senses.keys() | wordnet.other_pos) if _TILE.fullmatch(w)]
     for compound in sorted(wordnet.senses):
         if not _TILE.fullmatch(compound) or compound not in wordnet.common_nouns:
             continue
@@ -823,8 +823,6 @@ def compound_categories(
             first, last = compound[:cut], compound[cut:]
             if not (is_part(first) and is_part(last)):
                 continue
-            completions.setdefault((first, "first"), set()).add(last)
-            completions.setdefault((last, "last"), set()).add(first)
             if ranks.get(compound, COMPOUND_RANK) >= COMPOUND_RANK:
                 continue
             if glossed is None:
@@ -846,6 +844,7 @@ def compound_categories(
                 members.append(tile)
         if len(members) < MIN_COMPOUND_TILES:
             continue
+        completions = _completions(part, position, words)
         name = f"{part.upper()} {BLANK}" if position == "first" else f"{BLANK} {part.upper()}"
         categories.append(
             Category(
@@ -853,10 +852,25 @@ def compound_categories(
                 [],
                 members,
                 compound={"part": part, "position": position},
-                completions=sorted(completions[(part, position)]),
+                completions=completions,
             )
         )
     return categories
+
+
+def _completions(part: str, position: str, words: list[str]) -> list[str]:
+    """Every word that makes a single-word noun, adjective, verb or adverb of WordNet
+    with `part`, however rare the compound or the word: "fly" for fire (firefly),
+    "proof" (fireproof), "brick" (firebrick). A grid beside the group holds none."""
+    found: set[str] = set()
+    for compound in words:  # WordNet's single-word lemmas of every part of speech
+        if len(compound) < len(part) + 3:
+            continue
+        if position == "first" and compound.startswith(part):
+            found.add(compound[len(part) :])
+        elif position == "last" and compound.endswith(part):
+            found.add(compound[: -len(part)])
+    return sorted(word for word in found if is_puzzle_word(word))
 
 
 def _gloss_words(word: str, wordnet: WordNet) -> set[str]:
