@@ -210,6 +210,8 @@ class Quality(_Section):
     #: puzzle and assemble again from the remaining and spare themes.
     on_low_quality: Literal["flag", "rebuild"] = "flag"
     max_rebuild_rounds: int = Field(3, ge=0)
+    #: The share of puzzles with one wordplay group ("FIRE ___": fly, place, man, work).
+    wordplay_share: float = Field(0.25, ge=0.0, le=1.0)
 
 
 class LegacyMultiprocessing(_Section):
