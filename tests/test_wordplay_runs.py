@@ -1,5 +1,5 @@
 """Wordplay groups in real runs: their share, their level, and that no other tile of
-their grid completes their compound."""
+their grid completes their compound (but a named red herring)."""
 
 from __future__ import annotations
 
@@ -63,8 +63,16 @@ def test_no_other_tile_of_a_wordplay_grid_completes_its_compound(
             part, first = category.compound.part, category.compound.position == "first"
             own = puzzle["words"][4 * group : 4 * group + 4]
             assert set(own) <= set(category.members)
+            # A red herring named as one (quality.red_herrings) may pretend to complete
+            # it: "foot" of Units of length beside ___ BALL, kept only while the
+            # solution stays unique; no other tile may.
+            decoys = {
+                decoy["word"]
+                for decoy in puzzle.get("decoys", [])
+                if decoy["pretends"] == category.name
+            }
             for word in puzzle["words"]:
-                if word in own:
+                if word in own or word in decoys:
                     continue
                 compound = part + word if first else word + part
                 assert word not in category.completions, (category.name, word)
