@@ -376,6 +376,10 @@ class Category:
     #: the same synset (doughnut, donut) or one below the other in the category's
     #: tree (refrigerator, fridge; salmon, sockeye). Never two tiles of one grid.
     kin: list[list[str]] = field(default_factory=list)
+    #: For a wordplay category ("FIRE ___"): the shared part and where it sits...
+    compound: dict[str, str] | None = None
+    #: ...and every common word that completes it in WordNet, familiar or not.
+    completions: list[str] = field(default_factory=list)
 
 
 def kin_pairs(
@@ -667,10 +671,17 @@ def lexicon_document(
                 "aliases": category.aliases,
                 "kin": category.kin,
             }
+            | _wordplay_fields(category)
             for category in categories
         },
         "irregular_forms": exceptions,
     }
+
+
+def _wordplay_fields(category: Category) -> dict[str, object]:
+    if category.compound is None:
+        return {}
+    return {"kind": "wordplay", "compound": category.compound, "completions": category.completions}
 
 
 def encode(document: dict[str, object]) -> bytes:
@@ -747,12 +758,139 @@ def build(wordnet_folder: Path, categories_path: Path) -> tuple[bytes, list[Cate
     if problems:
         raise BuildError("\n  ".join([f"{len(problems)} categories fail:", *problems]))
     drop_shared_aliases(categories, VariantKeys(forms))
+    categories.extend(
+        drop_near_duplicates(compound_categories(wordnet, glove, stopwords, forms), categories)
+    )
     duplicates = check_overlaps(categories)
     if duplicates:
         lines = "\n".join(f"  {a} / {b}: {share:.2f}" for a, b, share in duplicates)
         raise BuildError(f"near-duplicate categories (overlap > {MAX_JACCARD}):\n{lines}")
     document = lexicon_document(categories, exceptions)
     return encode(document), categories
+
+
+#: A compound is familiar among GloVe's 100,000 most frequent words (as members are);
+#: each of its parts, and so each tile, among the 20,000 most frequent: "fly", not "pas".
+COMPOUND_RANK = FAMILIAR_RANK
+PART_RANK = 20_000
+#: A wordplay group needs this many tiles to draw four that fit beside other groups.
+MIN_COMPOUND_TILES = 8
+#: Nouns that are also affixes make derivations, not compounds a player hears as two
+#: words: "sub"+"species", "counter"+"attack", "fore"+"hand", "child"+"hood",
+#: "friend"+"ship", "pass"+"age", "act"+"ion", "hand"+"ling".
+AFFIXES = frozenset({"sub", "counter", "fore", "hood", "ship", "age", "ion", "ling"})
+BLANK = "___"  # asyncpipe.puzzle.lexicon.WORDPLAY_BLANK
+
+
+def compound_categories(
+    wordnet: WordNet, glove: Glove, stopwords: frozenset[str], exceptions: dict[str, list[str]]
+) -> list[Category]:
+    """Wordplay categories from WordNet's closed compounds: "FIRE ___" and "___ BALL".
+
+    A compound is a single-word common noun (fireplace, football) that splits into two
+    parts, each a common noun of its own (at least 3 letters, no stopword, no affix,
+    among PART_RANK most frequent), and whose WordNet glosses name one of its parts:
+    "fireplace: an open recess ... where a fire can be built", "snowball: ball of snow".
+    The gloss test keeps out splits that are no compound to a player ("season" is no
+    sea and son, "carpet" no car and pet). Compounds sharing a first part make
+    "PART ___", those sharing a last part "___ PART"; the tiles are the other parts,
+    most familiar compound first, one per variant family and no plural ("sunglasses"
+    gives no tile "glasses"). `completions` keep every word that completes the
+    compound in WordNet without the gloss test or the rank cuts (`_completions`), so
+    that no such word sits on the group's grid as another group's tile.
+    """
+    ranks = glove.ranks
+    variant_key = VariantKeys(exceptions)
+
+    def is_part(word: str) -> bool:
+        return (
+            ranks.get(word, PART_RANK) < PART_RANK
+            and word in wordnet.common_nouns
+            and word not in stopwords
+            and word not in AFFIXES
+            and is_puzzle_word(word)
+            and not is_inflected_form(word, exceptions, wordnet)
+            and not (word.endswith("s") and word[:-1] in wordnet.common_nouns)
+        )
+
+    tiles: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    words = [w for w in sorted(wordnet.senses.keys() | wordnet.other_pos) if _TILE.fullmatch(w)]
+    for compound in sorted(wordnet.senses):
+        if not _TILE.fullmatch(compound) or compound not in wordnet.common_nouns:
+            continue
+        glossed: set[str] | None = None
+        for cut in range(3, len(compound) - 2):
+            first, last = compound[:cut], compound[cut:]
+            if not (is_part(first) and is_part(last)):
+                continue
+            if ranks.get(compound, COMPOUND_RANK) >= COMPOUND_RANK:
+                continue
+            if glossed is None:
+                glossed = _gloss_words(compound, wordnet)
+            if not ({first, last, f"{first}s", f"{last}s"} & glossed):
+                continue
+            rank = ranks[compound]
+            tiles.setdefault((first, "first"), []).append((rank, last))
+            tiles.setdefault((last, "last"), []).append((rank, first))
+    categories: list[Category] = []
+    for (part, position), found in sorted(tiles.items()):
+        own_name = ThemeVariants(part, variant_key)
+        keys: set[str] = set()
+        members: list[str] = []
+        for _, tile in sorted(found):
+            key = variant_key(tile)
+            if key not in keys and not own_name.covers(tile):
+                keys.add(key)
+                members.append(tile)
+        if len(members) < MIN_COMPOUND_TILES:
+            continue
+        completions = _completions(part, position, words)
+        name = f"{part.upper()} {BLANK}" if position == "first" else f"{BLANK} {part.upper()}"
+        categories.append(
+            Category(
+                name,
+                [],
+                members,
+                compound={"part": part, "position": position},
+                completions=completions,
+            )
+        )
+    return categories
+
+
+def _completions(part: str, position: str, words: list[str]) -> list[str]:
+    """Every word that makes a single-word noun, adjective, verb or adverb of WordNet
+    with `part`, however rare the compound or the word: "fly" for fire (firefly),
+    "proof" (fireproof), "brick" (firebrick). A grid beside the group holds none."""
+    found: set[str] = set()
+    for compound in words:  # WordNet's single-word lemmas of every part of speech
+        if len(compound) < len(part) + 3:
+            continue
+        if position == "first" and compound.startswith(part):
+            found.add(compound[len(part) :])
+        elif position == "last" and compound.endswith(part):
+            found.add(compound[: -len(part)])
+    return sorted(word for word in found if is_puzzle_word(word))
+
+
+def _gloss_words(word: str, wordnet: WordNet) -> set[str]:
+    """The words of every noun gloss of `word`, with its examples."""
+    text = " ".join(wordnet.synsets[offset].gloss for offset in wordnet.senses[word])
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def drop_near_duplicates(found: list[Category], kept: list[Category]) -> list[Category]:
+    """`found` without the categories that overlap a kept one (or an earlier one of
+    `found` with more members) beyond MAX_JACCARD: "___ HOUSE" and "___ ROOM" could
+    share most of their tiles."""
+    chosen: list[Category] = []
+    sets = [set(category.members) for category in kept]
+    for category in sorted(found, key=lambda c: (-len(c.members), c.name)):
+        tiles = set(category.members)
+        if all(len(tiles & other) <= MAX_JACCARD * len(tiles | other) for other in sets):
+            chosen.append(category)
+            sets.append(tiles)
+    return sorted(chosen, key=lambda category: category.name)
 
 
 def main(argv: list[str] | None = None) -> int:

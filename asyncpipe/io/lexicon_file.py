@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any
 
 from asyncpipe.errors import InputError
-from asyncpipe.puzzle.lexicon import Category, Lexicon
+from asyncpipe.puzzle.lexicon import Category, Compound, Lexicon
 
 LEXICON_FILE = "lexicon.json.gz"
 FORMAT_VERSION = 2
@@ -61,7 +61,29 @@ def _category(name: str, entry: Any, source: str) -> Category:
         synsets=_words(entry.get("synsets", []), f"{name!r} synsets", source),
         aliases=_words(entry.get("aliases", []), f"{name!r} aliases", source),
         kin=_pairs(entry.get("kin", []), f"{name!r} kin", source),
+        compound=_compound(entry, name, source),
+        completions=_words(entry.get("completions", []), f"{name!r} completions", source),
     )
+
+
+def _compound(entry: dict[str, Any], name: str, source: str) -> Compound | None:
+    """A wordplay category's shared part (`"kind": "wordplay"`), or None for a category
+    of meaning (no kind, or `"kind": "category"`)."""
+    kind = entry.get("kind", "category")
+    if kind == "category":
+        return None
+    compound = entry.get("compound")
+    if (
+        kind != "wordplay"
+        or not isinstance(compound, dict)
+        or not isinstance(compound.get("part"), str)
+        or compound.get("position") not in ("first", "last")
+    ):
+        raise InputError(
+            f"{source}: category {name!r} must be of kind 'category' or 'wordplay' with a "
+            "compound {'part': ..., 'position': 'first' or 'last'}"
+        )
+    return Compound(compound["part"], compound["position"])
 
 
 def _pairs(value: Any, what: str, source: str) -> tuple[tuple[str, str], ...]:

@@ -28,6 +28,10 @@ level 1 + round(3 r / (n - 1)), halves rounded up: the easiest group is always
 yellow and the hardest purple, the rest evenly between. Four groups get one of
 each level; 2 groups are 1, 4; 3 are 1, 3, 4; 5 are 1, 2, 3, 3, 4; 8 are two of each.
 
+A wordplay group ("FIRE ___") is ranked after every other group, whatever its
+ease: its words are linked by spelling, which no embedding measures, and a player
+finds it last, so it is the purple one and the others shift down a level.
+
 A puzzle gets a level from the solver's `difficulty` in [0, 1]
 (`asyncpipe.puzzle.solver.solver_difficulty`: 1 - margin / the margin of ideal
 clusters): 1 easy below 0.4, 2 medium below 0.6, 3 hard below 0.8, 4 expert
@@ -41,7 +45,7 @@ what to do with a hard puzzle (`asyncpipe.puzzle.quality`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -97,9 +101,13 @@ def group_ease(
     )
 
 
-def group_levels(ease: Sequence[float]) -> tuple[int, ...]:
-    """The level (1 yellow .. 4 purple) of each group, in group order, from its ease."""
-    order = sorted(range(len(ease)), key=lambda group: (-round(ease[group], _EASE_DECIMALS), group))
+def group_levels(ease: Sequence[float], hardest: Collection[int] = ()) -> tuple[int, ...]:
+    """The level (1 yellow .. 4 purple) of each group, in group order, from its ease;
+    the groups of `hardest` (wordplay groups, by position) rank last."""
+    order = sorted(
+        range(len(ease)),
+        key=lambda group: (group in hardest, -round(ease[group], _EASE_DECIMALS), group),
+    )
     by_rank = levels_by_rank(len(ease))
     levels = [0] * len(ease)
     for rank, group in enumerate(order):

@@ -30,6 +30,12 @@ class Category:
     synsets and any the curated list gives. `kin` are pairs of members that are one
     thing, or one a kind of the other, to a player (doughnut and donut; refrigerator
     and fridge; salmon and sockeye): never two tiles of one grid.
+
+    A wordplay category ("FIRE ___", "___ BALL") is about the words, not their meaning:
+    its `compound` names the shared part and where it sits, its members are the other
+    parts of familiar compounds (fly, place, man), and `completions` every common word
+    that makes a compound with the part, familiar or not. A completion belongs to the
+    category like a secondary member, so no other group of its grid may hold one.
     """
 
     name: str
@@ -38,6 +44,30 @@ class Category:
     synsets: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     kin: tuple[tuple[str, str], ...] = ()
+    compound: Compound | None = None
+    completions: tuple[str, ...] = ()
+
+    @property
+    def is_wordplay(self) -> bool:
+        return self.compound is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Compound:
+    """The part a wordplay category's compounds share: "fire", first, in "FIRE ___"."""
+
+    part: str
+    position: str  # "first" (FIRE ___) or "last" (___ BALL)
+
+
+#: The blank of a wordplay category's display name: "FIRE ___", "___ BALL".
+WORDPLAY_BLANK = "___"
+
+
+def is_wordplay_theme(theme: str) -> bool:
+    """Whether a theme names a wordplay category, which the lexicon spells with a blank
+    for the missing part ("FIRE ___"); a theme line in that form is read alike."""
+    return WORDPLAY_BLANK in theme
 
 
 def _empty_forms() -> Mapping[str, tuple[str, ...]]:
@@ -87,7 +117,9 @@ class Lexicon:
             if key in by_key:
                 raise ValueError(f"category {name!r} is given twice")
             by_key[key] = category
-            for word in (*category.members, *category.secondary):
+            for word in dict.fromkeys(
+                (*category.members, *category.secondary, *category.completions)
+            ):
                 by_word.setdefault(word, []).append(name)
         by_alias: dict[str, Category] = {}
         for category in self.categories.values():
@@ -173,7 +205,9 @@ class Lexicon:
         if found is None:
             return False
         word = word.lower()
-        return word in found.members or (secondary and word in found.secondary)
+        return word in found.members or (
+            secondary and (word in found.secondary or word in found.completions)
+        )
 
     def are_kin(self, a: str, b: str) -> bool:
         """Whether two words are one thing, or one a kind of the other, in some category
@@ -182,11 +216,13 @@ class Lexicon:
         return (min(a, b), max(a, b)) in self._kin
 
     def categories_of(self, word: str) -> tuple[str, ...]:
-        """Every category the word is a member of, in the lexicon's order ("bass": Fish, ...)."""
+        """Every category the word is a member of, in the lexicon's order ("bass": Fish, ...),
+        counting a wordplay category's completions ("place": Rooms, FIRE ___, ...)."""
         return self._by_word.get(word.lower(), ())
 
     def overlap(self, a: str, b: str) -> frozenset[str]:
-        """The words two categories share, counting secondary members too."""
+        """The words two categories share, counting secondary members too (not a wordplay
+        category's completions: "FIRE ___" shares no meaning with Rooms)."""
         return frozenset(self.members(a, secondary=True)) & frozenset(
             self.members(b, secondary=True)
         )

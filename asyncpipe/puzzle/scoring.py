@@ -12,6 +12,7 @@ deciding what to do with a poor score (`asyncpipe.puzzle.quality`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from asyncpipe.puzzle.difficulty import (
     group_levels,
     puzzle_level,
 )
+from asyncpipe.puzzle.lexicon import is_wordplay_theme
 from asyncpipe.puzzle.lookalikes import textual_pairs, textual_penalty
 from asyncpipe.puzzle.solver import (
     DEFAULT_AMBIGUITY_MARGIN,
@@ -66,6 +68,9 @@ class PuzzleScore:
     group, the figure its level is ranked by. Both are empty in a score recorded
     before they were measured (a checkpoint of an older run): such a score is
     measured again, never shown without them (`has_group_figures`).
+    `wordplay_groups`, the positions of the puzzle's wordplay groups, which rank
+    hardest whatever their ease: the scorer sees only vectors, so the caller that
+    knows the themes sets them (`with_wordplay`).
     """
 
     coherence: tuple[float, ...]
@@ -84,6 +89,12 @@ class PuzzleScore:
     # Defaults last: a score recorded without them still reads back, as incomplete.
     closeness: tuple[float, ...] = ()
     group_ease: tuple[float, ...] = ()
+    wordplay_groups: tuple[int, ...] = ()
+
+    def with_wordplay(self, themes: Sequence[str]) -> PuzzleScore:
+        """This score with the wordplay groups among `themes` (the puzzle's, in order)."""
+        groups = tuple(i for i, theme in enumerate(themes) if is_wordplay_theme(theme))
+        return dataclasses.replace(self, wordplay_groups=groups) if groups else self
 
     @property
     def has_group_figures(self) -> bool:
@@ -94,7 +105,7 @@ class PuzzleScore:
     @property
     def group_levels(self) -> tuple[int, ...]:
         """Per group, its level from 1 (yellow, easiest) to 4 (purple), ranked by ease."""
-        return group_levels(self.group_ease)
+        return group_levels(self.group_ease, self.wordplay_groups)
 
     @property
     def puzzle_level(self) -> int:
@@ -119,7 +130,7 @@ class PuzzleScore:
             "ambiguous": self.ambiguous,
             "closeness": _rounded(self.closeness),
             "group_ease": _rounded(self.group_ease),
-        }
+        } | ({"wordplay_groups": list(self.wordplay_groups)} if self.wordplay_groups else {})
 
 
 def score_puzzle(

@@ -160,7 +160,12 @@ def run_select_themes(pipeline: Pipeline) -> ThemeSelection:
     params = pipeline.params
     available, source = read_theme_source(pipeline.workspace.theme_source)
     selection = select_themes(
-        available, source, params.themes, params.puzzle_generation, pipeline.history()
+        available,
+        source,
+        params.themes,
+        params.puzzle_generation,
+        pipeline.history(),
+        wordplay_share=params.quality.wordplay_share,
     )
     write_json(pipeline.workspace.selected_themes, selection.to_json())
     log.info(

@@ -221,6 +221,8 @@ class Quality(_Section):
     #: Decoys per puzzle: tiles that are members of two categories of the puzzle, placed
     #: so that the solution stays unique (`asyncpipe.puzzle.decoys`). 0 makes none.
     red_herrings: int = Field(1, ge=0, le=2)
+    #: The share of puzzles with one wordplay group ("FIRE ___": fly, place, man, work).
+    wordplay_share: float = Field(0.25, ge=0.0, le=1.0)
 
 
 class LegacyMultiprocessing(_Section):

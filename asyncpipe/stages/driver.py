@@ -224,6 +224,7 @@ async def _score(
 
     async def score_one(puzzle: Puzzle) -> None:
         score = await pool.score(puzzle.words, *puzzle_arrays(puzzle, embedded))
+        score = score.with_wordplay(puzzle.themes)  # the pool sees vectors, not themes
         scored[tuple(puzzle.words)] = score
         await checkpoint.puzzle_scored(puzzle.words, score)
 

@@ -19,6 +19,7 @@ from typing import Any
 from asyncpipe.errors import InputError
 from asyncpipe.io.theme_source import MAX_LINE_WARNINGS, ThemeLines, shown
 from asyncpipe.puzzle.history import History
+from asyncpipe.puzzle.lexicon import is_wordplay_theme
 from asyncpipe.settings.sections import PuzzleGeneration, Themes
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def select_themes(
     themes: Themes,
     generation: PuzzleGeneration,
     history: History | None = None,
+    wordplay_share: float = 0.0,
 ) -> ThemeSelection:
     """Filter the available themes and draw those a batch needs, plus spares.
 
@@ -121,6 +123,11 @@ def select_themes(
     order, then the recent ones, least recently used first: a recent category comes
     back only when the others run out, and the count of eligible themes, hence what
     the batch can make, does not change.
+
+    Wordplay themes ("FIRE ___", `is_wordplay_theme`) are not drawn like the others:
+    `wordplay_share` of the puzzles get one, as their last theme (`wordplay_puzzles`),
+    drawn from the wordplay themes in their own seeded order. They never serve as
+    spares, so a replaced theme never turns a puzzle into a second wordplay one.
     """
     excluded = {_fold(name) for name in themes.exclude_categories}
     line_numbers = available.line_numbers if isinstance(available, ThemeLines) else None
@@ -148,20 +155,26 @@ def select_themes(
     _warn_dropped(source, warnings)
 
     needed = generation.themes_needed
-    if len(eligible) < needed:
-        raise InputError(
-            _too_few_themes(source, len(eligible), len(available), dropped, generation)
-        )
-    ordered = list(eligible)
+    ordered = [theme for theme in eligible if not is_wordplay_theme(theme)]
+    wordplay = [theme for theme in eligible if is_wordplay_theme(theme)]
+    with_wordplay = wordplay_puzzles(generation.total_puzzle_count, wordplay_share)
+    with_wordplay = with_wordplay[: len(wordplay)]
+    usable = len(ordered) + len(with_wordplay)
+    if usable < needed:
+        raise InputError(_too_few_themes(source, usable, len(available), dropped, generation))
     if generation.theme_selection_method == "random":
         random.Random(generation.random_seed).shuffle(ordered)
+        # Its own stream, so the ordinary draw does not move with the wordplay list.
+        random.Random(f"wordplay-{generation.random_seed}").shuffle(wordplay)
     if history is not None and history.batches:
         ordered = history.recency_order(ordered, themes.avoid_recent_batches)
+        wordplay = history.recency_order(wordplay, themes.avoid_recent_batches)
+    ordered = _place_wordplay(ordered, wordplay, with_wordplay, generation)
     # At least one puzzle's worth of spares, however small the batch.
     spare_target = max(
         generation.themes_per_puzzle, round(needed * generation.spare_theme_fraction)
     )
-    spares = min(len(ordered) - needed, spare_target)
+    spares = max(0, min(len(ordered) - needed, spare_target))
     if history is not None and history.batches:
         recent = sum(
             history.is_recent(theme, themes.avoid_recent_batches)
@@ -186,8 +199,36 @@ def select_themes(
             "max_theme_length": themes.max_theme_length,
         },
         source=source,
-        available_count=len(eligible),
+        available_count=usable,
     )
+
+
+def wordplay_puzzles(puzzles: int, share: float) -> list[int]:
+    """The puzzles (0-based) that get a wordplay theme: puzzle i when
+    floor((i + 1) * share) > floor(i * share), so that every prefix of the batch holds
+    its share, rounded down (a share of 0.25 gives puzzles 3, 7, 11, ...)."""
+    return [i for i in range(puzzles) if int((i + 1) * share) > int(i * share)]
+
+
+def _place_wordplay(
+    ordinary: list[str], wordplay: list[str], puzzles: list[int], generation: PuzzleGeneration
+) -> list[str]:
+    """The draw order: each puzzle's themes in turn, a puzzle of `puzzles` taking one
+    fewer ordinary theme and a wordplay theme last; the unused ordinary themes after,
+    as spares. The assembly takes themes in this order, so the wordplay theme lands
+    in its puzzle unless it cannot fill a group there (then it is held over)."""
+    per_puzzle = generation.themes_per_puzzle
+    chosen = set(puzzles)
+    drawn = iter(wordplay)
+    placed: list[str] = []
+    taken = 0
+    for puzzle in range(generation.total_puzzle_count):
+        ordinary_count = per_puzzle - (puzzle in chosen)
+        placed.extend(ordinary[taken : taken + ordinary_count])
+        taken += ordinary_count
+        if puzzle in chosen:
+            placed.append(next(drawn))
+    return placed + ordinary[taken:]
 
 
 def _length_problem(theme: str, themes: Themes) -> tuple[str, str] | None:

@@ -78,3 +78,34 @@ def test_rebuilding_gives_the_shipped_file_byte_for_byte(tmp_path: Path) -> None
         check=True, capture_output=True, cwd=REPO,
     )
     assert out.read_bytes() == (REPO / "asyncpipe" / "data" / "lexicon.json.gz").read_bytes()
+
+
+def test_a_wordplay_category_keeps_its_compound_and_completions() -> None:
+    entry = {
+        "members": ["place", "man", "ball"],
+        "kind": "wordplay",
+        "compound": {"part": "fire", "position": "first"},
+        "completions": ["ball", "fly", "man", "place", "work"],
+    }
+    lexicon = parse_lexicon(packed(document(categories={"FIRE ___": entry})), "planted")
+    category = lexicon.category("FIRE ___")
+    assert category.is_wordplay
+    assert category.compound is not None
+    assert (category.compound.part, category.compound.position) == ("fire", "first")
+    assert category.completions == ("ball", "fly", "man", "place", "work")
+    assert not parse_lexicon(packed(document()), "planted").category("Trees").is_wordplay
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"members": ["fly"], "kind": "pun"},
+        {"members": ["fly"], "kind": "wordplay"},
+        {"members": ["fly"], "kind": "wordplay", "compound": {"part": "fire", "position": "mid"}},
+    ],
+)
+def test_a_wordplay_category_without_a_valid_compound_is_an_input_error(
+    entry: dict[str, object],
+) -> None:
+    with pytest.raises(InputError, match="FIRE ___"):
+        parse_lexicon(packed(document(categories={"FIRE ___": entry})), "planted")

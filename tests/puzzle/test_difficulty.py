@@ -4,6 +4,7 @@ level that follows the solver's margin."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -237,3 +238,22 @@ def test_the_puzzle_level_never_drops_as_the_solver_margin_shrinks() -> None:
     assert levels == sorted(levels)
     assert levels[0] == 1 and levels[-1] == 4
     assert set(levels) == {1, 2, 3, 4}
+
+
+def test_a_wordplay_group_is_purple_whatever_its_ease_and_the_others_shift_down() -> None:
+    ease = (3.0, 0.5, 2.0, 1.0)  # group 0 the easiest by its vectors
+    assert group_levels(ease) == (1, 4, 2, 3)
+    assert group_levels(ease, hardest=(0,)) == (4, 3, 1, 2)
+    assert group_levels(ease, hardest=(1,)) == group_levels(ease)
+
+
+def test_a_score_learns_its_wordplay_groups_from_the_themes() -> None:
+    basis = np.eye(4)
+    plain = score_puzzle(np.repeat(basis, 4, axis=0), basis, PLAIN_WORDS)
+    score = dataclasses.replace(plain, group_ease=(3.0, 0.5, 2.0, 1.0))
+    marked = score.with_wordplay(["Trees", "Gems", "FIRE ___", "Dances"])
+    assert marked.wordplay_groups == (2,)
+    assert marked.group_levels[2] == 4
+    assert marked.to_json()["wordplay_groups"] == [2]
+    assert score.with_wordplay(["Trees", "Gems", "Rooms", "Dances"]) is score
+    assert "wordplay_groups" not in score.to_json()
