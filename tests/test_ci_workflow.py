@@ -293,3 +293,11 @@ def test_the_history_is_kept_between_runs_like_the_store() -> None:
     generating = steps.index(_generating_step())
     assert steps.index(restore) < generating < steps.index(save)
     assert "always()" in save["if"] and "steps.generate.outcome" in save["if"]
+
+
+def test_dvc_has_a_stage_that_checks_the_apps_file() -> None:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    stage = stages["puzzle_sets"]
+    assert stage["cmd"] == "python -m asyncpipe validate-sets data/outputs/puzzle_sets.json"
+    assert stage["deps"] == ["data/outputs/puzzle_sets.json"]
+    assert "data/outputs/puzzle_sets.json" in stages["enhance"]["outs"]
