@@ -158,6 +158,7 @@ def _fill_selected(
     themes: list[RankedTheme] = []
     held_over: list[RankedTheme] = []
     pools: list[list[str]] = []
+    start: list[list[str]] = []
     while len(themes) < themes_per_puzzle and pending:
         theme = _next_theme(pending, themes, selection)
         if any(selection.conflict(theme.theme, taken.theme) for taken in themes):
@@ -165,17 +166,16 @@ def _fill_selected(
             continue
         trial = _fair_pools([*themes, theme], selection)
         names = [taken.theme for taken in themes] + [theme.theme]
-        if _first_words(trial, words_per_theme, selection, names) is None:
+        first = _first_words(trial, words_per_theme, selection, names)
+        if first is None:
             held_over.append(theme)
             continue
         themes.append(theme)
-        pools = trial
+        pools, start = trial, first
     if len(themes) < themes_per_puzzle:
         # Not a puzzle: the caller hands every theme back.
         return [Group(theme.theme, (), ()) for theme in themes], held_over, []
     names = [theme.theme for theme in themes]
-    start = _first_words(pools, words_per_theme, selection, names)
-    assert start is not None  # checked when the last theme joined
     chosen = selection.choose(names, pools, start)
     decoys: list[Decoy] = []
     if selection.decoys:

@@ -25,16 +25,10 @@ def puzzle_arrays(
     puzzle: Puzzle, embedded: Mapping[str, EmbeddedTheme]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(words x D, themes x D) float32 vectors of one puzzle, words in grid order."""
-    word_rows: list[np.ndarray] = []
-    theme_rows: list[np.ndarray] = []
-    for group in puzzle.groups:
-        result = embedded[group.theme]
-        word_rows.extend(result.candidate_vectors[result.row_of(word)] for word in group.words)
-        theme_rows.append(result.theme_vector)
-    return (
-        np.asarray(word_rows, dtype=np.float32),
-        np.asarray(theme_rows, dtype=np.float32),
-    )
+    vectors = word_vectors_in(embedded)
+    words = np.concatenate([vectors(group.theme, group.words) for group in puzzle.groups])
+    themes = [embedded[group.theme].theme_vector for group in puzzle.groups]
+    return np.asarray(words, dtype=np.float32), np.asarray(themes, dtype=np.float32)
 
 
 def word_vectors_in(embedded: Mapping[str, EmbeddedTheme]) -> WordVectors:

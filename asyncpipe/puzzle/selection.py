@@ -231,9 +231,8 @@ class PuzzleSelection:
     def belongs_elsewhere(self, word: str, own: str, other: str) -> bool:
         """The word is a member of the other theme's category (by any sense), or, when
         that theme has no category, sits closer to it than to its own theme."""
-        category = self.categories.get(other)
-        if category is not None:
-            return category in self.lexicon.categories_of(word)
+        if other in self.categories:
+            return self.is_member(word, other)
         return self.closer_elsewhere(word, own, other)
 
     def bridges(self, a: str, b: str) -> bool:
@@ -308,10 +307,10 @@ class PuzzleSelection:
         category = self.categories[themes[pretend]]
         on_grid = {word for group in grid for word in group}
         options: list[tuple[str, int]] = []
+        others = [theme for index, theme in enumerate(themes) if index not in (host, pretend)]
         for word in candidates[host]:
             if word in on_grid or category not in self.lexicon.categories_of(word):
                 continue
-            others = [theme for index, theme in enumerate(themes) if index not in (host, pretend)]
             if any(self.belongs_elsewhere(word, themes[host], other) for other in others):
                 continue
             if any(is_variant_of_theme(word, theme) for theme in themes):
@@ -341,13 +340,19 @@ class PuzzleSelection:
         category = self.categories.get(theme)
         return category is not None and category in self.lexicon.categories_of(word)
 
-    def _grid_margin(self, themes: Sequence[str], groups: Sequence[Sequence[str]]) -> float:
+    def _grid_similarity(
+        self, themes: Sequence[str], groups: Sequence[Sequence[str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(cosines between the grid's words, each word's group index), words in order."""
         vectors = np.concatenate(
             [self.vectors(theme, group) for theme, group in zip(themes, groups, strict=True)]
         )
         units = unit_rows(vectors.astype(np.float64), np.float64)
         labels = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
-        return swap_margin(units @ units.T, labels)
+        return units @ units.T, labels
+
+    def _grid_margin(self, themes: Sequence[str], groups: Sequence[Sequence[str]]) -> float:
+        return swap_margin(*self._grid_similarity(themes, groups))
 
     def choose(
         self, themes: Sequence[str], pools: Sequence[Sequence[str]], chosen: Sequence[Sequence[str]]
@@ -363,12 +368,7 @@ class PuzzleSelection:
     def _near_ambiguous(self, themes: Sequence[str], groups: list[list[str]]) -> bool:
         """The swap margin is under twice the solver's ambiguity margin, on the grid's own
         scale: its gain, the intended total minus the mean total of all splits."""
-        vectors = np.concatenate(
-            [self.vectors(theme, group) for theme, group in zip(themes, groups, strict=True)]
-        )
-        units = unit_rows(vectors.astype(np.float64), np.float64)
-        similarity = units @ units.T
-        labels = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
+        similarity, labels = self._grid_similarity(themes, groups)
         same = labels[:, None] == labels[None, :]
         pairs = np.triu(np.ones_like(similarity, dtype=bool), k=1)
         total = float(similarity[pairs & same].sum())

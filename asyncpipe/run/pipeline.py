@@ -323,8 +323,7 @@ def _record_batch(pipeline: Pipeline, made: MadePuzzles) -> None:
     batch = published_batch(
         workspace.final_puzzles.read_bytes(),
         [(group.theme, group.words) for puzzle in made.assembly.puzzles for group in puzzle.groups],
-        # output.set_name names the batch once the app's format has one.
-        getattr(pipeline.params.output, "set_name", None),
+        pipeline.params.output.set_name,
         pipeline.params.puzzle_generation.random_seed,
     )
     if append_batch(workspace.history, batch):
