@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-
-import numpy as np
 
 from asyncpipe.puzzle.assembly import AssemblyResult, assemble_puzzles
 from asyncpipe.puzzle.history import History, PublishedBatch, PublishedGroup
-from asyncpipe.puzzle.lexicon import Category, Lexicon
+from asyncpipe.puzzle.lexicon import Category
 from asyncpipe.puzzle.selection import PuzzleSelection
+from tests.puzzle.planted import planted_selection
 from tests.puzzle.test_assembly import assert_valid_puzzles, ranked
 
 CATEGORIES = {
@@ -23,31 +21,11 @@ CATEGORIES = {
 }
 
 
-def _vectors() -> dict[str, np.ndarray]:
-    """Each category near its own axis, words spread a little around it, seeded."""
-    rng = np.random.default_rng(7)
-    vectors: dict[str, np.ndarray] = {}
-    for axis, members in enumerate(CATEGORIES.values()):
-        for word in members:
-            if word not in vectors:
-                vector = np.zeros(8)
-                vector[axis] = 1.0
-                vectors[word] = vector + 0.3 * rng.normal(size=8)
-    return vectors
-
-
 def _selection(pool_size: int = 8) -> PuzzleSelection:
-    lexicon = Lexicon.of(Category(name, members) for name, members in CATEGORIES.items())
-    table = _vectors()
-
-    def vectors(theme: str, words: Sequence[str]) -> np.ndarray:
-        return np.array([table[word] for word in words])
-
-    return PuzzleSelection(
-        lexicon,
-        {name: name for name in CATEGORIES},
-        vectors,
-        lambda *_: False,
+    return planted_selection(
+        [Category(name, members) for name, members in CATEGORIES.items()],
+        seed=7,
+        noise=0.3,
         max_overlap=0.2,
         pool_size=pool_size,
     )

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
-
 from asyncpipe.puzzle.decoys import Decoy, assignments, unique
-from asyncpipe.puzzle.lexicon import Category, Lexicon
+from asyncpipe.puzzle.lexicon import Category
 from asyncpipe.puzzle.selection import PuzzleSelection
+from tests.puzzle.planted import planted_selection
 
 MEMBERS = {
     "Ducks": {"mallard", "teal", "eider", "pintail", "wigeon"},
@@ -64,27 +61,17 @@ def test_a_tile_fitting_no_theme_but_its_own_still_deals() -> None:
 
 
 def _selection(decoys: int) -> PuzzleSelection:
-    lexicon = Lexicon.of(
+    return planted_selection(
         [
             Category("Ducks", ("mallard", "eider", "pintail", "wigeon", "teal", "gadwall")),
             Category("Shades of blue", ("navy", "azure", "cobalt", "cyan", "teal", "cerulean")),
             Category("Trees", ("oak", "elm", "ash", "birch", "beech", "maple")),
             Category("Gems", ("ruby", "opal", "jade", "pearl", "topaz", "garnet")),
-        ]
+        ],
+        seed=3,
+        noise=0.2,
+        decoys=decoys,
     )
-    rng = np.random.default_rng(3)
-    table: dict[str, np.ndarray] = {}
-    for axis, category in enumerate(lexicon.categories.values()):
-        for word in category.members:
-            base = np.zeros(8)
-            base[axis] = 1.0
-            table.setdefault(word, base + 0.2 * rng.normal(size=8))
-
-    def vectors(theme: str, words: Sequence[str]) -> np.ndarray:
-        return np.array([table[word] for word in words])
-
-    names = {name: name for name in lexicon.categories}
-    return PuzzleSelection(lexicon, names, vectors, lambda *_: False, decoys=decoys)
 
 
 START = [

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
-
 from asyncpipe.puzzle.assembly import assemble_puzzles
-from asyncpipe.puzzle.lexicon import Category, Compound, Lexicon
+from asyncpipe.puzzle.lexicon import Category, Compound
 from asyncpipe.puzzle.selection import PuzzleSelection
+from tests.puzzle.planted import planted_selection
 from tests.puzzle.test_assembly import assert_valid_puzzles, ranked
 
 CATEGORIES = {
@@ -23,29 +20,18 @@ FIRE = Compound("fire", "first")
 
 
 def _selection() -> PuzzleSelection:
-    lexicon = Lexicon.of(
-        Category(
-            name,
-            members,
-            compound=FIRE if name == "FIRE ___" else None,
-            completions=(*members, "fly", "ant") if name == "FIRE ___" else (),
-        )
-        for name, members in CATEGORIES.items()
-    )
-    rng = np.random.default_rng(3)
-    table: dict[str, np.ndarray] = {}
-    for axis, members in enumerate(CATEGORIES.values()):
-        for word in members:
-            table.setdefault(word, np.eye(8)[axis] + 0.3 * rng.normal(size=8))
-
-    def vectors(theme: str, words: Sequence[str]) -> np.ndarray:
-        return np.array([table[word] for word in words])
-
-    return PuzzleSelection(
-        lexicon,
-        {name: name for name in CATEGORIES},
-        vectors,
-        lambda *_: False,
+    return planted_selection(
+        [
+            Category(
+                name,
+                members,
+                compound=FIRE if name == "FIRE ___" else None,
+                completions=(*members, "fly", "ant") if name == "FIRE ___" else (),
+            )
+            for name, members in CATEGORIES.items()
+        ],
+        seed=3,
+        noise=0.3,
         max_overlap=0.2,
         pool_size=8,
     )
