@@ -1,4 +1,9 @@
-"""The in-memory LRU of embedding vectors: the hot set of a run, bounded by entries.
+"""The in-memory LRU of embedding vectors: the hot set of a run, bounded in bytes.
+
+Bounded in bytes, not entries (`concurrency.embedding_cache_mb`): a vector of 3072
+float32 values is 12 KB and one of 50 is 200 bytes, so a count of entries says
+nothing about memory. Each entry is its own compact copy, so the bytes counted are
+the bytes held (a row view would keep its whole answer alive).
 
 Keys are normalised texts (`normalise_text`); values are float32 rows. One cache
 serves one engine, hence one provider, so the namespace (model, dimension, task
@@ -42,22 +47,26 @@ class CacheStatistics:
     hits: int
     #: Lookups that did not.
     misses: int
-    #: Entries dropped, least recently used first, to stay within `capacity`.
+    #: Entries dropped, least recently used first, to stay within `capacity_bytes`.
     evictions: int
     #: Entries held at the time of the snapshot.
     size: int
-    #: The most entries the cache holds (0: it holds nothing).
-    capacity: int
+    #: Bytes of vector data those entries hold.
+    size_bytes: int
+    #: The most bytes of vector data the cache holds (0: it holds nothing).
+    capacity_bytes: int
 
 
 class LruVectorCache:
-    """A bounded mapping from normalised text to vector, evicting the least recently used."""
+    """A mapping from normalised text to vector, bounded in bytes, evicting the least
+    recently used."""
 
-    def __init__(self, capacity: int) -> None:
-        if capacity < 0:
-            raise ValueError(f"capacity must be >= 0, got {capacity}")
-        self._capacity = capacity
+    def __init__(self, capacity_bytes: int) -> None:
+        if capacity_bytes < 0:
+            raise ValueError(f"capacity must be >= 0 bytes, got {capacity_bytes}")
+        self._capacity = capacity_bytes
         self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
         self._hits = 0
         self._misses = 0
         self._evictions = 0
@@ -74,10 +83,17 @@ class LruVectorCache:
     def put(self, text: str, vector: np.ndarray) -> None:
         if self._capacity == 0:
             return
-        self._entries[text] = vector
-        self._entries.move_to_end(text)
-        while len(self._entries) > self._capacity:
-            self._entries.popitem(last=False)
+        kept = np.array(vector, dtype=np.float32, copy=True)
+        if kept.nbytes > self._capacity:
+            return
+        previous = self._entries.pop(text, None)
+        if previous is not None:
+            self._bytes -= previous.nbytes
+        self._entries[text] = kept
+        self._bytes += kept.nbytes
+        while self._bytes > self._capacity:
+            _, evicted = self._entries.popitem(last=False)
+            self._bytes -= evicted.nbytes
             self._evictions += 1
 
     def statistics(self) -> CacheStatistics:
@@ -86,5 +102,6 @@ class LruVectorCache:
             misses=self._misses,
             evictions=self._evictions,
             size=len(self._entries),
-            capacity=self._capacity,
+            size_bytes=self._bytes,
+            capacity_bytes=self._capacity,
         )

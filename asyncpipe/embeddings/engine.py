@@ -119,6 +119,7 @@ class EngineStatistics:
             limiter_wait_seconds=round(self.gate.limiter_wait_seconds, 3),
             throttle_pause_seconds=round(self.gate.pause_seconds, 3),
             memory_cache_size=self.cache.size,
+            memory_cache_mb=round(self.cache.size_bytes / 2**20, 1),
             memory_cache_evictions=self.cache.evictions,
         )
         if self.store is not None:

@@ -48,7 +48,7 @@ async def open_engine(
             gate,
             retry,
             batch_size=params.concurrency.batch_size,
-            memory=LruVectorCache(params.concurrency.embedding_cache_size),
+            memory=LruVectorCache(params.concurrency.cache_bytes(info.dimension)),
             store=store,
             seed=params.puzzle_generation.random_seed,
         )

@@ -86,6 +86,15 @@ def load_params(path: Path | None, overrides: Overrides = Overrides()) -> Loaded
         params = Params.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_describe_first_error(error, source, lines)) from None
+    concurrency = params.concurrency
+    if (
+        concurrency.embedding_cache_size is not None
+        and "embedding_cache_mb" not in concurrency.model_fields_set
+    ):
+        notes.append(
+            f"concurrency.embedding_cache_size ({concurrency.embedding_cache_size} vectors) "
+            "bounds the in-memory cache; concurrency.embedding_cache_mb is its newer name, in MB"
+        )
     return LoadedParams(params=params, source=source, warnings=tuple(warnings), notes=tuple(notes))
 
 

@@ -201,10 +201,24 @@ class Concurrency(_Section):
     max_concurrent_requests: int = Field(8, gt=0)
     batch_size: int = Field(MAX_TEXTS_PER_REQUEST, gt=0, le=MAX_TEXTS_PER_REQUEST)
     scoring_workers: int = Field(default_factory=_default_scoring_workers, gt=0)
-    embedding_cache_size: int = Field(200_000, ge=0)
+    #: The in-memory LRU of vectors, in MB (2^20 bytes): 64 MB holds 5,461 vectors of
+    #: 3072 values or 21,845 of 768; the store on disk holds every vector anyway.
+    embedding_cache_mb: float = Field(64.0, ge=0.0)
+    #: The older setting, in vectors: still read when `embedding_cache_mb` is not given
+    #: (`cache_bytes`), so an older params file keeps its meaning.
+    embedding_cache_size: int | None = Field(None, ge=0)
     #: After SIGINT or SIGTERM: seconds that requests already sent, and then the scoring
     #: of the puzzles they complete, may still take before they are cancelled.
     shutdown_grace_seconds: float = Field(10.0, ge=0.0)
+
+    def cache_bytes(self, dimension: int) -> int:
+        """The cache's bound in bytes for vectors of `dimension` float32 values:
+        `embedding_cache_mb`, or an older file's `embedding_cache_size` vectors."""
+        if self.embedding_cache_size is not None and "embedding_cache_mb" not in (
+            self.model_fields_set
+        ):
+            return self.embedding_cache_size * dimension * 4
+        return int(self.embedding_cache_mb * 2**20)
 
 
 class Quality(_Section):

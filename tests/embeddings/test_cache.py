@@ -9,13 +9,16 @@ import pytest
 
 from asyncpipe.embeddings.cache import LruVectorCache, Namespace, normalise_text
 
+#: The bytes of one test vector: 4 float32 values.
+VECTOR_BYTES = 16
+
 
 def vector(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(4).astype(np.float32)
 
 
 def test_a_stored_vector_comes_back_unchanged() -> None:
-    cache = LruVectorCache(4)
+    cache = LruVectorCache(4 * VECTOR_BYTES)
     stored = vector(1)
 
     cache.put("apple", stored)
@@ -28,7 +31,7 @@ def test_a_stored_vector_comes_back_unchanged() -> None:
 
 
 def test_the_least_recently_used_entry_is_evicted_first() -> None:
-    cache = LruVectorCache(3)
+    cache = LruVectorCache(3 * VECTOR_BYTES)
     for number, text in enumerate(["a", "b", "c"]):
         cache.put(text, vector(number))
 
@@ -43,7 +46,7 @@ def test_the_least_recently_used_entry_is_evicted_first() -> None:
 
 
 def test_putting_an_existing_text_refreshes_it_without_evicting() -> None:
-    cache = LruVectorCache(2)
+    cache = LruVectorCache(2 * VECTOR_BYTES)
     cache.put("a", vector(0))
     cache.put("b", vector(1))
 
@@ -74,7 +77,7 @@ def test_a_negative_capacity_is_refused() -> None:
 
 
 def test_statistics_count_hits_misses_and_evictions() -> None:
-    cache = LruVectorCache(2)
+    cache = LruVectorCache(2 * VECTOR_BYTES)
     cache.put("a", vector(0))
     cache.put("b", vector(1))
     cache.get("a")
@@ -90,11 +93,12 @@ def test_statistics_count_hits_misses_and_evictions() -> None:
     assert statistics.misses == 2
     assert statistics.evictions == 2
     assert statistics.size == 2
-    assert statistics.capacity == 2
+    assert statistics.capacity_bytes == 2 * VECTOR_BYTES
+    assert statistics.size_bytes == 2 * VECTOR_BYTES
 
 
 def test_statistics_are_a_snapshot() -> None:
-    cache = LruVectorCache(2)
+    cache = LruVectorCache(2 * VECTOR_BYTES)
     before = cache.statistics()
 
     cache.get("a")
@@ -104,7 +108,7 @@ def test_statistics_are_a_snapshot() -> None:
 
 
 def test_statistics_are_frozen() -> None:
-    statistics = LruVectorCache(2).statistics()
+    statistics = LruVectorCache(2 * VECTOR_BYTES).statistics()
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         statistics.hits = 5  # type: ignore[misc]
@@ -155,3 +159,38 @@ def test_a_namespace_is_frozen_and_hashable() -> None:
     with pytest.raises(AttributeError):
         namespace.model = "other"  # type: ignore[misc]
     assert {namespace, Namespace("m", 8, "")} == {namespace}
+
+
+def test_the_bound_is_in_bytes_whatever_the_vectors_size() -> None:
+    cache = LruVectorCache(1000)
+    cache.put("small", np.zeros(50, dtype=np.float32))  # 200 bytes
+    cache.put("large", np.zeros(200, dtype=np.float32))  # 800 bytes: 1000 in all
+    assert cache.statistics().size == 2
+
+    cache.put("more", np.zeros(50, dtype=np.float32))  # over: "small" goes first
+
+    assert cache.get("small") is None
+    assert cache.statistics().size_bytes == 1000
+
+
+def test_a_vector_larger_than_the_cache_is_not_kept() -> None:
+    cache = LruVectorCache(100)
+    cache.put("kept", np.zeros(10, dtype=np.float32))
+
+    cache.put("huge", np.zeros(1000, dtype=np.float32))
+
+    assert cache.get("huge") is None
+    assert cache.get("kept") is not None
+
+
+def test_an_entry_is_a_copy_so_a_view_does_not_keep_its_answer_alive() -> None:
+    answer = np.ones((100, 8), dtype=np.float32)
+    cache = LruVectorCache(10_000)
+
+    cache.put("row", answer[3])
+    answer[3] = 0.0
+
+    found = cache.get("row")
+    assert found is not None
+    assert found.base is None
+    np.testing.assert_array_equal(found, np.ones(8, dtype=np.float32))

@@ -159,7 +159,7 @@ def make_engine(
     requests_per_minute: int | None = None,
     max_retries: int = 3,
     base_delay: float = 0.001,
-    cache_size: int = 10_000,
+    cache_size: int = 10_000,  # vectors of DIMENSION values
     store: EmbeddingStore | None = None,
     linger: float = 0.005,
 ) -> EmbeddingEngine:
@@ -168,7 +168,7 @@ def make_engine(
         RequestGate(max_concurrent, requests_per_minute),
         RetryPolicy(max_retries=max_retries, base_delay=base_delay),
         batch_size=batch_size,
-        memory=LruVectorCache(cache_size),
+        memory=LruVectorCache(cache_size * DIMENSION * 4),
         store=store,
         linger=linger,
     )
@@ -620,6 +620,7 @@ FIGURE_KEYS = {
     "limiter_wait_seconds",
     "throttle_pause_seconds",
     "memory_cache_size",
+    "memory_cache_mb",
     "memory_cache_evictions",
 }
 LATENCY_KEYS = {"latency_p50_seconds", "latency_p95_seconds"}
@@ -639,7 +640,7 @@ async def test_statistics_gather_each_pieces_figures_counted_once() -> None:
     assert (statistics.requests, statistics.texts_requested, statistics.texts_asked) == (4, 16, 20)
     assert (statistics.retries, statistics.failed_requests) == (1, 0)
     assert (statistics.cache.hits, statistics.cache.size, statistics.cache.evictions) == (9, 9, 2)
-    assert statistics.cache.capacity == 9
+    assert statistics.cache.capacity_bytes == 9 * DIMENSION * 4
     assert statistics.store is None
     assert statistics.gate.requests_started == 4
     assert statistics.gate.max_in_flight >= 1

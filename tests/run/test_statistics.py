@@ -28,7 +28,9 @@ def run_figures(
         retries=2,
         failed_requests=0,
         latency=latency,
-        cache=CacheStatistics(hits=130, misses=770, evictions=0, size=650, capacity=1000),
+        cache=CacheStatistics(
+            hits=130, misses=770, evictions=0, size=650, size_bytes=2600, capacity_bytes=4000
+        ),
         store=StoreStatistics(Path("/s.sqlite3"), hits=5, misses=765, written=650, corrupt_rows=1),
         gate=GateStatistics(
             requests_started=7,

@@ -342,3 +342,28 @@ def test_cli_missing_params_file_exits_2_with_one_error_line(tmp_path: Path) -> 
     result = run_cli(["select-themes", "--params", "absent.yaml"], cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     _assert_one_error_line(result.stderr, "absent.yaml", "not found")
+
+
+def test_an_older_cache_size_in_vectors_still_bounds_the_cache(tmp_path: Path) -> None:
+    path = _write(tmp_path, "concurrency:\n  embedding_cache_size: 1000\n")
+
+    loaded = load_params(path)
+
+    assert loaded.params.concurrency.cache_bytes(3072) == 1000 * 3072 * 4
+    assert loaded.params.concurrency.cache_bytes(768) == 1000 * 768 * 4
+    assert any("embedding_cache_size (1000 vectors)" in note for note in loaded.notes)
+
+
+def test_the_cache_bound_in_mb_wins_over_the_older_size(tmp_path: Path) -> None:
+    path = _write(tmp_path, "concurrency:\n  embedding_cache_size: 1000\n  embedding_cache_mb: 2\n")
+
+    loaded = load_params(path)
+
+    assert loaded.params.concurrency.cache_bytes(3072) == 2 * 2**20
+    assert not any("embedding_cache_size" in note for note in loaded.notes)
+
+
+def test_the_default_cache_bound_is_in_mb() -> None:
+    concurrency = load_params(None).params.concurrency
+
+    assert concurrency.cache_bytes(3072) == concurrency.cache_bytes(50) == 64 * 2**20

@@ -132,7 +132,7 @@ def engine_for(
         RequestGate(max_concurrent, requests_per_minute=None),
         RetryPolicy(max_retries=max_retries, base_delay=0.001),
         batch_size=batch_size,
-        memory=LruVectorCache(10_000),
+        memory=LruVectorCache(10_000 * 4 * 64),
         linger=0.002,
     )
 
