@@ -71,6 +71,10 @@ class LruVectorCache:
         self._misses = 0
         self._evictions = 0
 
+    def __contains__(self, text: object) -> bool:
+        """Whether `text` is held; a peek: neither a hit nor a miss, nor a use."""
+        return text in self._entries
+
     def get(self, text: str) -> np.ndarray | None:
         vector = self._entries.get(text)
         if vector is None:

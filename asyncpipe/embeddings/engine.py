@@ -22,6 +22,13 @@ still fails after its retries fails only the themes that needed it.
 flight finish and be stored; `abandon()`, when the grace is spent, cancels them
 too. Either way the themes left waiting get `EmbeddingStopped`.
 
+A round whose texts are all known up front is better served by `plan(texts)`
+before any theme asks: every distinct text not in memory or in flight is claimed
+at once, looked up in the store in a few large queries, and what is missing goes
+out in full batches straight away (the last one part-filled), so every request
+slot is busy from the first request to the last and no batch waits to fill. The
+themes' own `embed` calls then find their texts in flight.
+
 The batch sends run in the engine's own task group: `async with engine:`.
 Latencies and waits are read from the running event loop's clock.
 
@@ -34,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -55,6 +62,9 @@ from asyncpipe.errors import (
 
 #: How long a part-filled batch waits for more texts before it goes out anyway.
 DEFAULT_LINGER = 0.01
+#: Texts of a plan looked up in the store per query: the first requests go out after
+#: one query, not after the whole plan's.
+PLAN_LOOKUP_TEXTS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +233,38 @@ class EmbeddingEngine:
         for task in list(self._sends):
             task.cancel()
 
+    def plan(self, texts: Iterable[str]) -> int:
+        """Start fetching every text of `texts` not in memory or in flight, in order, in
+        full batches; returns how many distinct texts were claimed.
+
+        Nothing is returned here: the vectors come to `embed`, whose callers find
+        their texts in flight (or, once answered, in memory or in the store). A text
+        of the plan nobody asks for is still fetched and stored.
+        """
+        if self._tasks is None:
+            raise RuntimeError("EmbeddingEngine used outside `async with engine:`")
+        if self._fatal is not None or self._stopped:
+            return 0
+        claimed: list[str] = []
+        for key in dict.fromkeys(normalise_text(text) for text in texts):
+            if key in self._in_flight or key in self._memory:
+                continue
+            self._claim(key)
+            claimed.append(key)
+        if claimed:
+            self._tasks.create_task(self._fetch_planned(claimed))
+        return len(claimed)
+
+    async def _fetch_planned(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), PLAN_LOOKUP_TEXTS):
+            chunk = keys[start : start + PLAN_LOOKUP_TEXTS]
+            if self._store is not None:
+                await self._look_up_store(self._store, chunk, linger=False)
+            else:
+                for key in chunk:
+                    self._enqueue(key, linger=False)
+        self._flush()  # the plan's last, part-filled batch goes out now
+
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for `texts`, one row each, in order."""
         if self._tasks is None:
@@ -283,7 +325,9 @@ class EmbeddingEngine:
         self._in_flight[key] = future
         return future
 
-    async def _look_up_store(self, store: EmbeddingStore, keys: list[str]) -> None:
+    async def _look_up_store(
+        self, store: EmbeddingStore, keys: list[str], linger: bool = True
+    ) -> None:
         try:
             stored = await store.get_many(keys)
         except BaseException as error:
@@ -296,16 +340,19 @@ class EmbeddingEngine:
                 self._memory.put(key, vector)
                 self._settle(key, vector=vector)
             else:
-                self._enqueue(key)
+                self._enqueue(key, linger)
 
-    def _enqueue(self, key: str) -> None:
+    def _enqueue(self, key: str, linger: bool = True) -> None:
+        """Queue a text for a request: full batches go out at once; `linger`: a
+        part-filled one goes out after the linger (a plan flushes its own at its end)."""
         if self._stopped:
             self._settle(key, error=_stopping())
             return
         self._pending.append(key)
         while len(self._pending) >= self._batch_size:
             self._dispatch(self._batch_size)
-        self._arm_linger()
+        if linger:
+            self._arm_linger()
 
     def _arm_linger(self) -> None:
         """Send a part-filled batch after the linger, but only while a request slot is free.

@@ -103,6 +103,9 @@ async def embed_and_rank(
             if journal is not None and (failure is None or not failure.kind.retryable):
                 await journal.theme_finished(theme, failure)
 
+    # Every text of the round is known now: planned before any theme asks, so the
+    # requests go out in full batches from the first to the last.
+    engine.plan(text for theme, candidates in themes for text in (theme, *candidates))
     async with asyncio.TaskGroup() as group:
         for _ in range(max(1, min(workers, len(themes)))):
             group.create_task(worker())

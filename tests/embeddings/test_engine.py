@@ -844,3 +844,88 @@ async def test_abandon_cancels_requests_in_flight_and_frees_their_themes() -> No
     assert isinstance(outcome[0], EmbeddingStopped)
     assert provider.in_flight == 0  # the request itself was cancelled, not waited for
     assert elapsed < 5.0
+
+
+# ---- plan: a round's texts fetched before anyone asks ----------------------------------
+
+
+@on_virtual_clock
+async def test_a_plan_sends_full_batches_only_but_the_last() -> None:
+    provider = HashProvider(delay=0.3)
+    texts = [f"text {n}" for n in range(1050)]
+    asked = [*texts, *texts[:40], " text  7 "]  # duplicates and a spacing variant
+
+    async with make_engine(provider, batch_size=100, max_concurrent=4) as engine:
+        claimed = engine.plan(asked)
+        vectors = await engine.embed(texts)
+
+    assert claimed == 1050
+    assert [len(call) for call in provider.calls] == [100] * 10 + [50]
+    assert sorted(provider.sent()) == sorted(texts)  # each text once
+    np.testing.assert_array_equal(vectors, hashed(texts))
+
+
+@on_virtual_clock
+async def test_a_plan_keeps_every_slot_busy_from_the_first_request_to_the_last() -> None:
+    provider = HashProvider(delay=0.3)
+    texts = [f"text {n}" for n in range(3200)]
+    loop = asyncio.get_running_loop()
+
+    async with make_engine(provider, batch_size=100, max_concurrent=8) as engine:
+        started = loop.time()
+        engine.plan(texts)
+        await engine.embed(texts[-1:])  # the last text of the plan: the last request
+        finished = loop.time()
+
+    # 32 requests, 8 at a time, 0.3 s each: exactly 4 waves, no linger, no gap.
+    assert len(provider.calls) == 32
+    assert provider.max_in_flight == 8
+    assert provider.call_times[:8] == pytest.approx([started] * 8, abs=1e-3)
+    assert finished - started == pytest.approx(4 * 0.3, abs=1e-3)
+
+
+@on_virtual_clock
+async def test_themes_asking_after_a_plan_make_no_request_of_their_own() -> None:
+    provider = HashProvider(delay=0.1)
+    themes = theme_texts(30, 12, shared=["shared a", "shared b"])
+
+    async with make_engine(provider, batch_size=100, max_concurrent=2) as engine:
+        engine.plan(text for texts in themes for text in texts)
+        results = await asyncio.gather(*(engine.embed(texts) for texts in themes))
+
+    distinct = {text for texts in themes for text in texts}
+    assert len(provider.sent()) == len(distinct) == 30 * 12 + 2
+    assert len(provider.calls) == math.ceil(len(distinct) / 100)
+    for texts, vectors in zip(themes, results, strict=True):
+        np.testing.assert_array_equal(vectors, hashed(texts))
+
+
+@on_virtual_clock
+async def test_a_plan_skips_what_memory_and_the_store_hold(tmp_path: Path) -> None:
+    texts = [f"text {n}" for n in range(250)]
+    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
+    await store.open()
+    try:
+        await store.put_many(zip(texts[:100], hashed(texts[:100]), strict=True))
+        provider = HashProvider()
+        async with make_engine(provider, batch_size=100, store=store) as engine:
+            await engine.embed(texts[100:130])  # now in memory
+            before = len(provider.sent())
+            claimed = engine.plan(texts)
+            vectors = await engine.embed(texts)
+    finally:
+        await store.close()
+
+    assert claimed == 250 - 30
+    assert sorted(provider.sent()[before:]) == sorted(texts[130:])
+    assert [len(call) for call in provider.calls[1:]] == [100, 20]
+    np.testing.assert_array_equal(vectors, hashed(texts))
+
+
+@on_virtual_clock
+async def test_a_stopped_engine_plans_nothing() -> None:
+    provider = HashProvider()
+    async with make_engine(provider) as engine:
+        engine.stop()
+        assert engine.plan(["a", "b"]) == 0
+    assert provider.calls == []
