@@ -665,6 +665,61 @@ def test_provider_glove_with_the_gemini_key_set_still_uses_glove(
     assert (stage_inputs / FINAL).read_bytes() == (baseline / FINAL).read_bytes()
 
 
+def test_gemini_enhance_never_loads_the_vector_index_so_a_missing_one_is_no_obstacle(
+    stage_inputs: Path, tmp_path: Path, gemini_server: GeminiTestServer
+) -> None:
+    missing = tmp_path / "no_such_themes_index"
+    new_workdir(
+        stage_inputs,
+        {"gemini.embedding_dimension": 64, "vector_search.data_source": str(missing)},
+    )
+
+    result = run_cli(
+        ["enhance", "--count", "3", "--provider", "gemini"],
+        cwd=stage_inputs,
+        env=gemini_env(gemini_server),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Loaded vector index" not in result.stderr
+    assert_complete_puzzles(load(stage_inputs, FINAL), 3)
+
+
+def test_a_gemini_run_of_member_themes_never_loads_the_vector_index(
+    tmp_path: Path, gemini_server: GeminiTestServer
+) -> None:
+    folder = new_workdir(
+        tmp_path / "work",
+        {
+            "gemini.embedding_dimension": 64,
+            "vector_search.data_source": str(tmp_path / "no_such_themes_index"),
+        },
+    )
+
+    result = run_cli(
+        ["run", "--count", "2", "--provider", "gemini"], cwd=folder, env=gemini_env(gemini_server)
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Loaded vector index" not in result.stderr
+    assert set(load(folder, CANDIDATES)["metadata"]["theme_sources"].values()) == {"members"}
+
+
+def test_glove_enhance_loads_the_vector_index_it_embeds_from(
+    stage_inputs: Path, tmp_path: Path
+) -> None:
+    result = run_cli(["enhance", "--count", "3", "--provider", "glove"], cwd=stage_inputs)
+    assert result.returncode == 0, result.stderr
+    assert "Loaded vector index glove" in result.stderr
+
+    missing = tmp_path / "no_such_themes_index"
+    new_workdir(stage_inputs, {"vector_search.data_source": str(missing)})
+    result = run_cli(["enhance", "--count", "3", "--provider", "glove"], cwd=stage_inputs)
+
+    assert result.returncode == 2
+    assert_one_clear_error(result.stderr, str(missing), "vector index folder not found")
+
+
 @pytest.mark.parametrize(
     ("stage", "missing"),
     [("enhance", "selected_themes.json"), ("select-candidates", "selected_themes.json")],

@@ -266,7 +266,7 @@ def run_enhance(
     selection = selection or load_selection(workspace)
     candidates = candidates or load_candidates(workspace)
     plan = pipeline.provider_plan()
-    provider = build_provider(plan, params, pipeline.index())
+    provider = build_provider(plan, params, pipeline.index)
     log.info("Embedding provider: %s", plan.reason)
     provider_json = {
         "name": provider.info.name,
