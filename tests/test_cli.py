@@ -569,6 +569,81 @@ def test_the_older_pipelines_setup_runs_unchanged(reference_root: Path) -> None:
         assert len(puzzles) == 3
 
 
+# --- neighbour candidates: one word per variant key is embedded -------------------------
+
+
+@pytest.fixture(scope="module")
+def neighbour_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = new_workdir(tmp_path_factory.mktemp("neighbours"), {"candidates.source": "neighbours"})
+    result = run_cli(["run", "--count", "2"], cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def embedded_candidates(folder: Path) -> dict[str, list[str]]:
+    """Theme -> the candidate words the run embedded, from the table of every embedded text."""
+    embedded: dict[str, list[str]] = {}
+    for row in read_table(folder / ALL_TABLE):
+        if row["word_type"] == "candidate":
+            embedded.setdefault(row["theme"], []).append(row["word"])
+    return embedded
+
+
+def assert_one_word_per_variant_key(embedded: dict[str, list[str]]) -> None:
+    for theme, words in embedded.items():
+        keys = [variant_key(word) for word in words]
+        assert len(keys) == len(set(keys)), (theme, words)
+
+
+def test_a_neighbour_run_embeds_one_word_per_variant_key_of_each_theme(
+    neighbour_run: Path,
+) -> None:
+    candidates = load(neighbour_run, CANDIDATES)["candidates"]
+    embedded = embedded_candidates(neighbour_run)
+
+    assert_one_word_per_variant_key(embedded)
+    assert {theme: len(words) for theme, words in embedded.items()} == {
+        theme: len(candidates[theme]["words"]) for theme in embedded
+    }
+
+
+def older_forms(word: str) -> list[str]:
+    """The word, its capitalised form, and its plural when a naive one is a variant of it."""
+    forms = [word, word.title()]
+    if variant_key(word + "s") == variant_key(word):
+        forms.append(word + "s")
+    return forms
+
+
+def test_enhance_drops_the_variants_of_an_older_candidates_file_before_embedding(
+    neighbour_run: Path, tmp_path: Path
+) -> None:
+    folder = new_workdir(tmp_path, {"candidates.source": "neighbours"})
+    selected = load(neighbour_run, SELECTED)
+    for field in ("selection_method", "random_seed", "filters", "source", "available_count"):
+        del selected[field]
+    clean = load(neighbour_run, CANDIDATES)["candidates"]
+    # The older pipeline's lists: Dance, dance, dances side by side, closest first.
+    older = {
+        theme: {"words": [form for word in entry["words"] for form in older_forms(word)]}
+        for theme, entry in clean.items()
+    }
+    for relative, document in ((SELECTED, selected), (CANDIDATES, {"candidates": older})):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(json.dumps(document), encoding="utf-8")
+
+    result = run_cli(["enhance", "--count", "2", "--provider", "glove"], cwd=folder)
+
+    assert result.returncode == 0, result.stderr
+    padded = sum(len(entry["words"]) for entry in older.values())
+    kept = sum(len(entry["words"]) for entry in clean.values())
+    assert f"Dropped {padded - kept} candidates" in result.stderr
+    embedded = embedded_candidates(folder)
+    assert_one_word_per_variant_key(embedded)
+    assert embedded == embedded_candidates(neighbour_run)
+    assert (folder / FINAL).read_bytes() == (neighbour_run / FINAL).read_bytes()
+
+
 # --- providers and exit codes ----------------------------------------------------------
 
 
@@ -663,6 +738,61 @@ def test_provider_glove_with_the_gemini_key_set_still_uses_glove(
     assert load(stage_inputs, METADATA)["provider"]["name"] == "glove"
     assert gemini_server.request_count == 0
     assert (stage_inputs / FINAL).read_bytes() == (baseline / FINAL).read_bytes()
+
+
+def test_gemini_enhance_never_loads_the_vector_index_so_a_missing_one_is_no_obstacle(
+    stage_inputs: Path, tmp_path: Path, gemini_server: GeminiTestServer
+) -> None:
+    missing = tmp_path / "no_such_themes_index"
+    new_workdir(
+        stage_inputs,
+        {"gemini.embedding_dimension": 64, "vector_search.data_source": str(missing)},
+    )
+
+    result = run_cli(
+        ["enhance", "--count", "3", "--provider", "gemini"],
+        cwd=stage_inputs,
+        env=gemini_env(gemini_server),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Loaded vector index" not in result.stderr
+    assert_complete_puzzles(load(stage_inputs, FINAL), 3)
+
+
+def test_a_gemini_run_of_member_themes_never_loads_the_vector_index(
+    tmp_path: Path, gemini_server: GeminiTestServer
+) -> None:
+    folder = new_workdir(
+        tmp_path / "work",
+        {
+            "gemini.embedding_dimension": 64,
+            "vector_search.data_source": str(tmp_path / "no_such_themes_index"),
+        },
+    )
+
+    result = run_cli(
+        ["run", "--count", "2", "--provider", "gemini"], cwd=folder, env=gemini_env(gemini_server)
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Loaded vector index" not in result.stderr
+    assert set(load(folder, CANDIDATES)["metadata"]["theme_sources"].values()) == {"members"}
+
+
+def test_glove_enhance_loads_the_vector_index_it_embeds_from(
+    stage_inputs: Path, tmp_path: Path
+) -> None:
+    result = run_cli(["enhance", "--count", "3", "--provider", "glove"], cwd=stage_inputs)
+    assert result.returncode == 0, result.stderr
+    assert "Loaded vector index glove" in result.stderr
+
+    missing = tmp_path / "no_such_themes_index"
+    new_workdir(stage_inputs, {"vector_search.data_source": str(missing)})
+    result = run_cli(["enhance", "--count", "3", "--provider", "glove"], cwd=stage_inputs)
+
+    assert result.returncode == 2
+    assert_one_clear_error(result.stderr, str(missing), "vector index folder not found")
 
 
 @pytest.mark.parametrize(

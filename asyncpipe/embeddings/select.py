@@ -3,14 +3,15 @@
 `auto` means Gemini when the key variable named in `gemini.api_key_env` is set,
 else the offline GloVe provider. The choice is planned before any stage runs,
 so a missing key stops the run at once rather than after two stages; the
-provider itself is built when the enhance stage needs it. The plan carries the
-key but never shows it (its repr leaves it out).
+provider itself is built when the enhance stage needs it, and only the offline
+provider loads the vector index. The plan carries the key but never shows it
+(its repr leaves it out).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,9 +55,13 @@ def plan_provider(
     )
 
 
-def build_provider(plan: ProviderPlan, params: Params, index: VocabularyIndex) -> EmbeddingProvider:
+def build_provider(
+    plan: ProviderPlan, params: Params, index: Callable[[], VocabularyIndex]
+) -> EmbeddingProvider:
+    """The planned provider. `index` is called for the offline provider only: Gemini
+    embeds any text, and an older pipeline's 1 GB index folder may not even be there."""
     if plan.name == "glove":
-        return GloveProvider(index)
+        return GloveProvider(index())
     from asyncpipe.embeddings.providers.gemini import (
         GeminiProvider,  # imports the SDK: only when used
     )

@@ -64,7 +64,11 @@ from asyncpipe.run.statistics import RunStatistics
 from asyncpipe.settings.params_file import LoadedParams
 from asyncpipe.settings.sections import Logging, Params, PuzzleGeneration
 from asyncpipe.settings.workspace import Workspace
-from asyncpipe.stages.candidates import CandidateSearchResult, find_candidates
+from asyncpipe.stages.candidates import (
+    CandidateSearchResult,
+    find_candidates,
+    without_variant_duplicates,
+)
 from asyncpipe.stages.driver import MadePuzzles, RunContext, make_puzzles
 from asyncpipe.stages.embed import EnhanceOutcome
 from asyncpipe.stages.themes import ThemeSelection, select_themes
@@ -264,9 +268,17 @@ def run_enhance(
     workspace = pipeline.workspace
     ensure_writable(workspace.enhance_output_folders())
     selection = selection or load_selection(workspace)
-    candidates = candidates or load_candidates(workspace)
+    candidates, dropped = without_variant_duplicates(
+        candidates or load_candidates(workspace), params.vector_search.use_lemmatized
+    )
+    if dropped:
+        log.info(
+            "Dropped %d candidates that are case or plural variants of an earlier one "
+            "(vector_search.use_lemmatized), before embedding them",
+            dropped,
+        )
     plan = pipeline.provider_plan()
-    provider = build_provider(plan, params, pipeline.index())
+    provider = build_provider(plan, params, pipeline.index)
     log.info("Embedding provider: %s", plan.reason)
     provider_json = {
         "name": provider.info.name,

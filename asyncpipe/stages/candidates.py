@@ -15,7 +15,7 @@ the enhance stage, `asyncpipe.stages.embed`) and does not read or write files.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -174,6 +174,45 @@ def find_candidates(
         failed_themes={theme: failed[theme] for theme in themes if theme in failed},
         search_pool_size=pool_size,
     )
+
+
+def without_variant_duplicates(
+    result: CandidateSearchResult, use_lemmatized: bool
+) -> tuple[CandidateSearchResult, int]:
+    """Each theme's candidates with one word per variant key, and how many were dropped.
+
+    The first word of each key stays, in the list's own order (a neighbour list is
+    closest first), with its score. The ranking would collapse the others onto one word
+    anyway (`asyncpipe.puzzle.ranking.rank_candidates`); dropped here, before the
+    enhance stage, they are never embedded. The search already keeps one word per key;
+    this is for candidate files that did not (the older pipeline's: Dance, dance,
+    dances). With `use_lemmatized` off the candidates are left as they are.
+    """
+    if not use_lemmatized:
+        return result, 0
+    dropped = 0
+    candidates: dict[str, ThemeCandidates] = {}
+    for theme, found in result.candidates.items():
+        taken: set[str] = set()
+        rows: list[int] = []
+        for row, word in enumerate(found.words):
+            key = variant_key(word)
+            if key not in taken:
+                taken.add(key)
+                rows.append(row)
+        if len(rows) == len(found.words):
+            candidates[theme] = found
+            continue
+        dropped += len(found.words) - len(rows)
+        scores = found.similarity_scores
+        candidates[theme] = replace(
+            found,
+            words=tuple(found.words[row] for row in rows),
+            similarity_scores=tuple(scores[row] for row in rows) if scores else (),
+        )
+    if not dropped:
+        return result, 0
+    return replace(result, candidates=candidates), dropped
 
 
 class CandidateSearch:

@@ -32,7 +32,8 @@ class ThemeSelection:
     themes: tuple[str, ...]
     spare_themes: tuple[str, ...]
     selection_method: str
-    random_seed: int
+    #: None when the file read did not record it (`OPTIONAL_FIELDS`).
+    random_seed: int | None
     filters: dict[str, Any]
     source: str
     available_count: int
@@ -57,25 +58,51 @@ class ThemeSelection:
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> ThemeSelection:
-        """The selection `to_json` wrote.
+        """The selection `to_json` wrote, or an older pipeline's file of the same name.
 
-        A document of another shape raises KeyError or TypeError whose text names
-        what is missing ("'themes'", "a list of theme names under 'themes'"), for
-        the caller to put after "missing".
+        Only `themes` is required: the fields of `OPTIONAL_FIELDS` that a file lacks get
+        fixed defaults (`defaulted_fields` names them), so the selection, and the
+        checkpoint digest made from it, is the same every time the file is read. A
+        document of another shape raises KeyError or TypeError whose text names what is
+        missing ("'themes'", "a list of theme names under 'themes'"), for the caller to
+        put after "missing".
         """
         if not isinstance(document, dict):
             raise TypeError(
                 f"a JSON object at the top level (the file holds {_json_kind(document)})"
             )
+        themes = _names(document, "themes", required=True)
         return cls(
-            themes=_names(document, "themes", required=True),
+            themes=themes,
             spare_themes=_names(document, "spare_themes", required=False),
-            selection_method=str(document["selection_method"]),
-            random_seed=_whole_number(document, "random_seed"),
+            selection_method=str(document.get("selection_method", UNRECORDED)),
+            random_seed=_seed(document),
             filters=document.get("filters", {}),
             source=document.get("source", ""),
-            available_count=document.get("available_count", len(document["themes"])),
+            available_count=document.get("available_count", len(themes)),
         )
+
+    @staticmethod
+    def defaulted_fields(document: dict[str, Any]) -> list[str]:
+        """The optional fields `from_json` fills in for this document, in file order."""
+        return [key for key in OPTIONAL_FIELDS if key not in document]
+
+
+#: What a selection file that does not say how it was drawn records as the method.
+UNRECORDED = "unrecorded"
+
+#: The fields of selected_themes.json that asyncpipe writes but never needs: an older
+#: pipeline's file lacks some (its spares, filters, source), and some of its versions
+#: lack the method and seed too. Nothing downstream reads the method, seed, filters or
+#: source; no spares means a failed theme is not replaced.
+OPTIONAL_FIELDS = (
+    "spare_themes",
+    "selection_method",
+    "random_seed",
+    "filters",
+    "source",
+    "available_count",
+)
 
 
 def _names(document: dict[str, Any], key: str, required: bool) -> tuple[str, ...]:
@@ -85,10 +112,10 @@ def _names(document: dict[str, Any], key: str, required: bool) -> tuple[str, ...
     return tuple(value)
 
 
-def _whole_number(document: dict[str, Any], key: str) -> int:
-    value = document[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"a whole number under {key!r}")
+def _seed(document: dict[str, Any]) -> int | None:
+    value = document.get("random_seed")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError("a whole number under 'random_seed'")
     return value
 
 

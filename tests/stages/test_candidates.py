@@ -16,7 +16,12 @@ from asyncpipe.io.vector_index import VocabularyIndex
 from asyncpipe.puzzle.failures import FailureKind
 from asyncpipe.puzzle.words import variant_key
 from asyncpipe.settings.sections import PuzzleGeneration, VectorSearch
-from asyncpipe.stages.candidates import CandidateSearch, CandidateSearchResult
+from asyncpipe.stages.candidates import (
+    CandidateSearch,
+    CandidateSearchResult,
+    ThemeCandidates,
+    without_variant_duplicates,
+)
 
 #: Fruit words at known angles from "fruits" (0 degrees); index order is deliberately not
 #: the order of similarity. melon (75 degrees, cos 0.26) and tree lie below 0.3.
@@ -264,3 +269,54 @@ def test_glove_finds_fruit_names_among_the_candidates_for_fruits(glove: Vocabula
     fruit_names = [word for word in found.words if variant_key(word) in FRUIT_STEMS]
     assert len(fruit_names) >= 5, found.words
     assert not {"fruit", "fruits"} & set(found.words)
+
+
+# --- variant duplicates in a candidate list, dropped before embedding -------------------------
+
+
+def _result(**themes: ThemeCandidates) -> CandidateSearchResult:
+    return CandidateSearchResult(candidates=dict(themes), failed_themes={})
+
+
+def test_variant_duplicates_keep_the_first_word_of_each_key_in_order_with_its_score() -> None:
+    dances = ThemeCandidates(
+        ("Dance", "ballet", "dance", "dances", "tango", "Ballet", "waltzes", "waltz"),
+        (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2),
+    )
+
+    result, dropped = without_variant_duplicates(_result(Music=dances), use_lemmatized=True)
+
+    kept = result.candidates["Music"]
+    assert kept.words == ("Dance", "ballet", "tango", "waltzes")
+    assert kept.similarity_scores == (0.9, 0.8, 0.5, 0.3)
+    assert dropped == 4
+    keys = [variant_key(word) for word in kept.words]
+    assert len(set(keys)) == len(keys)
+
+
+def test_variant_duplicates_of_unscored_and_member_lists_keep_their_shape() -> None:
+    unscored = ThemeCandidates(("owl", "Owl", "owls", "wren"))
+    members = ThemeCandidates(("oak", "elm"), source="members", category="Trees")
+
+    result, dropped = without_variant_duplicates(
+        _result(Birds=unscored, Trees=members), use_lemmatized=True
+    )
+
+    assert result.candidates["Birds"] == ThemeCandidates(("owl", "wren"))
+    assert result.candidates["Trees"] is members
+    assert result.categories == {"Trees": "Trees"}
+    assert dropped == 2
+
+
+def test_without_lemmatizing_variant_duplicates_are_left_alone() -> None:
+    found = _result(Music=ThemeCandidates(("Dance", "dance", "dances"), (0.9, 0.8, 0.7)))
+
+    assert without_variant_duplicates(found, use_lemmatized=False) == (found, 0)
+
+
+def test_a_list_without_variant_duplicates_comes_back_as_it_was() -> None:
+    found = _result(Fruits=ThemeCandidates(BY_SIMILARITY, tuple(range(len(BY_SIMILARITY)))))
+
+    result, dropped = without_variant_duplicates(found, use_lemmatized=True)
+
+    assert result is found and dropped == 0
