@@ -15,26 +15,25 @@ picklable `PuzzleScore` back.
   and a pool worker would otherwise wait forever on its task queue (it holds
   that pipe's write end itself, so it never sees end-of-file). On Linux the
   kernel sends the worker SIGKILL when the parent goes (PR_SET_PDEATHSIG);
-  elsewhere a thread watches the parent's pid.
+  elsewhere a thread watches the parent's pid. That start-up code lives in
+  `scoring_worker`, so a worker does not import asyncio or this module.
 - A capacity limit (twice the workers) caps the puzzles handed over at once, in
   the manner of anyio's `to_process.run_sync(limiter=...)`, so a huge batch
   does not queue all its arrays in the executor.
 - The pool lives for one run: `async with ScoringPool(...)`. On the way out it
   shuts down and waits for its workers; after an error or a cancellation it
   first cancels the pending work. No child process outlives the run.
+- While the pool is open, `executor` lends its ProcessPoolExecutor to other CPU
+  work of the run: the Gemini REST answers are decoded there
+  (`GeminiProvider.decode_in`), while the workers wait for puzzles anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import functools
 import multiprocessing
 import os
-import signal
-import sys
-import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +42,8 @@ from types import TracebackType
 import numpy as np
 
 from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
-from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN, prepare
+from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN
+from asyncpipe.run.scoring_worker import ready, start_worker
 
 
 @dataclass(frozen=True)
@@ -56,39 +56,6 @@ class PoolStatistics:
     puzzles_scored: int = 0
     #: Wall time during which at least one puzzle was in the pool: queued or scored.
     busy_seconds: float = 0.0
-
-
-def _start_worker(groups: int, size: int, parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with(parent)
-    prepare(groups, size)  # the solver's tables, built once per worker before the first puzzle
-
-
-def _ready() -> None:
-    """Nothing: submitted once per worker, it makes the executor start them all."""
-
-
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-_PARENT_CHECK_SECONDS = 1.0
-
-
-def _die_with(parent: int) -> None:
-    """End this worker when process `parent` ends, however it ends."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    else:
-
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(_PARENT_CHECK_SECONDS)
-            os._exit(1)
-
-        threading.Thread(target=watch, name="asyncpipe-parent-watch", daemon=True).start()
-    if os.getppid() != parent:  # it was gone before the watch began
-        os._exit(1)
 
 
 class ScoringPool:
@@ -111,17 +78,27 @@ class ScoringPool:
         self._busy_since = 0.0
         self._busy_seconds = 0.0
 
+    @property
+    def executor(self) -> ProcessPoolExecutor | None:
+        """The workers' executor while the pool is open (`async with`); None before and after.
+
+        For other CPU-heavy work of the run, such as decoding embedding answers. Work
+        submitted here shares the workers with scoring and is not counted in
+        `statistics()`, and the pool still shuts the executor down on the way out.
+        """
+        return self._executor
+
     async def __aenter__(self) -> ScoringPool:
         self._executor = ProcessPoolExecutor(
             max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
+            initializer=start_worker,
             initargs=(self._groups, self._size, os.getpid()),
         )
         # The executor starts a worker only when work is submitted: one no-op each
         # starts them all now, so they are up (split table built) before the first puzzle.
         loop = asyncio.get_running_loop()
-        self._warm_up = [loop.run_in_executor(self._executor, _ready) for _ in range(self._workers)]
+        self._warm_up = [loop.run_in_executor(self._executor, ready) for _ in range(self._workers)]
         return self
 
     async def __aexit__(

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asyncpipe.embeddings.providers.decode import vectors_from_answer
 from asyncpipe.puzzle.scoring import score_puzzle
 from asyncpipe.run.scoring_pool import ScoringPool
+from tests.run.imported_names import imported_of
 from tests.support import CHECKPOINT
 
 
@@ -127,6 +129,39 @@ async def test_using_the_pool_outside_its_block_is_an_error() -> None:
     pool = ScoringPool(workers=1, groups=4, size=4)
     with pytest.raises(RuntimeError, match="outside"):
         await pool.score(*clustered_puzzle(0))
+
+
+@pytest.mark.asyncio
+async def test_the_executor_is_lent_only_while_the_pool_is_open() -> None:
+    pool = ScoringPool(workers=1, groups=4, size=4)
+    assert pool.executor is None
+    async with pool:
+        assert pool.executor is not None
+        worker = await asyncio.get_running_loop().run_in_executor(pool.executor, os.getpid)
+        assert worker in child_pids()
+    assert pool.executor is None
+
+
+@pytest.mark.asyncio
+async def test_a_worker_scoring_and_decoding_imports_no_network_settings_or_pipeline() -> None:
+    heavy = (
+        "google.genai",
+        "httpx",
+        "pydantic",
+        "pyarrow",
+        "yaml",
+        "asyncio",
+        "asyncpipe.run.pipeline",
+    )
+    async with ScoringPool(workers=1, groups=4, size=4) as pool:
+        assert pool.executor is not None
+        await pool.score(*clustered_puzzle(0))
+        answer = b'{"embeddings": [{"values": [0.6, 0.8]}]}'
+        loop = asyncio.get_running_loop()
+        decoded = await loop.run_in_executor(pool.executor, vectors_from_answer, answer, 1, 2)
+        imported = await loop.run_in_executor(pool.executor, imported_of, heavy)
+    assert decoded.shape == (1, 2)
+    assert imported == []
 
 
 def test_a_run_scores_every_puzzle_and_leaves_no_process_behind(workdir: Path) -> None:

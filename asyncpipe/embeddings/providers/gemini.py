@@ -6,9 +6,12 @@
 Both map failures the same way (`gemini_errors`): 429, 408, 5xx, timeouts,
 dropped connections and malformed answers are retryable (with the server's
 retry delay when it gave one); 400, 401, 403, 404 and other client errors are
-fatal. Every answer is checked here (one vector per text, the expected
-dimension, finite values) and normalised when the dimension is below 3072,
-the only size the API returns at unit length.
+fatal. Every answer is checked (`decode.checked_vectors`: one vector per text,
+the expected dimension, finite values) and normalised when the dimension is
+below 3072, the only size the API returns at unit length.
+
+At large dimensions the REST answers are worth decoding in a process pool, off
+the event loop: `decode_in(executor)`.
 
 The API key is handed in by the caller; it never appears in an error message,
 a log line or the run's outputs.
@@ -17,20 +20,18 @@ a log line or the run's outputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from typing import Any, Protocol
 
 import httpx
 import numpy as np
 
 from asyncpipe.embeddings.providers.base import ProviderInfo
+from asyncpipe.embeddings.providers.decode import FULL_DIMENSION as FULL_DIMENSION
 from asyncpipe.embeddings.providers.gemini_rest import RestTransport
 from asyncpipe.embeddings.providers.gemini_sdk import SdkTransport
 from asyncpipe.errors import EmbeddingError, RetryableEmbeddingError
-from asyncpipe.puzzle.vectors import unit_rows
 from asyncpipe.settings.sections import Gemini
-
-#: The only output size the API returns already normalised.
-FULL_DIMENSION = 3072
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
@@ -49,7 +50,9 @@ _TRANSPORT_ERRORS = _transport_errors()
 
 
 class _Transport(Protocol):
-    async def embed(self, texts: Sequence[str]) -> list[Any] | np.ndarray: ...
+    """Texts in, the checked float32 matrix out (`decode.checked_vectors`)."""
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
     async def aclose(self) -> None: ...
 
@@ -60,6 +63,8 @@ class GeminiProvider:
     `http_transport` replaces the network under the REST transport (for instance an
     `httpx.MockTransport`); None, the default, opens real connections. The SDK
     transport brings its own client, so it takes none.
+
+    `decode_in(executor)` moves the REST transport's decoding into a process pool.
     """
 
     def __init__(
@@ -69,7 +74,6 @@ class GeminiProvider:
         http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._api_key = api_key
-        self._dimension = settings.embedding_dimension
         self._info = ProviderInfo(
             name="gemini",
             model=settings.model_id,
@@ -88,9 +92,21 @@ class GeminiProvider:
     def info(self) -> ProviderInfo:
         return self._info
 
+    def decode_in(self, executor: Executor | None) -> None:
+        """Decode REST answers in `executor`, a process pool; None: on the event loop again.
+
+        Each answer's bytes go to a worker, which returns the checked float32 matrix,
+        so the loop does no per-value work. The executor must be a process pool
+        (msgspec holds the GIL, a thread would not help) and must outlive the
+        requests: one shut down refuses the next answer with RuntimeError. The SDK
+        transport decodes inside its own client, so there it changes nothing.
+        """
+        if isinstance(self._transport, RestTransport):
+            self._transport.decode_in(executor)
+
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         try:
-            values = await self._transport.embed(texts)
+            return await self._transport.embed(texts)
         except EmbeddingError as error:
             raise type(error)(
                 self._scrub(str(error)), status=error.status, **_extra(error)
@@ -100,7 +116,6 @@ class GeminiProvider:
             raise RetryableEmbeddingError(
                 f"the embedding request {kind} ({type(error).__name__})"
             ) from None
-        return checked_vectors(values, len(texts), self._dimension)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -113,28 +128,3 @@ def _extra(error: EmbeddingError) -> dict[str, Any]:
     if isinstance(error, RetryableEmbeddingError):
         return {"retry_after": error.retry_after}
     return {}
-
-
-def checked_vectors(
-    values: Sequence[Any] | np.ndarray, expected_count: int, dimension: int
-) -> np.ndarray:
-    """One finite vector of `dimension` per text, unit length; else a retryable error."""
-    if len(values) != expected_count:
-        raise RetryableEmbeddingError(
-            f"the answer holds {len(values)} vectors for {expected_count} texts"
-        )
-    try:
-        matrix = np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise RetryableEmbeddingError("the answer holds vectors of unequal sizes") from None
-    if matrix.ndim != 2 or matrix.shape[1] != dimension:
-        raise RetryableEmbeddingError(
-            f"the answer holds vectors of shape {matrix.shape[1:]}, expected ({dimension},)"
-        )
-    if not np.isfinite(matrix).all():
-        raise RetryableEmbeddingError("the answer holds non-finite values")
-    if not matrix.any(axis=1).all():
-        raise RetryableEmbeddingError("the answer holds a zero vector")
-    if dimension == FULL_DIMENSION:
-        return matrix
-    return unit_rows(matrix, np.float32)

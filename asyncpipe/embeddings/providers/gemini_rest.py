@@ -1,11 +1,17 @@
 """The REST transport of the Gemini provider: batchEmbedContents through httpx, decoded by msgspec.
 
 The same method, header (`x-goog-api-key`) and base URL as the google-genai
-SDK, but the answer is decoded by msgspec straight into plain float lists: the
-SDK spends about a millisecond of CPU per 3072-value vector building pydantic
-objects (the README has the figures). Non-200 answers become asyncpipe errors
-here (`gemini_errors`); httpx's own errors (resets, timeouts) go up as they
-are, for the provider to map with those of the SDK.
+SDK, but the answer is decoded by msgspec straight into one checked float32
+matrix (`decode.vectors_from_answer`): the SDK spends about a millisecond of
+CPU per 3072-value vector building pydantic objects (the README has the
+figures). Non-200 answers become asyncpipe errors here (`gemini_errors`);
+httpx's own errors (resets, timeouts) go up as they are, for the provider to
+map with those of the SDK.
+
+Decoding is CPU work that holds the GIL (10 to 60 ms for 100 vectors of 3072),
+so a thread would not help. Given a process pool (`decode_in`), the transport
+sends each answer's bytes to a worker and awaits the matrix; without one it
+decodes on the event loop, which is fine for small dimensions.
 
 The httpx transport can be handed in (`httpx.MockTransport` in tests); by
 default httpx opens real connections.
@@ -13,32 +19,32 @@ default httpx opens real connections.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 from collections.abc import Sequence
+from concurrent.futures import Executor
 
 import httpx
 import msgspec
+import numpy as np
 
+from asyncpipe.embeddings.providers.decode import vectors_from_answer
 from asyncpipe.embeddings.providers.gemini_errors import error_for_status
-from asyncpipe.errors import RetryableEmbeddingError
 from asyncpipe.settings.sections import Gemini
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 
 
-class _Embedding(msgspec.Struct):
-    values: list[float]
-
-
-class _BatchAnswer(msgspec.Struct):
-    embeddings: list[_Embedding]
-
-
 class RestTransport:
-    """POST batchEmbedContents with httpx; decode with msgspec into plain float lists."""
+    """POST batchEmbedContents with httpx; decode with msgspec into a checked float32 matrix."""
 
     def __init__(
-        self, settings: Gemini, api_key: str, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: Gemini,
+        api_key: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        executor: Executor | None = None,
     ) -> None:
         base_url = settings.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL
         self._path = f"/{settings.api_version}/models/{settings.model_id}:batchEmbedContents"
@@ -53,9 +59,17 @@ class RestTransport:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
             transport=transport,
         )
-        self._decoder = msgspec.json.Decoder(_BatchAnswer)
+        self._executor = executor
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def decode_in(self, executor: Executor | None) -> None:
+        """Decode answers in `executor` (a process pool) from now on; None: on the event loop.
+
+        The executor must outlive the requests that use it: one shut down refuses
+        the next answer with RuntimeError.
+        """
+        self._executor = executor
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
         body = {
             "requests": [
                 {
@@ -70,13 +84,12 @@ class RestTransport:
         response = await self._client.post(self._path, content=msgspec.json.encode(body))
         if response.status_code != 200:
             raise error_for_status(response.status_code, response.content, response.headers)
-        try:
-            answer = self._decoder.decode(response.content)
-        except msgspec.DecodeError as error:
-            raise RetryableEmbeddingError(
-                f"the answer is not an embedding batch ({error})"
-            ) from None
-        return [embedding.values for embedding in answer.embeddings]
+        decode = functools.partial(
+            vectors_from_answer, response.content, len(texts), self._dimension
+        )
+        if self._executor is None:
+            return decode()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, decode)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
+import numpy as np
+
+from asyncpipe.embeddings.providers.decode import checked_vectors
 from asyncpipe.embeddings.providers.gemini_errors import error_from_parts
 from asyncpipe.errors import RetryableEmbeddingError
 from asyncpipe.settings.sections import Gemini
@@ -33,9 +35,10 @@ class SdkTransport:
         self._config = types.EmbedContentConfig(
             task_type=settings.task_type, output_dimensionality=settings.embedding_dimension
         )
+        self._dimension = settings.embedding_dimension
         self._api_error: type[Exception] = errors.APIError
 
-    async def embed(self, texts: Sequence[str]) -> list[Any]:
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
         try:
             response = await self._client.aio.models.embed_content(
                 model=self._model, contents=list(texts), config=self._config
@@ -48,7 +51,8 @@ class SdkTransport:
             ) from None
         except json.JSONDecodeError as error:
             raise RetryableEmbeddingError(f"the answer is not JSON ({error.msg})") from None
-        return [embedding.values for embedding in response.embeddings or ()]
+        values = [embedding.values for embedding in response.embeddings or ()]
+        return checked_vectors(values, len(texts), self._dimension)
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()

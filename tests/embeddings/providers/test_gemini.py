@@ -12,10 +12,12 @@ The key is distinctive, so that finding it in an error message cannot be chance.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,6 +127,21 @@ async def test_full_size_vectors_are_returned_exactly_as_the_server_sent_them(
     assert np.array_equal(vectors[0], expected_embedding(MODEL, "apple"))
     assert np.array_equal(vectors[1], expected_embedding(MODEL, "pear"))
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.asyncio
+async def test_full_size_vectors_decoded_in_a_spawned_worker_are_those_the_server_sent(
+    server: GeminiTestServer,
+) -> None:
+    texts = [f"word {n}" for n in range(100)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        async with gemini(server.base_url, "rest", embedding_dimension=FULL_DIMENSION) as provider:
+            provider.decode_in(pool)
+            vectors = await provider.embed(texts)
+
+    assert vectors.dtype == np.float32
+    assert np.array_equal(vectors, np.stack([expected_embedding(MODEL, text) for text in texts]))
 
 
 @pytest.mark.asyncio

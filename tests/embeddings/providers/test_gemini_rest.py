@@ -4,12 +4,18 @@ No server and no network: each test answers the provider's request with a
 handler, so every status, malformed answer, reset and timeout is checked in
 milliseconds. The end-to-end behaviour against the local Gemini-compatible
 server (both transports) is in test_gemini.py.
+
+The tests of good and malformed answers run twice: decoded on the event loop,
+and decoded in a real spawned worker process (`decode_in`), where the same
+answers must give the same vectors and the same errors.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 import httpx
@@ -34,12 +40,31 @@ def settings(**changes: Any) -> Gemini:
     return Gemini(**values)
 
 
+@pytest.fixture(scope="module")
+def worker_pool() -> Iterator[ProcessPoolExecutor]:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        yield pool
+
+
+@pytest.fixture(params=["on-the-loop", "in-a-worker"])
+def decoder(request: pytest.FixtureRequest, worker_pool: ProcessPoolExecutor) -> Executor | None:
+    """Where answers are decoded: None (the event loop) or a spawned worker process."""
+    return worker_pool if request.param == "in-a-worker" else None
+
+
 def provider(handler: Handler, **changes: Any) -> GeminiProvider:
     return GeminiProvider(settings(**changes), KEY, http_transport=httpx.MockTransport(handler))
 
 
-async def embed(handler: Handler, texts: list[str] | None = None, **changes: Any) -> np.ndarray:
+async def embed(
+    handler: Handler,
+    texts: list[str] | None = None,
+    decoder: Executor | None = None,
+    **changes: Any,
+) -> np.ndarray:
     gemini = provider(handler, **changes)
+    gemini.decode_in(decoder)
     try:
         return await gemini.embed(texts or ["apple", "pear"])
     finally:
@@ -111,8 +136,10 @@ async def test_a_batch_is_one_post_carrying_the_model_task_dimension_and_key() -
 
 
 @pytest.mark.asyncio
-async def test_vectors_below_full_size_come_back_unit_length_float32_in_order() -> None:
-    vectors = await embed(lambda request: answer(vectors_for(request)))
+async def test_vectors_below_full_size_come_back_unit_length_float32_in_order(
+    decoder: Executor | None,
+) -> None:
+    vectors = await embed(lambda request: answer(vectors_for(request)), decoder=decoder)
 
     assert vectors.dtype == np.float32
     assert vectors.shape == (2, DIMENSION)
@@ -121,10 +148,12 @@ async def test_vectors_below_full_size_come_back_unit_length_float32_in_order() 
 
 
 @pytest.mark.asyncio
-async def test_full_size_vectors_are_returned_exactly_as_sent() -> None:
+async def test_full_size_vectors_are_returned_exactly_as_sent(decoder: Executor | None) -> None:
     sent = [[0.5] * FULL_DIMENSION, [-0.25] * FULL_DIMENSION]
 
-    vectors = await embed(lambda request: answer(sent), embedding_dimension=FULL_DIMENSION)
+    vectors = await embed(
+        lambda request: answer(sent), decoder=decoder, embedding_dimension=FULL_DIMENSION
+    )
 
     np.testing.assert_array_equal(vectors, np.asarray(sent, dtype=np.float32))
 
@@ -258,13 +287,13 @@ async def test_a_key_echoed_back_in_an_error_is_masked() -> None:
 )
 @pytest.mark.asyncio
 async def test_an_answer_that_is_not_an_embedding_batch_is_retryable(
-    content: bytes, expected: str
+    content: bytes, expected: str, decoder: Executor | None
 ) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=content)
 
     with pytest.raises(RetryableEmbeddingError, match=expected) as raised:
-        await embed(handler)
+        await embed(handler, decoder=decoder)
 
     assert raised.value.status is None
 
@@ -283,13 +312,31 @@ async def test_an_answer_that_is_not_an_embedding_batch_is_retryable(
 )
 @pytest.mark.asyncio
 async def test_an_answer_of_the_wrong_count_size_or_values_is_retryable(
-    vectors: list[list[float]], expected: str
+    vectors: list[list[float]], expected: str, decoder: Executor | None
 ) -> None:
     with (
-        pytest.raises(RetryableEmbeddingError, match=expected),
+        pytest.raises(RetryableEmbeddingError, match=expected) as raised,
         np.errstate(over="ignore"),  # 1e39 overflows float32 to inf: that is the point
     ):
-        await embed(lambda request: answer(vectors))
+        await embed(lambda request: answer(vectors), decoder=decoder)
+
+    assert (raised.value.status, raised.value.retry_after) == (None, None)
+
+
+@pytest.mark.asyncio
+async def test_decoding_goes_back_to_the_loop_when_the_executor_is_taken_away(
+    worker_pool: ProcessPoolExecutor,
+) -> None:
+    gemini = provider(lambda request: answer(vectors_for(request)))
+    try:
+        gemini.decode_in(worker_pool)
+        in_worker = await gemini.embed(["apple", "pear"])
+        gemini.decode_in(None)
+        on_loop = await gemini.embed(["apple", "pear"])
+    finally:
+        await gemini.aclose()
+
+    np.testing.assert_array_equal(in_worker, on_loop)
 
 
 # The connection ------------------------------------------------------------------------------
@@ -369,4 +416,6 @@ async def test_aclose_closes_the_given_transport() -> None:
 
 def test_an_httpx_transport_is_refused_for_the_sdk_transport() -> None:
     with pytest.raises(ValueError, match="rest transport"):
-        GeminiProvider(settings(transport="sdk"), KEY, http_transport=httpx.MockTransport(status(200)))
+        GeminiProvider(
+            settings(transport="sdk"), KEY, http_transport=httpx.MockTransport(status(200))
+        )
