@@ -40,12 +40,14 @@ TREE = textwrap.dedent(
 def test_tree_peak_counts_a_child_the_single_process_peak_misses() -> None:
     process = subprocess.Popen([sys.executable, "-c", TREE])
     with TreeMemorySampler(process.pid) as sampler:
-        _, status, usage = os.wait4(process.pid, 0)
+        _, status, _ = os.wait4(process.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    # ru_maxrss: the largest single process of the tree (here the child, ~60 MB).
-    assert usage.ru_maxrss >= 50 * MB
+    # The largest single process of the tree (the child, ~60 MB): what ru_maxrss
+    # reports. Not ru_maxrss itself, which also counts the pages a forked child
+    # held before its exec (a large test process makes it hundreds of MB).
+    assert sampler.peak_single_kb >= 50 * MB
     assert sampler.peak_processes == 2
-    assert sampler.peak_tree_kb > usage.ru_maxrss + 15 * MB
+    assert sampler.peak_tree_kb > sampler.peak_single_kb + 15 * MB
     assert sampler.peak_tree_kb >= sampler.peak_main_kb + 50 * MB
     assert 20 * MB <= sampler.peak_main_kb < 50 * MB
     assert sampler.samples >= 10
