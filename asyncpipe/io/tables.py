@@ -9,6 +9,7 @@ reader never sees half a table.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,16 +52,47 @@ def write_embedding_table(
         _write_csv_table(path, blocks, dimension, precision)
 
 
+#: Vector values gathered before they are printed at once (about 16 MB of float64):
+#: printing one theme's rows at a time would cost one pyarrow array per dimension
+#: per theme; the whole table at once would hold it all.
+_CSV_CHUNK_VALUES = 2_000_000
+
+
 def _write_csv_table(
     path: Path, blocks: Iterable[EmbeddingRows], dimension: int, precision: int
 ) -> None:
+    """The older pipeline's CSV: the five leading fields as it printed them, the vector
+    printed by pyarrow's C++ CSV writer, rounded to `precision` decimals first.
+
+    pyarrow prints each rounded value in its shortest round-trip form (0.0123 rather
+    than 0.012300, 1 for 1.0, 0 for either zero, and 0.000001, never 1e-06 at this
+    precision), about 100 MB/s against some 15 MB/s for one Python %-format per row;
+    every CSV reader parses both the same."""
     header = ["theme", "word", "word_type", "similarity_to_theme", "rank"]
     header += [f"embedding_dim_{index}" for index in range(1, dimension + 1)]
     number = f"%.{precision}f"
-    # One %-format per row is the fastest pure-Python way to print many floats.
-    vector_format = "," + ",".join([number] * dimension) if dimension else ""
-    with atomic_writer(path) as handle:
-        handle.write(",".join(header) + "\n")
+    chunk_rows = max(1, _CSV_CHUNK_VALUES // max(1, dimension))
+    with atomic_writer(path, "wb") as handle:
+        handle.write((",".join(header) + "\n").encode())
+        leading: list[bytes] = []
+        vectors: list[np.ndarray] = []
+        held = 0
+
+        def flush() -> None:
+            nonlocal held
+            if not leading:
+                return
+            tails = _vector_fields(np.concatenate(vectors), precision) if dimension else None
+            for position, fields in enumerate(leading):
+                handle.write(fields)
+                if tails is not None:
+                    handle.write(b",")
+                    handle.write(tails[position])
+                handle.write(b"\n")
+            leading.clear()
+            vectors.clear()
+            held = 0
+
         for rows in blocks:
             _check_dimension(rows, dimension, path)
             for position in range(len(rows.themes)):
@@ -71,8 +103,29 @@ def _write_csv_table(
                     number % rows.similarities[position],
                     str(rows.ranks[position]),
                 )
-                vector = vector_format % tuple(rows.vectors[position].tolist()) if dimension else ""
-                handle.write(",".join(fields) + vector + "\n")
+                leading.append(",".join(fields).encode())
+            if len(rows.themes):
+                vectors.append(np.asarray(rows.vectors).reshape(len(rows.themes), dimension))
+                held += len(rows.themes)
+            if held >= chunk_rows:
+                flush()
+        flush()
+
+
+def _vector_fields(vectors: np.ndarray, precision: int) -> list[bytes]:
+    """Each row's values, rounded and comma-separated, printed by pyarrow in one go."""
+    import pyarrow as arrow
+    import pyarrow.csv as arrow_csv
+
+    # Column-major, so each column is one contiguous run pyarrow takes without a copy.
+    rounded = np.asfortranarray(np.round(vectors.astype(np.float64), precision))
+    rounded += 0.0  # no -0: the older pipeline printed 0.000000 for -0.0000001
+    columns = [arrow.array(rounded[:, column]) for column in range(rounded.shape[1])]
+    table = arrow.Table.from_arrays(columns, names=[str(n) for n in range(len(columns))])
+    buffer = io.BytesIO()
+    arrow_csv.write_csv(table, buffer, arrow_csv.WriteOptions(include_header=False))
+    lines = buffer.getvalue().split(b"\n")
+    return lines[: len(vectors)]
 
 
 #: Rows gathered into one Parquet row group: small groups make slow reads.

@@ -326,10 +326,12 @@ def test_csv_values_are_rounded_to_the_given_precision(tmp_path: Path) -> None:
     write_table(target, sample_rows(), "csv", 3)
 
     rows = read_csv(target)[1:]
-    assert rows[0][3:] == ["1.000", "0", "0.123", "-0.500", "1.000"]
+    # The leading fields as the older pipeline printed them; the vector values rounded
+    # and printed in their shortest form, every zero as 0 (never -0).
+    assert rows[0][3:] == ["1.000", "0", "0.123", "-0.5", "1"]
     assert rows[1][3] == "0.877"
-    assert rows[1][5:] == ["0.000", "2.500", "-0.333"]
-    assert rows[3][7] == "0.000"
+    assert rows[1][5:] == ["0", "2.5", "-0.333"]
+    assert rows[3][7] == "0"
 
 
 def test_csv_fields_with_commas_quotes_and_newlines_parse_back(tmp_path: Path) -> None:
@@ -404,3 +406,32 @@ def test_a_csv_table_with_no_rows_has_only_the_fixed_header(tmp_path: Path) -> N
 def test_rows_of_different_lengths_are_refused() -> None:
     with pytest.raises(ValueError):
         EmbeddingRows(["a", "b"], ["a"], ["theme"], [1.0], [0], np.zeros((1, 3), np.float32))
+
+
+def test_csv_rows_printed_in_chunks_keep_their_order_and_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncpipe.io import tables
+
+    monkeypatch.setattr(tables, "_CSV_CHUNK_VALUES", 12)  # 3 rows of 4 values a chunk
+    generator = np.random.default_rng(7)
+    blocks = [
+        EmbeddingRows(
+            [f"theme {block}"] * size,
+            [f"word {block}.{row}" for row in range(size)],
+            ["candidate"] * size,
+            [0.25] * size,
+            list(range(1, size + 1)),
+            generator.normal(size=(size, 4)).astype(np.float32),
+        )
+        for block, size in enumerate([1, 5, 2, 0, 4])
+    ]
+    target = tmp_path / "table.csv"
+
+    write_embedding_table(target, blocks, 4, "csv", 4)
+
+    rows = read_csv(target)[1:]
+    assert [row[1] for row in rows] == [word for block in blocks for word in block.words]
+    values = np.array([[float(value) for value in row[5:]] for row in rows])
+    expected = np.concatenate([block.vectors for block in blocks]).astype(np.float64)
+    np.testing.assert_array_equal(values, np.round(expected, 4) + 0.0)
