@@ -46,6 +46,7 @@ from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
 from asyncpipe.io.review_batch import batch_figures, review_puzzles
 from asyncpipe.io.review_page import review_page
 from asyncpipe.io.stage_files import load_candidates, load_selection
+from asyncpipe.io.table_manifest import forget, record, table_fingerprint, up_to_date
 from asyncpipe.io.tables import write_embedding_table
 from asyncpipe.io.theme_source import read_theme_source
 from asyncpipe.io.vector_index import VocabularyIndex, load_index
@@ -70,7 +71,6 @@ from asyncpipe.stages.candidates import (
     without_variant_duplicates,
 )
 from asyncpipe.stages.driver import MadePuzzles, RunContext, make_puzzles
-from asyncpipe.stages.embed import EnhanceOutcome
 from asyncpipe.stages.themes import ThemeSelection, select_themes
 
 log = logging.getLogger(__name__)
@@ -395,7 +395,7 @@ def _write_outputs(
     # a failure while writing the tables leaves the previous batch's puzzles and metadata
     # together, never a mix.
     with pipeline.timed("write_outputs"):
-        _write_tables(pipeline, outcome, assembly, provider_json["dimension"], report.partial)
+        _write_tables(pipeline, made, provider_json, report.partial)
         analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
         write_json(workspace.embedding_analysis, analysis)
         quality = quality_report(scores, made.below_bar, statistics.puzzles_rebuilt, params.quality)
@@ -530,33 +530,47 @@ def _usable_themes(
 
 
 def _write_tables(
-    pipeline: Pipeline,
-    outcome: EnhanceOutcome,
-    assembly: AssemblyResult,
-    dimension: int,
-    partial: bool,
+    pipeline: Pipeline, made: MadePuzzles, provider_json: dict[str, Any], partial: bool
 ) -> None:
     """The puzzles' vectors, and every embedded text's; after a signal only the former.
 
     The table of every text is by far the largest output (hundreds of MB at 3072
     dimensions) and holds nothing the store does not: an interrupted run, which
-    should exit promptly, leaves it to the resumed one.
+    should exit promptly, leaves it to the resumed one, and a run that would write
+    the same table again leaves it as it is (`asyncpipe.io.table_manifest`).
     """
     output = pipeline.params.output
-    tables = [
-        (
-            pipeline.workspace.puzzle_embeddings_table,
-            puzzle_embeddings_blocks(assembly.puzzles, outcome.embedded),
-        )
-    ]
-    if not partial:
-        tables.append(
-            (pipeline.workspace.embedding_cache_table, all_embeddings_blocks(outcome.embedded))
-        )
-    for path, blocks in tables:
-        write_embedding_table(
-            path, blocks, dimension, output.embedding_table_format, output.csv_precision
-        )
+    embedded = made.outcome.embedded
+    dimension = provider_json["dimension"]
+    write_embedding_table(
+        pipeline.workspace.puzzle_embeddings_table,
+        puzzle_embeddings_blocks(made.assembly.puzzles, embedded),
+        dimension,
+        output.embedding_table_format,
+        output.csv_precision,
+    )
+    if partial:
+        return
+    table = pipeline.workspace.embedding_cache_table
+    settings = {
+        "format": output.embedding_table_format,
+        "precision": output.csv_precision,
+        "provider": [provider_json[key] for key in ("name", "model", "dimension", "task_type")],
+    }
+    fingerprint = table_fingerprint(embedded, settings)
+    store = made.statistics.engine.store
+    if (store is None or store.written == 0) and up_to_date(table, fingerprint):
+        log.info("%s is up to date (the same texts and vectors): not written again", table)
+        return
+    forget(table)
+    write_embedding_table(
+        table,
+        all_embeddings_blocks(embedded),
+        dimension,
+        output.embedding_table_format,
+        output.csv_precision,
+    )
+    record(table, fingerprint)
 
 
 def _log_details(
