@@ -23,6 +23,7 @@ from asyncpipe.errors import AsyncpipeError, BusyError, InputError, OutputError
 from asyncpipe.io.files import read_json
 from asyncpipe.io.puzzle_sets import creation_time
 from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
+from asyncpipe.run.allocator import hold_mmap_threshold
 from asyncpipe.run.interrupt import Interrupted, Shutdown
 from asyncpipe.run.lock import exclusive_run
 from asyncpipe.run.pipeline import (
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     arguments = parser.parse_args(argv)
     _configure_logging(arguments.log_level, arguments.log_format)
+    hold_mmap_threshold()  # before the first vector: see asyncpipe.run.allocator
     shutdown = Shutdown()
     try:
         with shutdown.installed():

@@ -18,6 +18,7 @@ import threading
 import time
 
 from asyncpipe.puzzle.solver import prepare
+from asyncpipe.run.allocator import hold_mmap_threshold
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _PARENT_CHECK_SECONDS = 1.0
@@ -28,6 +29,7 @@ def start_worker(groups: int, size: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     die_with(parent)
+    hold_mmap_threshold()  # the worker decodes answers of megabytes: asyncpipe.run.allocator
     prepare(groups, size)  # the solver's tables, built once per worker before the first puzzle
 
 
