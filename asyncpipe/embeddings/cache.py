@@ -84,12 +84,17 @@ class LruVectorCache:
         self._hits += 1
         return vector
 
-    def put(self, text: str, vector: np.ndarray) -> None:
-        if self._capacity == 0:
-            return
+    def put(self, text: str, vector: np.ndarray) -> np.ndarray:
+        """Hold a compact, read-only float32 copy of `vector` and return that copy.
+
+        The engine hands the copy on to the themes waiting for the text, so a
+        vector is held once however many themes use it, and the answer's
+        batch matrix it came from (a row of which is a view) is freed at once.
+        """
         kept = np.array(vector, dtype=np.float32, copy=True)
-        if kept.nbytes > self._capacity:
-            return
+        kept.flags.writeable = False
+        if kept.nbytes > self._capacity:  # a capacity of 0 included
+            return kept
         previous = self._entries.pop(text, None)
         if previous is not None:
             self._bytes -= previous.nbytes
@@ -99,6 +104,7 @@ class LruVectorCache:
             _, evicted = self._entries.popitem(last=False)
             self._bytes -= evicted.nbytes
             self._evictions += 1
+        return kept
 
     def statistics(self) -> CacheStatistics:
         return CacheStatistics(

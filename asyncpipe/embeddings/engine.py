@@ -266,7 +266,16 @@ class EmbeddingEngine:
         self._flush()  # the plan's last, part-filled batch goes out now
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors for `texts`, one row each, in order."""
+        """Vectors for `texts`, one row each, in order: a new (len(texts), D) matrix."""
+        rows = await self.embed_rows(texts)
+        if not rows:
+            return np.zeros((0, self._provider.info.dimension), dtype=np.float32)
+        return np.stack(rows)
+
+    async def embed_rows(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Vectors for `texts`, in order, each a read-only float32 vector shared with the
+        cache and with every other caller of the same text: a batch's themes hold each
+        distinct vector once, not a copy per theme."""
         if self._tasks is None:
             raise RuntimeError("EmbeddingEngine used outside `async with engine:`")
         if self._fatal is not None:
@@ -299,9 +308,7 @@ class EmbeddingEngine:
         for key, future in waiting.items():
             # Shielded: cancelling one theme must not cancel a text others wait for.
             found[key] = await asyncio.shield(future)
-        if not keys:
-            return np.zeros((0, self._provider.info.dimension), dtype=np.float32)
-        return np.stack([found[key] for key in keys])
+        return [found[key] for key in keys]
 
     def statistics(self) -> EngineStatistics:
         """A snapshot of the figures so far, the engine's and its pieces'."""
@@ -337,8 +344,7 @@ class EmbeddingEngine:
         for key in keys:
             vector = stored.get(key)
             if vector is not None:
-                self._memory.put(key, vector)
-                self._settle(key, vector=vector)
+                self._settle(key, vector=self._memory.put(key, vector))
             else:
                 self._enqueue(key, linger)
 
@@ -431,8 +437,9 @@ class EmbeddingEngine:
             for key in batch:
                 self._settle(key, error=error)
             raise
-        for key, vector in zip(batch, vectors, strict=True):
-            self._memory.put(key, vector)
+        # Compact copies, shared by the cache and the waiting themes: the answer's
+        # matrix is dropped here, not kept alive by a row view in some theme.
+        kept = [self._memory.put(key, vector) for key, vector in zip(batch, vectors, strict=True)]
         if self._store is not None:
             try:
                 await self._store.put_many(zip(batch, vectors, strict=True))
@@ -440,7 +447,8 @@ class EmbeddingEngine:
                 for key in batch:
                     self._settle(key, error=error)
                 raise
-        for key, vector in zip(batch, vectors, strict=True):
+        del vectors
+        for key, vector in zip(batch, kept, strict=True):
             self._settle(key, vector=vector)
 
     async def _request_with_retries(self, batch: list[str]) -> np.ndarray:

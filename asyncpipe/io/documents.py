@@ -114,7 +114,7 @@ def all_embeddings_blocks(embedded: Mapping[str, EmbeddedTheme]) -> Iterator[Emb
             word_types=["theme"] + ["candidate" if rank > 0 else "variant" for rank in ranks[1:]],
             similarities=[1.0, *(float(score) for score in result.candidate_scores)],
             ranks=ranks,
-            vectors=np.concatenate([result.theme_vector[np.newaxis, :], result.candidate_vectors]),
+            vectors=np.stack([result.theme_vector, *result.candidate_vectors.rows]),
         )
 
 

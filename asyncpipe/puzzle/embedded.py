@@ -1,5 +1,8 @@
 """The value every later step shares: a theme embedded together with its candidates.
 
+Its vectors are `VectorRows`, the embedding engine's own arrays, so the themes of
+a batch hold each distinct vector once.
+
 Pure: the embedding stage (`asyncpipe.stages.embed`) builds these; assembly, scoring,
 the quality checks and the output documents read them.
 """
@@ -7,11 +10,74 @@ the quality checks and the output documents read them.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from asyncpipe.puzzle.ranking import RankedTheme
+
+
+class VectorRows:
+    """Vectors held as one read-only 1-D array each, in order: rows that can be shared.
+
+    A batch's themes share most of their candidates. Stacking each theme's vectors
+    into its own matrix held every shared vector once per theme (at 3072
+    dimensions, 12 KB each time); these rows are the very arrays the embedding
+    engine's cache holds, so a vector is held once however many themes use it.
+
+    Indexing works as on the matrix the rows would stack to: an int gives that
+    row, a sequence of ints a new matrix of those rows; `np.asarray(rows)` is the
+    whole matrix, new each time.
+    """
+
+    __slots__ = ("_dimension", "_rows")
+
+    def __init__(self, rows: Sequence[np.ndarray], dimension: int) -> None:
+        for row in rows:
+            if row.shape != (dimension,):
+                raise ValueError(f"expected rows of shape ({dimension},), got {row.shape}")
+        self._rows = tuple(rows)
+        self._dimension = dimension
+
+    @classmethod
+    def of(cls, matrix: ArrayLike) -> VectorRows:
+        """The rows of a 2-D matrix (views of it: the matrix is kept alive by them)."""
+        array = np.asarray(matrix)
+        if array.ndim != 2:
+            raise ValueError(f"expected a 2-D matrix (rows of vectors), got shape {array.shape}")
+        return cls(list(array), array.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self._rows), self._dimension)
+
+    @property
+    def rows(self) -> tuple[np.ndarray, ...]:
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, index: Sequence[int]) -> np.ndarray: ...
+    def __getitem__(self, index: int | Sequence[int]) -> np.ndarray:
+        if isinstance(index, int | np.integer):
+            return self._rows[index]
+        return self._stack([self._rows[position] for position in index])
+
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
+        matrix = self._stack(self._rows)
+        return matrix if dtype is None else matrix.astype(dtype, copy=False)
+
+    def _stack(self, rows: Sequence[np.ndarray]) -> np.ndarray:
+        if not rows:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        return np.stack(rows)
 
 
 @dataclass(frozen=True)
@@ -20,7 +86,7 @@ class EmbeddedTheme:
 
     theme_vector: np.ndarray
     candidate_words: tuple[str, ...]
-    candidate_vectors: np.ndarray
+    candidate_vectors: VectorRows
     candidate_scores: np.ndarray
     ranked: RankedTheme
 

@@ -28,9 +28,11 @@ from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.errors import EmbeddingStopped, RetryableEmbeddingError, UnembeddableTextError
-from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.embedded import EmbeddedTheme, VectorRows
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.puzzle.ranking import cosine_to, rank_candidates, typicality
 from asyncpipe.run.progress import ProgressReporter
@@ -122,9 +124,11 @@ async def embed_and_rank(
 async def _embed_theme(
     theme: str, candidates: Sequence[str], engine: EmbeddingEngine, members: bool
 ) -> EmbeddedTheme:
-    matrix = await engine.embed([theme, *candidates])
-    theme_vector, candidate_vectors = matrix[0], matrix[1:]
-    scores = cosine_to(theme_vector, candidate_vectors)
-    order_by = typicality(theme_vector, candidate_vectors) if members else None
+    # The engine's shared rows are kept; the matrix stacked to rank them is not.
+    theme_vector, *rows = await engine.embed_rows([theme, *candidates])
+    candidate_vectors = VectorRows(rows, theme_vector.shape[0])
+    matrix = np.asarray(candidate_vectors)
+    scores = cosine_to(theme_vector, matrix)
+    order_by = typicality(theme_vector, matrix) if members else None
     ranked = rank_candidates(theme, candidates, scores, order_by)
     return EmbeddedTheme(theme_vector, tuple(candidates), candidate_vectors, scores, ranked)

@@ -230,6 +230,50 @@ async def test_a_text_requested_by_several_themes_at_the_same_moment_is_sent_onc
 
 
 @on_virtual_clock
+async def test_themes_sharing_a_text_share_one_compact_read_only_vector() -> None:
+    provider = HashProvider(delay=0.005)
+
+    async with make_engine(provider, batch_size=20) as engine:
+        first, second = await asyncio.gather(
+            engine.embed_rows(["Birds", "robin", "hawk"]), engine.embed_rows(["Fish", "robin"])
+        )
+        later = await engine.embed_rows(["robin"])  # from the memory cache
+
+    assert first[1] is second[1] is later[0]
+    for row in (*first, *second):
+        # Not a view of the answer's matrix, which would keep the whole batch alive.
+        assert row.base is None and row.flags.c_contiguous and not row.flags.writeable
+        assert row.dtype == np.float32
+    np.testing.assert_array_equal(np.stack(first), hashed(["Birds", "robin", "hawk"]))
+
+
+@on_virtual_clock
+async def test_vectors_from_the_store_are_shared_compact_copies_too(tmp_path: Path) -> None:
+    path = tmp_path / STORE_FILE
+    store = EmbeddingStore(path, NAMESPACE)
+    await store.open()
+    try:
+        async with make_engine(HashProvider(), store=store) as engine:
+            await engine.embed(["Birds", "robin"])
+    finally:
+        await store.close()
+
+    store = EmbeddingStore(path, NAMESPACE)
+    await store.open()
+    try:
+        async with make_engine(HashProvider(), store=store) as engine:
+            first, second = await asyncio.gather(
+                engine.embed_rows(["Birds", "robin"]), engine.embed_rows(["robin"])
+            )
+    finally:
+        await store.close()
+
+    assert first[1] is second[0]
+    assert first[1].base is None and not first[1].flags.writeable
+    np.testing.assert_array_equal(np.stack(first), hashed(["Birds", "robin"]))
+
+
+@on_virtual_clock
 async def test_every_request_holds_at_most_batch_size_texts() -> None:
     provider = HashProvider()
     themes = theme_texts(12, 9)

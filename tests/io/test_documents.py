@@ -15,7 +15,7 @@ from asyncpipe.io.documents import (
 from asyncpipe.io.tables import EmbeddingRows
 from asyncpipe.puzzle.assembly import Group, Puzzle
 from asyncpipe.puzzle.difficulty import PUZZLE_LABELS
-from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.embedded import EmbeddedTheme, VectorRows
 from asyncpipe.puzzle.ranking import cosine_to, rank_candidates
 from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
 
@@ -106,7 +106,9 @@ def embedded_theme(theme: str, words: list[str], seed: int) -> EmbeddedTheme:
     candidate_vectors = generator.normal(size=(len(words), 4)).astype(np.float32)
     scores = cosine_to(theme_vector, candidate_vectors)
     ranked = rank_candidates(theme, words, scores)
-    return EmbeddedTheme(theme_vector, tuple(words), candidate_vectors, scores, ranked)
+    return EmbeddedTheme(
+        theme_vector, tuple(words), VectorRows.of(candidate_vectors), scores, ranked
+    )
 
 
 def concatenated(blocks: list[EmbeddingRows]) -> EmbeddingRows:

@@ -15,7 +15,7 @@ from asyncpipe.io.table_manifest import (
     table_fingerprint,
     up_to_date,
 )
-from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.embedded import EmbeddedTheme, VectorRows
 from asyncpipe.puzzle.ranking import cosine_to, rank_candidates
 from tests.support import ALL_TABLE, run_cli
 
@@ -28,7 +28,7 @@ def theme(words: list[str], seed: int = 0) -> EmbeddedTheme:
     vectors = generator.normal(size=(len(words), 4)).astype(np.float32)
     scores = cosine_to(theme_vector, vectors)
     ranked = rank_candidates("t", words, scores)
-    return EmbeddedTheme(theme_vector, tuple(words), vectors, scores, ranked)
+    return EmbeddedTheme(theme_vector, tuple(words), VectorRows.of(vectors), scores, ranked)
 
 
 def test_a_recorded_table_is_up_to_date_for_its_own_fingerprint_only(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 
 from asyncpipe.io.documents import quality_report
 from asyncpipe.puzzle.assembly import Group, Puzzle
-from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.embedded import EmbeddedTheme, VectorRows
 from asyncpipe.puzzle.quality import closer_elsewhere_in, puzzle_arrays
 from asyncpipe.puzzle.ranking import cosine_to, rank_candidates
 from asyncpipe.puzzle.scoring import score_puzzle
@@ -19,7 +19,7 @@ def embedded(
     candidates = np.asarray(vectors, dtype=np.float32)
     scores = cosine_to(theme, candidates)
     return EmbeddedTheme(
-        theme, tuple(words), candidates, scores, rank_candidates("t", words, scores)
+        theme, tuple(words), VectorRows.of(candidates), scores, rank_candidates("t", words, scores)
     )
 
 

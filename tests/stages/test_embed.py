@@ -111,11 +111,11 @@ class CountingEngine(EmbeddingEngine):
         self.max_themes_in_flight = 0
         self.finished: list[str] = []
 
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+    async def embed_rows(self, texts: Sequence[str]) -> list[np.ndarray]:
         self.themes_in_flight += 1
         self.max_themes_in_flight = max(self.max_themes_in_flight, self.themes_in_flight)
         try:
-            return await super().embed(texts)
+            return await super().embed_rows(texts)
         finally:
             self.themes_in_flight -= 1
             self.finished.append(texts[0])

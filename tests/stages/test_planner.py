@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.embedded import EmbeddedTheme, VectorRows
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.puzzle.ranking import RankedTheme
 from asyncpipe.puzzle.scoring import PuzzleScore
@@ -51,7 +51,7 @@ def embedded_theme(theme: str, words: int = 6) -> EmbeddedTheme:
         tuple(float(scores[row]) for row in order),
         tuple(int(row) for row in order),
     )
-    return EmbeddedTheme(theme_vector, candidates, vectors, scores, ranked)
+    return EmbeddedTheme(theme_vector, candidates, VectorRows.of(vectors), scores, ranked)
 
 
 def a_score(
