@@ -128,8 +128,12 @@ def _vector_fields(vectors: np.ndarray, precision: int) -> list[bytes]:
     return lines[: len(vectors)]
 
 
-#: Rows gathered into one Parquet row group: small groups make slow reads.
+#: Rows gathered into one Parquet row group, at most: small groups make slow reads.
 _ROW_GROUP_ROWS = 4096
+#: And at most this many bytes of vectors: a row group is held three times while it
+#: is written (the blocks, their concatenation, pyarrow's encoding), so 4,096 rows
+#: at 3072 dimensions were 150 MB at once.
+_ROW_GROUP_BYTES = 16 * 2**20
 
 
 def _write_parquet_table(path: Path, blocks: Iterable[EmbeddingRows], dimension: int) -> None:
@@ -169,6 +173,7 @@ def _write_parquet_table(path: Path, blocks: Iterable[EmbeddingRows], dimension:
         ]
         return arrow.Table.from_arrays(columns, schema=schema)
 
+    group_rows = max(1, min(_ROW_GROUP_ROWS, _ROW_GROUP_BYTES // (4 * max(1, dimension))))
     with atomic_writer(path, "wb") as handle, parquet.ParquetWriter(handle, schema) as writer:
         group: list[EmbeddingRows] = []
         size = 0
@@ -176,7 +181,7 @@ def _write_parquet_table(path: Path, blocks: Iterable[EmbeddingRows], dimension:
             _check_dimension(rows, dimension, path)
             group.append(rows)
             size += len(rows.themes)
-            if size >= _ROW_GROUP_ROWS:
+            if size >= group_rows:
                 writer.write_table(table_of(group))
                 group, size = [], 0
         if group:

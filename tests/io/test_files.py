@@ -435,3 +435,34 @@ def test_csv_rows_printed_in_chunks_keep_their_order_and_values(
     values = np.array([[float(value) for value in row[5:]] for row in rows])
     expected = np.concatenate([block.vectors for block in blocks]).astype(np.float64)
     np.testing.assert_array_equal(values, np.round(expected, 4) + 0.0)
+
+
+def test_parquet_row_groups_are_bounded_in_bytes_of_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncpipe.io import tables
+
+    # 3 rows of 4 float32 values a group at most; whole blocks are gathered.
+    monkeypatch.setattr(tables, "_ROW_GROUP_BYTES", 3 * 4 * 4)
+    generator = np.random.default_rng(11)
+    blocks = [
+        EmbeddingRows(
+            [f"theme {block}"] * size,
+            [f"word {block}.{row}" for row in range(size)],
+            ["candidate"] * size,
+            [0.5] * size,
+            list(range(1, size + 1)),
+            generator.normal(size=(size, 4)).astype(np.float32),
+        )
+        for block, size in enumerate([2, 2, 1, 4, 1])
+    ]
+    target = tmp_path / "table.parquet"
+
+    write_embedding_table(target, blocks, 4, "parquet", 6)
+
+    metadata = parquet.ParquetFile(target).metadata
+    assert [metadata.row_group(n).num_rows for n in range(metadata.num_row_groups)] == [4, 5, 1]
+    table = parquet.read_table(target)
+    assert table.column("word").to_pylist() == [w for block in blocks for w in block.words]
+    vectors = np.array(table.column("embedding").to_pylist(), dtype=np.float32)
+    np.testing.assert_array_equal(vectors, np.concatenate([block.vectors for block in blocks]))
