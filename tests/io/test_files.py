@@ -466,3 +466,34 @@ def test_parquet_row_groups_are_bounded_in_bytes_of_vectors(
     assert table.column("word").to_pylist() == [w for block in blocks for w in block.words]
     vectors = np.array(table.column("embedding").to_pylist(), dtype=np.float32)
     np.testing.assert_array_equal(vectors, np.concatenate([block.vectors for block in blocks]))
+
+
+@pytest.mark.parametrize("printers", [2, 3])
+def test_csv_chunks_printed_side_by_side_make_the_file_one_printer_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, printers: int
+) -> None:
+    from asyncpipe.io import tables
+
+    monkeypatch.setattr(tables, "_CSV_CHUNK_VALUES", 8)  # 2 rows of 4 values a chunk
+    generator = np.random.default_rng(5)
+    blocks = [
+        EmbeddingRows(
+            [f"theme {block}"] * size,
+            [f"word {block}.{row}" for row in range(size)],
+            ["candidate"] * size,
+            [0.125] * size,
+            list(range(1, size + 1)),
+            generator.normal(size=(size, 4)).astype(np.float32),
+        )
+        for block, size in enumerate([1, 3, 2, 1, 1, 4, 0, 2, 5, 1])
+    ]
+    alone, side_by_side = tmp_path / "alone.csv", tmp_path / "side_by_side.csv"
+
+    monkeypatch.setattr(tables, "_CSV_PRINTERS", 1)
+    write_embedding_table(alone, blocks, 4, "csv", 5)
+    monkeypatch.setattr(tables, "_CSV_PRINTERS", printers)
+    write_embedding_table(side_by_side, blocks, 4, "csv", 5)
+
+    assert side_by_side.read_bytes() == alone.read_bytes()
+    rows = read_csv(side_by_side)[1:]
+    assert [row[1] for row in rows] == [word for block in blocks for word in block.words]
