@@ -8,8 +8,8 @@ batches of 1.2 MB at 3072 dimensions, table row groups): after the first few,
 they all come from the heap instead, which fragments and is rarely trimmed.
 Measured on the 80-puzzle run at 3072 dimensions, the main process peaked at
 680 MB with the moving threshold and 470 MB with it held at 128 KiB, for the
-same outputs and no measurable change in wall time (an `mmap` of a block that
-lives for milliseconds is cheap next to what is done with it).
+same outputs. The price is fresh pages for each large block, about a millisecond
+per 4 MB answer: below the noise of a run's wall time on this machine.
 
 `hold_mmap_threshold()` is called once by each process of a run, the command
 line and every scoring worker. It does nothing off glibc, or when the user set
