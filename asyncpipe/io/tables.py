@@ -196,7 +196,13 @@ def _write_parquet_table(path: Path, blocks: Iterable[EmbeddingRows], dimension:
         return arrow.Table.from_arrays(columns, schema=schema)
 
     group_rows = max(1, min(_ROW_GROUP_ROWS, _ROW_GROUP_BYTES // (4 * max(1, dimension))))
-    with atomic_writer(path, "wb") as handle, parquet.ParquetWriter(handle, schema) as writer:
+    # Dictionary encoding only where values repeat: tried on the vectors (the default),
+    # it hashed every value of a row group for nothing, 4x slower and 40% more memory.
+    dictionary = ["theme", "word", "word_type", "rank"]
+    with (
+        atomic_writer(path, "wb") as handle,
+        parquet.ParquetWriter(handle, schema, use_dictionary=dictionary) as writer,
+    ):
         group: list[EmbeddingRows] = []
         size = 0
         for rows in blocks:

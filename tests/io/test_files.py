@@ -497,3 +497,17 @@ def test_csv_chunks_printed_side_by_side_make_the_file_one_printer_makes(
     assert side_by_side.read_bytes() == alone.read_bytes()
     rows = read_csv(side_by_side)[1:]
     assert [row[1] for row in rows] == [word for block in blocks for word in block.words]
+
+
+def test_parquet_vectors_are_not_dictionary_encoded_and_the_words_are(tmp_path: Path) -> None:
+    target = tmp_path / "table.parquet"
+
+    write_table(target, sample_rows(), "parquet", 6)
+
+    group = parquet.ParquetFile(target).metadata.row_group(0)
+    encodings = {
+        group.column(n).path_in_schema.split(".")[0]: set(group.column(n).encodings)
+        for n in range(group.num_columns)
+    }
+    assert not any("DICTIONARY" in encoding for encoding in encodings["embedding"])
+    assert any("DICTIONARY" in encoding for encoding in encodings["word"])
