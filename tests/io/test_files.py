@@ -58,6 +58,22 @@ def read_csv(path: Path) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
+def random_blocks(sizes: list[int], seed: int, similarity: float) -> list[EmbeddingRows]:
+    """One block per size, of 4-value random vectors: theme N, words "word N.row"."""
+    generator = np.random.default_rng(seed)
+    return [
+        EmbeddingRows(
+            [f"theme {block}"] * size,
+            [f"word {block}.{row}" for row in range(size)],
+            ["candidate"] * size,
+            [similarity] * size,
+            list(range(1, size + 1)),
+            generator.normal(size=(size, 4)).astype(np.float32),
+        )
+        for block, size in enumerate(sizes)
+    ]
+
+
 def test_write_json_replaces_the_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     target = tmp_path / "nested" / "out.json"
 
@@ -414,18 +430,7 @@ def test_csv_rows_printed_in_chunks_keep_their_order_and_values(
     from asyncpipe.io import tables
 
     monkeypatch.setattr(tables, "_CSV_CHUNK_VALUES", 12)  # 3 rows of 4 values a chunk
-    generator = np.random.default_rng(7)
-    blocks = [
-        EmbeddingRows(
-            [f"theme {block}"] * size,
-            [f"word {block}.{row}" for row in range(size)],
-            ["candidate"] * size,
-            [0.25] * size,
-            list(range(1, size + 1)),
-            generator.normal(size=(size, 4)).astype(np.float32),
-        )
-        for block, size in enumerate([1, 5, 2, 0, 4])
-    ]
+    blocks = random_blocks([1, 5, 2, 0, 4], seed=7, similarity=0.25)
     target = tmp_path / "table.csv"
 
     write_embedding_table(target, blocks, 4, "csv", 4)
@@ -444,18 +449,7 @@ def test_parquet_row_groups_are_bounded_in_bytes_of_vectors(
 
     # 3 rows of 4 float32 values a group at most; whole blocks are gathered.
     monkeypatch.setattr(tables, "_ROW_GROUP_BYTES", 3 * 4 * 4)
-    generator = np.random.default_rng(11)
-    blocks = [
-        EmbeddingRows(
-            [f"theme {block}"] * size,
-            [f"word {block}.{row}" for row in range(size)],
-            ["candidate"] * size,
-            [0.5] * size,
-            list(range(1, size + 1)),
-            generator.normal(size=(size, 4)).astype(np.float32),
-        )
-        for block, size in enumerate([2, 2, 1, 4, 1])
-    ]
+    blocks = random_blocks([2, 2, 1, 4, 1], seed=11, similarity=0.5)
     target = tmp_path / "table.parquet"
 
     write_embedding_table(target, blocks, 4, "parquet", 6)
@@ -475,18 +469,7 @@ def test_csv_chunks_printed_side_by_side_make_the_file_one_printer_makes(
     from asyncpipe.io import tables
 
     monkeypatch.setattr(tables, "_CSV_CHUNK_VALUES", 8)  # 2 rows of 4 values a chunk
-    generator = np.random.default_rng(5)
-    blocks = [
-        EmbeddingRows(
-            [f"theme {block}"] * size,
-            [f"word {block}.{row}" for row in range(size)],
-            ["candidate"] * size,
-            [0.125] * size,
-            list(range(1, size + 1)),
-            generator.normal(size=(size, 4)).astype(np.float32),
-        )
-        for block, size in enumerate([1, 3, 2, 1, 1, 4, 0, 2, 5, 1])
-    ]
+    blocks = random_blocks([1, 3, 2, 1, 1, 4, 0, 2, 5, 1], seed=5, similarity=0.125)
     alone, side_by_side = tmp_path / "alone.csv", tmp_path / "side_by_side.csv"
 
     monkeypatch.setattr(tables, "_CSV_PRINTERS", 1)
