@@ -438,7 +438,7 @@ class EmbeddingEngine:
                 self._settle(key, error=error)
             raise
         # Compact copies, shared by the cache and the waiting themes: the answer's
-        # matrix is dropped here, not kept alive by a row view in some theme.
+        # matrix goes when this returns, not kept alive by a row view in some theme.
         kept = [self._memory.put(key, vector) for key, vector in zip(batch, vectors, strict=True)]
         if self._store is not None:
             try:
@@ -447,7 +447,6 @@ class EmbeddingEngine:
                 for key in batch:
                     self._settle(key, error=error)
                 raise
-        del vectors
         for key, vector in zip(batch, kept, strict=True):
             self._settle(key, vector=vector)
 
