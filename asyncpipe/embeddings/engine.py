@@ -11,7 +11,9 @@ in order, to:
    requests of up to `batch_size` texts. A batch goes out when full, or after a
    short linger so that a lone theme is not held back;
 5. the gate (`limits.RequestGate`: concurrency, rate, spacing, 429 pause) and
-   the provider, retried by `retry.RetryPolicy`.
+   the provider, retried by `retry.RetryPolicy`. A provider that receives an
+   answer before decoding it (`ReceivesBeforeDecoding`: the REST transport)
+   gives its request slot back before the decoding.
 
 Vectors that come back fill the cache and are committed to the store before
 the themes waiting on them resume. A fatal provider error (bad key, bad
@@ -49,7 +51,11 @@ import numpy as np
 
 from asyncpipe.embeddings.cache import CacheStatistics, LruVectorCache, normalise_text
 from asyncpipe.embeddings.limits import GateStatistics, RequestGate
-from asyncpipe.embeddings.providers.base import EmbeddingProvider
+from asyncpipe.embeddings.providers.base import (
+    Decoded,
+    EmbeddingProvider,
+    ReceivesBeforeDecoding,
+)
 from asyncpipe.embeddings.retry import RetryPolicy
 from asyncpipe.embeddings.store import EmbeddingStore, StoreStatistics
 from asyncpipe.errors import (
@@ -163,6 +169,11 @@ class EmbeddingEngine:
         self._store = store
         self._linger = linger
         self._rng = random.Random(seed)  # jitter only; never affects results
+        # A provider that can hand over an answer before decoding it gets its request
+        # slot back in between: the next request goes out while this one is decoded.
+        # At most as many answers wait for their decoding as requests may be in flight.
+        self._receive = provider.receive if isinstance(provider, ReceivesBeforeDecoding) else None
+        self._decoding = asyncio.Semaphore(gate.max_concurrent)
         self._in_flight: dict[str, asyncio.Future[np.ndarray]] = {}
         self._pending: list[str] = []
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -463,8 +474,14 @@ class EmbeddingEngine:
                     started = loop.time()
                     self._requests += 1
                     self._texts_requested += len(batch)
-                    vectors = await self._provider.embed(batch)
+                    if self._receive is not None:
+                        answer = await self._receive(batch)
+                    else:
+                        answer = Decoded(await self._provider.embed(batch))
                     self._latencies.append(loop.time() - started)
+                # The slot is free again while the answer is decoded (see __init__).
+                async with self._decoding:
+                    vectors = await answer.vectors()
                 self._gate.succeeded()
                 return vectors
             except RetryableEmbeddingError as error:

@@ -143,6 +143,43 @@ class AlwaysFails(HashProvider):
         raise self._error()
 
 
+class DecodesLater(HashProvider):
+    """Receives an answer in `delay` seconds, then decodes it in `decoding` more, as the
+    REST transport does (`ReceivesBeforeDecoding`); the first `garbled` answers fail
+    their decoding, as a malformed answer does."""
+
+    def __init__(self, delay: float, decoding: float, garbled: int = 0) -> None:
+        super().__init__(delay)
+        self._decoding = decoding
+        self._garbled = garbled
+        self.decoding = 0
+        self.max_decoding = 0
+
+    async def receive(self, texts: Sequence[str]) -> _LateAnswer:
+        vectors = await self.embed(texts)
+        garbled = len(self.calls) <= self._garbled
+        return _LateAnswer(self, vectors, garbled)
+
+
+@dataclasses.dataclass
+class _LateAnswer:
+    provider: DecodesLater
+    matrix: np.ndarray
+    garbled: bool
+
+    async def vectors(self) -> np.ndarray:
+        provider = self.provider
+        provider.decoding += 1
+        provider.max_decoding = max(provider.max_decoding, provider.decoding)
+        try:
+            await asyncio.sleep(provider._decoding)
+        finally:
+            provider.decoding -= 1
+        if self.garbled:
+            raise RetryableEmbeddingError("the answer is not JSON")
+        return self.matrix
+
+
 def unavailable() -> RetryableEmbeddingError:
     return RetryableEmbeddingError("503 the service is unavailable", status=503)
 
@@ -888,6 +925,53 @@ async def test_abandon_cancels_requests_in_flight_and_frees_their_themes() -> No
     assert isinstance(outcome[0], EmbeddingStopped)
     assert provider.in_flight == 0  # the request itself was cancelled, not waited for
     assert elapsed < 5.0
+
+
+# ---- decoding outside the request slot ---------------------------------------------------
+
+
+@on_virtual_clock
+async def test_the_next_request_goes_out_while_an_answer_is_decoded() -> None:
+    provider = DecodesLater(delay=0.3, decoding=0.1)
+    texts = [f"text {n}" for n in range(40)]
+    loop = asyncio.get_running_loop()
+
+    async with make_engine(provider, batch_size=10, max_concurrent=1) as engine:
+        started = loop.time()
+        vectors = await engine.embed(texts)
+        finished = loop.time()
+
+    # One slot: each request follows the last one's answer, not its decoding.
+    assert [round(t - started, 3) for t in provider.call_times] == [0.0, 0.3, 0.6, 0.9]
+    assert finished - started == pytest.approx(4 * 0.3 + 0.1, abs=1e-3)
+    np.testing.assert_array_equal(vectors, hashed(texts))
+    # The latency is the request's alone.
+    latency = engine.statistics().latency
+    assert latency is not None and latency.p95_seconds == pytest.approx(0.3, abs=1e-3)
+
+
+@on_virtual_clock
+async def test_answers_waiting_to_be_decoded_are_as_many_as_the_slots_at_most() -> None:
+    provider = DecodesLater(delay=0.01, decoding=1.0)
+    texts = [f"text {n}" for n in range(200)]
+
+    async with make_engine(provider, batch_size=10, max_concurrent=2) as engine:
+        await engine.embed(texts)
+
+    assert provider.max_decoding == 2
+    assert len(provider.calls) == 20
+
+
+@on_virtual_clock
+async def test_an_answer_that_fails_its_decoding_is_requested_again() -> None:
+    provider = DecodesLater(delay=0.1, decoding=0.05, garbled=1)
+
+    async with make_engine(provider, batch_size=10, max_concurrent=1) as engine:
+        vectors = await engine.embed(["a", "b"])
+
+    assert provider.calls == [["a", "b"], ["a", "b"]]
+    assert engine.statistics().retries == 1
+    np.testing.assert_array_equal(vectors, hashed(["a", "b"]))
 
 
 # ---- plan: a round's texts fetched before anyone asks ----------------------------------

@@ -19,14 +19,16 @@ a log line or the run's outputs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 import numpy as np
 
-from asyncpipe.embeddings.providers.base import ProviderInfo
+from asyncpipe.embeddings.providers.base import Answer, ProviderInfo
 from asyncpipe.embeddings.providers.decode import FULL_DIMENSION as FULL_DIMENSION
 from asyncpipe.embeddings.providers.gemini_rest import RestTransport
 from asyncpipe.embeddings.providers.gemini_sdk import SdkTransport
@@ -53,6 +55,8 @@ class _Transport(Protocol):
     """Texts in, the checked float32 matrix out (`decode.checked_vectors`)."""
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    async def receive(self, texts: Sequence[str]) -> Answer: ...
 
     async def aclose(self) -> None: ...
 
@@ -105,8 +109,17 @@ class GeminiProvider:
             self._transport.decode_in(executor)
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return await (await self.receive(texts)).vectors()
+
+    async def receive(self, texts: Sequence[str]) -> Answer:
+        """The answer to one request; its errors, and its decoding's, as asyncpipe's own."""
+        with self._mapped_errors():
+            return _MappedAnswer(await self._transport.receive(texts), self)
+
+    @contextmanager
+    def _mapped_errors(self) -> Iterator[None]:
         try:
-            return await self._transport.embed(texts)
+            yield
         except EmbeddingError as error:
             raise type(error)(
                 self._scrub(str(error)), status=error.status, **_extra(error)
@@ -128,3 +141,15 @@ def _extra(error: EmbeddingError) -> dict[str, Any]:
     if isinstance(error, RetryableEmbeddingError):
         return {"retry_after": error.retry_after}
     return {}
+
+
+@dataclass(frozen=True, slots=True)
+class _MappedAnswer:
+    """A transport's answer whose decoding errors are mapped like the request's."""
+
+    answer: Answer
+    provider: GeminiProvider
+
+    async def vectors(self) -> np.ndarray:
+        with self.provider._mapped_errors():
+            return await self.answer.vectors()

@@ -11,7 +11,9 @@ map with those of the SDK.
 Decoding is CPU work that holds the GIL (10 to 60 ms for 100 vectors of 3072),
 so a thread would not help. Given a process pool (`decode_in`), the transport
 sends each answer's bytes to a worker and awaits the matrix; without one it
-decodes on the event loop, which is fine for small dimensions.
+decodes on the event loop, which is fine for small dimensions. `receive` stops
+at the answer's bytes, so that the engine can free the request slot before the
+decode (`base.ReceivesBeforeDecoding`); `embed` does both.
 
 The httpx transport can be handed in (`httpx.MockTransport` in tests); by
 default httpx opens real connections.
@@ -24,6 +26,7 @@ import functools
 import os
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import httpx
 import msgspec
@@ -70,6 +73,10 @@ class RestTransport:
         self._executor = executor
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return await (await self.receive(texts)).vectors()
+
+    async def receive(self, texts: Sequence[str]) -> _EncodedAnswer:
+        """The answer's bytes, checked for the status; decoded by `vectors()` later."""
         body = {
             "requests": [
                 {
@@ -90,10 +97,23 @@ class RestTransport:
             content = b"".join([part async for part in response.aiter_bytes()])
         if response.status_code != 200:
             raise error_for_status(response.status_code, content, response.headers)
-        decode = functools.partial(vectors_from_answer, content, len(texts), self._dimension)
-        if self._executor is None:
-            return decode()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, decode)
+        return _EncodedAnswer(content, len(texts), self._dimension, self._executor)
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+@dataclass(frozen=True, slots=True, repr=False)  # repr=False: megabytes of JSON
+class _EncodedAnswer:
+    """A 200 answer's JSON, decoded in the executor (or on the loop without one)."""
+
+    content: bytes
+    texts: int
+    dimension: int
+    executor: Executor | None
+
+    async def vectors(self) -> np.ndarray:
+        decode = functools.partial(vectors_from_answer, self.content, self.texts, self.dimension)
+        if self.executor is None:
+            return decode()
+        return await asyncio.get_running_loop().run_in_executor(self.executor, decode)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from asyncpipe.embeddings.providers.base import Decoded
 from asyncpipe.embeddings.providers.decode import checked_vectors
 from asyncpipe.embeddings.providers.gemini_errors import error_from_parts
 from asyncpipe.errors import RetryableEmbeddingError
@@ -53,6 +54,10 @@ class SdkTransport:
             raise RetryableEmbeddingError(f"the answer is not JSON ({error.msg})") from None
         values = [embedding.values for embedding in response.embeddings or ()]
         return checked_vectors(values, len(texts), self._dimension)
+
+    async def receive(self, texts: Sequence[str]) -> Decoded:
+        """The SDK decodes as it receives: the answer comes already decoded."""
+        return Decoded(await self.embed(texts))
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()

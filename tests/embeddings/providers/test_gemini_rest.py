@@ -325,6 +325,28 @@ async def test_an_answer_of_the_wrong_count_size_or_values_is_retryable(
 
 
 @pytest.mark.asyncio
+async def test_receive_checks_the_status_and_leaves_the_decoding_to_the_answer(
+    decoder: Executor | None,
+) -> None:
+    # What the engine relies on to free the request slot before the decoding: a 200
+    # comes back as undecoded bytes, and a malformed one fails only when decoded.
+    gemini = provider(lambda request: httpx.Response(200, content=b"{not json"))
+    gemini.decode_in(decoder)
+    failing = provider(status(503, google_error(503, "UNAVAILABLE", "overloaded")))
+    try:
+        received = await gemini.receive(["apple", "pear"])
+        with pytest.raises(RetryableEmbeddingError, match="not an embedding batch"):
+            await received.vectors()
+        with pytest.raises(RetryableEmbeddingError) as raised:
+            await failing.receive(["apple"])
+    finally:
+        await gemini.aclose()
+        await failing.aclose()
+
+    assert raised.value.status == 503
+
+
+@pytest.mark.asyncio
 async def test_decoding_goes_back_to_the_loop_when_the_executor_is_taken_away(
     worker_pool: ProcessPoolExecutor,
 ) -> None:
