@@ -29,7 +29,9 @@ before any theme asks: every distinct text not in memory or in flight is claimed
 at once, looked up in the store in a few large queries, and what is missing goes
 out in full batches straight away (the last one part-filled), so every request
 slot is busy from the first request to the last and no batch waits to fill. The
-themes' own `embed` calls then find their texts in flight.
+themes' own `embed` calls then find their texts in flight. A plan can carry
+filler (a round's spare themes), fetched only where it costs no more time: in
+the room left in the plan's last batch and in its last wave's idle slots.
 
 The batch sends run in the engine's own task group: `async with engine:`.
 Latencies and waits are read from the running event loop's clock.
@@ -43,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -71,6 +73,9 @@ DEFAULT_LINGER = 0.01
 #: Texts of a plan looked up in the store per query: the first requests go out after
 #: one query, not after the whole plan's.
 PLAN_LOOKUP_TEXTS = 2000
+#: A plan's filler is looked at for at most this many times the room it may fill: the
+#: texts the store already holds take no room, and a warm store could hold them all.
+_FILLER_SCAN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,8 @@ class EngineStatistics:
     texts_requested: int
     #: Texts asked for by callers of `embed`, duplicates included.
     texts_asked: int
+    #: Texts a plan's filler queued for a request (`plan(filler=...)`), asked for or not.
+    texts_prefetched: int
     #: Distinct texts of a call that were already being fetched for another caller.
     in_flight_hits: int
     #: Retries of a request after a retryable error.
@@ -118,6 +125,7 @@ class EngineStatistics:
             "requests": self.requests,
             "texts_requested": self.texts_requested,
             "texts_asked": self.texts_asked,
+            "texts_prefetched": self.texts_prefetched,
             "cache_hits_memory": self.cache.hits,
             # No store: no text came from disk, a real zero rather than a missing figure.
             "cache_hits_disk": self.store.hits if self.store is not None else 0,
@@ -178,6 +186,7 @@ class EmbeddingEngine:
         self._pending: list[str] = []
         self._flush_timer: asyncio.TimerHandle | None = None
         self._sending = 0  # batches handed to a send task and not finished
+        self._dispatched = 0  # batches handed to a send task, ever
         self._fatal: FatalEmbeddingError | None = None
         self._stopped = False
         self._sends: set[asyncio.Task[None]] = set()
@@ -186,6 +195,7 @@ class EmbeddingEngine:
         self._requests = 0
         self._texts_requested = 0
         self._texts_asked = 0
+        self._texts_prefetched = 0
         self._in_flight_hits = 0
         self._retries = 0
         self._failed_requests = 0
@@ -244,13 +254,20 @@ class EmbeddingEngine:
         for task in list(self._sends):
             task.cancel()
 
-    def plan(self, texts: Iterable[str]) -> int:
+    def plan(self, texts: Iterable[str], filler: Iterable[str] = ()) -> int:
         """Start fetching every text of `texts` not in memory or in flight, in order, in
         full batches; returns how many distinct texts were claimed.
 
         Nothing is returned here: the vectors come to `embed`, whose callers find
         their texts in flight (or, once answered, in memory or in the store). A text
         of the plan nobody asks for is still fetched and stored.
+
+        `filler`: texts worth fetching only where they cost no more time (a round's
+        spare themes). Once the plan's own texts are queued, its last part-filled
+        batch is topped up from them, and so are the request slots its last wave
+        would leave idle, unless requests are spaced (`RequestGate.spaced`: there
+        every request costs its interval). Filler texts in the store are skipped
+        unread. A plan that sends no request sends no filler either.
         """
         if self._tasks is None:
             raise RuntimeError("EmbeddingEngine used outside `async with engine:`")
@@ -263,10 +280,11 @@ class EmbeddingEngine:
             self._claim(key)
             claimed.append(key)
         if claimed:
-            self._tasks.create_task(self._fetch_planned(claimed))
+            self._tasks.create_task(self._fetch_planned(claimed, iter(filler)))
         return len(claimed)
 
-    async def _fetch_planned(self, keys: list[str]) -> None:
+    async def _fetch_planned(self, keys: list[str], filler: Iterator[str]) -> None:
+        dispatched = self._dispatched
         for start in range(0, len(keys), PLAN_LOOKUP_TEXTS):
             chunk = keys[start : start + PLAN_LOOKUP_TEXTS]
             if self._store is not None:
@@ -274,7 +292,48 @@ class EmbeddingEngine:
             else:
                 for key in chunk:
                     self._enqueue(key, linger=False)
+        room = self._filler_room(self._dispatched - dispatched)
+        if room:
+            await self._fill(filler, room)
         self._flush()  # the plan's last, part-filled batch goes out now
+
+    def _filler_room(self, dispatched: int) -> int:
+        """Texts that fit in the plan's requests, and in its last wave's idle slots,
+        at no extra time: the plan sent `dispatched` full batches, and has its part-filled
+        one pending."""
+        pending = len(self._pending)
+        requests = dispatched + (1 if pending else 0)
+        if not requests:
+            return 0
+        room = -pending % self._batch_size
+        if not self._gate.spaced:
+            room += (-requests % self._gate.max_concurrent) * self._batch_size
+        return room
+
+    async def _fill(self, filler: Iterator[str], room: int) -> None:
+        """Queue up to `room` texts of `filler` that nothing holds: neither memory, nor a
+        request in flight, nor the store. At most `_FILLER_SCAN` times `room` are looked at."""
+        budget = _FILLER_SCAN * room
+        while room > 0 and budget > 0 and not self._stopped:
+            chunk: dict[str, None] = {}  # in order, each text once
+            for text in filler:
+                key = normalise_text(text)
+                if key in self._in_flight or key in self._memory or key in chunk:
+                    continue
+                chunk[key] = None
+                if len(chunk) == min(room, budget):
+                    break
+            if not chunk:
+                return
+            budget -= len(chunk)
+            keys = list(chunk)
+            missing = await self._store.absent(keys) if self._store is not None else keys
+            for key in missing:
+                if key not in self._in_flight and key not in self._memory:
+                    self._claim(key)
+                    self._enqueue(key, linger=False)
+                    self._texts_prefetched += 1
+                    room -= 1
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for `texts`, one row each, in order: a new (len(texts), D) matrix."""
@@ -327,6 +386,7 @@ class EmbeddingEngine:
             requests=self._requests,
             texts_requested=self._texts_requested,
             texts_asked=self._texts_asked,
+            texts_prefetched=self._texts_prefetched,
             in_flight_hits=self._in_flight_hits,
             retries=self._retries,
             failed_requests=self._failed_requests,
@@ -400,6 +460,7 @@ class EmbeddingEngine:
         batch = self._pending[:size]
         del self._pending[:size]
         self._sending += 1
+        self._dispatched += 1
         task = self._tasks.create_task(self._send_and_release(batch))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)

@@ -124,6 +124,12 @@ class RequestGate:
     def max_concurrent(self) -> int:
         return self._max_concurrent
 
+    @property
+    def spaced(self) -> bool:
+        """Whether starts are spaced (`min_request_interval`): then every request costs
+        its interval, even one that would take a slot left idle."""
+        return self._min_interval > 0
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()

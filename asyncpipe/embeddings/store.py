@@ -82,6 +82,17 @@ class EmbeddingStore:
         self._corrupt_rows += corrupt
         return found
 
+    async def absent(self, texts: Sequence[str]) -> list[str]:
+        """The texts of `texts` the store has no row for, in order; reads no vector.
+
+        Not counted as lookups: nothing is fetched. A corrupt row counts as present
+        here; `get_many` finds it corrupt when its text is asked for.
+        """
+        if not texts:
+            return []
+        present = await self._call(self._present, list(texts))
+        return [text for text in texts if text not in present]
+
     async def put_many(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         """Store vectors in one transaction (committed before this returns)."""
         rows = [(text, np.asarray(vector, dtype="<f4").tobytes()) for text, vector in items]
@@ -150,6 +161,19 @@ class EmbeddingStore:
                 else:
                     corrupt += 1
         return found, corrupt
+
+    def _present(self, texts: list[str]) -> set[str]:
+        connection = self._require()
+        present: set[str] = set()
+        for start in range(0, len(texts), _LOOKUP_CHUNK):
+            chunk = texts[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            cursor = connection.execute(
+                f"SELECT text FROM vectors WHERE namespace = ? AND text IN ({marks})",
+                [self._namespace, *chunk],
+            )
+            present.update(text for (text,) in cursor)
+        return present
 
     def _put_many(self, rows: list[tuple[str, bytes]]) -> None:
         connection = self._require()

@@ -147,7 +147,7 @@ async def make_puzzles(
                     if step.spares:
                         progress.add_total(step.drawn)
                         log.info("Embedding %d spare themes to replace failed ones", step.drawn)
-                    part = await embedding.run(step, shutdown)
+                    part = await embedding.run(step, shutdown, planner.spares)
                     embedding_seconds += part.seconds
                     await asyncio.to_thread(
                         planner.embedded, part.embedded, part.failed_themes, engine.stopped
@@ -205,14 +205,21 @@ class _EmbeddingRound:
     #: Themes whose candidates are a category's members: ranked by typicality.
     members: frozenset[str]
 
-    async def run(self, step: Embed, shutdown: Shutdown) -> EnhanceOutcome:
-        """Embed the step's themes; those that failed for good before count as failed."""
+    async def run(self, step: Embed, shutdown: Shutdown, spares: Sequence[str]) -> EnhanceOutcome:
+        """Embed the step's themes; those that failed for good before count as failed.
+        `spares`: the themes later rounds may draw, fetched where that costs no time."""
         for _ in step.resumed_failures:
             self.progress.record(successful=False)
         todo = [(theme, self.usable[theme]) for theme in step.themes]
         work = asyncio.ensure_future(
             embed_and_rank(
-                todo, self.engine, self.workers, self.progress, self.checkpoint, self.members
+                todo,
+                self.engine,
+                self.workers,
+                self.progress,
+                self.checkpoint,
+                self.members,
+                spares=((theme, self.usable[theme]) for theme in spares),
             )
         )
         await shutdown.guard(work, on_stop=self.engine.stop, on_deadline=self.engine.abandon)

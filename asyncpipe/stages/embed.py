@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,10 +77,15 @@ async def embed_and_rank(
     progress: ProgressReporter | None = None,
     journal: ThemeJournal | None = None,
     by_typicality: Container[str] = frozenset(),
+    spares: Iterable[tuple[str, Sequence[str]]] = (),
 ) -> EnhanceOutcome:
     """Embed each (theme, candidates) pair and rank the candidates against the theme:
     by typicality for the themes in `by_typicality` (a category's members), else by
-    their cosine to the theme."""
+    their cosine to the theme.
+
+    `spares`: the themes a later round may draw, in draw order. Their texts fill
+    the round's requests where that costs no time (`EmbeddingEngine.plan`), so a
+    round of spares often finds them all in memory; they are not ranked here."""
     outcome = EnhanceOutcome()
     work: Iterator[tuple[str, Sequence[str]]] = iter(themes)
     started = time.perf_counter()
@@ -107,7 +112,10 @@ async def embed_and_rank(
 
     # Every text of the round is known now: planned before any theme asks, so the
     # requests go out in full batches from the first to the last.
-    engine.plan(text for theme, candidates in themes for text in (theme, *candidates))
+    engine.plan(
+        (text for theme, candidates in themes for text in (theme, *candidates)),
+        filler=(text for theme, candidates in spares for text in (theme, *candidates)),
+    )
     async with asyncio.TaskGroup() as group:
         for _ in range(max(1, min(workers, len(themes)))):
             group.create_task(worker())

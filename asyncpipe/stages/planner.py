@@ -178,6 +178,11 @@ class RoundPlanner:
         return self._primary_count
 
     @property
+    def spares(self) -> tuple[str, ...]:
+        """The spare themes not drawn yet, in the order the next draws take them."""
+        return tuple(self._spares)
+
+    @property
     def embedded_themes(self) -> Mapping[str, EmbeddedTheme]:
         """The themes embedded so far: what a Score step's puzzles are made of."""
         return self._embedded

@@ -199,10 +199,11 @@ def make_engine(
     cache_size: int = 10_000,  # vectors of DIMENSION values
     store: EmbeddingStore | None = None,
     linger: float = 0.005,
+    min_interval: float = 0.0,
 ) -> EmbeddingEngine:
     return EmbeddingEngine(
         provider,
-        RequestGate(max_concurrent, requests_per_minute),
+        RequestGate(max_concurrent, requests_per_minute, min_interval),
         RetryPolicy(max_retries=max_retries, base_delay=base_delay),
         batch_size=batch_size,
         memory=LruVectorCache(cache_size * DIMENSION * 4),
@@ -688,6 +689,7 @@ FIGURE_KEYS = {
     "requests",
     "texts_requested",
     "texts_asked",
+    "texts_prefetched",
     "cache_hits_memory",
     "cache_hits_disk",
     "in_flight_dedup_hits",
@@ -1048,6 +1050,107 @@ async def test_a_plan_skips_what_memory_and_the_store_hold(tmp_path: Path) -> No
     assert sorted(provider.sent()[before:]) == sorted(texts[130:])
     assert [len(call) for call in provider.calls[1:]] == [100, 20]
     np.testing.assert_array_equal(vectors, hashed(texts))
+
+
+@on_virtual_clock
+async def test_filler_tops_up_the_last_batch_and_the_idle_slots_of_the_last_wave() -> None:
+    provider = HashProvider(delay=0.3)
+    texts = [f"text {n}" for n in range(1050)]
+    spares = [f"spare {n}" for n in range(1000)]
+    loop = asyncio.get_running_loop()
+
+    async with make_engine(provider, batch_size=100, max_concurrent=4) as engine:
+        started = loop.time()
+        engine.plan(texts, filler=[*texts[:10], *spares])  # planned texts are not filler
+        await engine.embed(texts)
+        finished = loop.time()
+        sent = len(provider.calls)
+        vectors = await engine.embed(spares[:150])  # from memory now
+
+    # 11 requests, the last of 50 texts: 3 waves of 4, the last with a slot idle. The
+    # filler takes the 50 places and the idle slot: 12 full requests, in the same time.
+    assert [len(call) for call in provider.calls] == [100] * 12
+    assert sent == 12
+    assert provider.sent()[1050:] == spares[:150]
+    assert finished - started == pytest.approx(3 * 0.3, abs=1e-3)
+    np.testing.assert_array_equal(vectors, hashed(spares[:150]))
+
+
+@on_virtual_clock
+async def test_spaced_requests_take_filler_only_into_the_last_batch() -> None:
+    provider = HashProvider(delay=0.3)
+    texts = [f"text {n}" for n in range(1050)]
+    spares = [f"spare {n}" for n in range(1000)]
+
+    async with make_engine(provider, batch_size=100, max_concurrent=4, min_interval=0.01) as engine:
+        engine.plan(texts, filler=spares)
+        await engine.embed(texts)
+
+    assert [len(call) for call in provider.calls] == [100] * 11
+    assert provider.sent()[1050:] == spares[:50]
+
+
+@on_virtual_clock
+async def test_filler_the_store_or_memory_holds_is_skipped_unread(tmp_path: Path) -> None:
+    texts = [f"text {n}" for n in range(130)]
+    spares = [f"spare {n}" for n in range(300)]
+    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
+    await store.open()
+    try:
+        await store.put_many(zip(spares[:40], hashed(spares[:40]), strict=True))
+        provider = HashProvider()
+        async with make_engine(provider, batch_size=100, max_concurrent=2, store=store) as engine:
+            await engine.embed(spares[40:50])  # in memory now
+            before = len(provider.calls)
+            engine.plan(texts, filler=spares)
+            await engine.embed(texts)
+        hits = store.statistics().hits
+    finally:
+        await store.close()
+
+    # 130 texts: 2 requests, both slots busy; the second takes 70 filler texts, those
+    # neither stored nor in memory.
+    assert [len(call) for call in provider.calls[before:]] == [100, 100]
+    assert provider.sent()[before * 10 + 130 :] == spares[50:120]
+    assert hits == 0  # the stored filler texts were not read
+
+
+@on_virtual_clock
+async def test_a_plan_that_sends_nothing_sends_no_filler(tmp_path: Path) -> None:
+    texts = [f"text {n}" for n in range(50)]
+    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
+    await store.open()
+    try:
+        await store.put_many(zip(texts, hashed(texts), strict=True))
+        provider = HashProvider()
+        async with make_engine(provider, batch_size=100, store=store) as engine:
+            engine.plan(texts, filler=[f"spare {n}" for n in range(100)])
+            await engine.embed(texts)
+    finally:
+        await store.close()
+
+    assert provider.calls == []
+
+
+@on_virtual_clock
+async def test_filler_held_by_the_store_is_looked_at_a_few_times_the_room_at_most(
+    tmp_path: Path,
+) -> None:
+    texts = [f"text {n}" for n in range(90)]
+    spares = [f"spare {n}" for n in range(1000)]
+    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
+    await store.open()
+    try:
+        await store.put_many(zip(spares[:900], hashed(spares[:900]), strict=True))
+        provider = HashProvider()
+        async with make_engine(provider, batch_size=100, max_concurrent=1, store=store) as engine:
+            engine.plan(texts, filler=spares)
+            await engine.embed(texts)
+    finally:
+        await store.close()
+
+    # Room for 10; the first 40 filler texts looked at are all stored: no more is looked at.
+    assert [len(call) for call in provider.calls] == [90]
 
 
 @on_virtual_clock

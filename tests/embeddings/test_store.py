@@ -139,6 +139,27 @@ async def test_a_row_holding_nan_is_skipped_and_counted(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
+async def test_absent_lists_the_texts_without_a_row_in_order_and_counts_no_lookup(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / STORE_FILE
+    store = await opened(path)
+    other = await opened(path, Namespace("another-model", 16, "SEMANTIC_SIMILARITY"))
+    texts = [f"text {n}" for n in range(2000)]  # more than SQLite allows parameters
+    try:
+        await store.put_many(zip(texts[::3], vectors(len(texts[::3])), strict=True))
+        absent = await store.absent(texts)
+        elsewhere = await other.absent(texts[:10])
+    finally:
+        await store.close()
+        await other.close()
+
+    assert absent == [text for n, text in enumerate(texts) if n % 3]
+    assert elsewhere == texts[:10]
+    assert (store.statistics().hits, store.statistics().misses) == (0, 0)
+
+
+@pytest.mark.asyncio
 async def test_each_namespace_writes_its_own_rows_and_counts_them(tmp_path: Path) -> None:
     path = tmp_path / STORE_FILE
     elsewhere = Namespace("another-model", 16, "SEMANTIC_SIMILARITY")

@@ -24,6 +24,7 @@ def run_figures(
         requests=7,
         texts_requested=650,
         texts_asked=900,
+        texts_prefetched=0,
         in_flight_hits=120,
         retries=2,
         failed_requests=0,

@@ -183,6 +183,26 @@ async def test_each_theme_is_embedded_and_its_candidates_ranked_by_cosine(
 
 
 @pytest.mark.asyncio
+async def test_the_spares_fill_the_round_and_a_later_round_finds_them_in_memory(
+    glove: VocabularyIndex, tmp_path: Path
+) -> None:
+    themes, spares = THEMES[:4], THEMES[4:]
+    async with open_engine(GloveProvider(glove), Params(), tmp_path) as engine:
+        first = await embed_and_rank(themes, engine, workers=4, spares=spares)
+        after_first = engine.statistics()
+        later = await embed_and_rank(spares, engine, workers=4)
+        after_later = engine.statistics()
+
+    # The spares' texts went in the first round's one part-filled request; only the
+    # round's own themes were ranked.
+    assert list(first.embedded) == [theme for theme, _ in themes]
+    assert after_first.requests == 1
+    assert after_first.texts_prefetched > 0
+    assert list(later.embedded) == [theme for theme, _ in spares]
+    assert after_later.requests == 1  # the later round sent nothing
+
+
+@pytest.mark.asyncio
 async def test_a_theme_the_provider_cannot_embed_is_recorded_and_the_others_finish(
     glove: VocabularyIndex,
 ) -> None:

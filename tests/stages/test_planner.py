@@ -163,6 +163,16 @@ def test_a_spare_round_covers_the_missing_puzzles_less_the_themes_left_over() ->
     assert result.failed_themes == dict.fromkeys(sorted(play.failing), API_DOWN)
 
 
+def test_the_spares_not_drawn_yet_are_told_in_the_order_the_draws_take_them() -> None:
+    rounds = planner(puzzles=3, primary=12, spares=8)
+    assert rounds.spares == tuple(THEMES[12:20])
+
+    Play(failing=THEMES[:3]).through(rounds)
+
+    # One spare round took the first four; the next draw would start at the fifth.
+    assert rounds.spares == tuple(THEMES[16:20])
+
+
 def test_many_failures_draw_as_many_spares_as_the_missing_puzzles_need() -> None:
     play = Play(failing=set(THEMES[:8]))  # 4 embedded: 1 puzzle, none left over; 2 short
     play.through(planner(puzzles=3, primary=12, spares=10))
