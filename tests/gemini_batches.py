@@ -37,10 +37,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 #: Encodes ``{"values":[...]}`` for (model, text, dimension): the server's online encoder.
 Encoder = Callable[[str, str, int], bytes]
+_Item = TypeVar("_Item")
 
 #: The Files API refuses files above 2 GB.
 MAX_FILE_BYTES = 2 * 1024**3
@@ -215,11 +216,13 @@ class _File:
     created: float  # time.time()
     #: "UPLOADED" (files.upload) or "GENERATED" (a batch job's results)
     source: str
+    serial: int  # the order of creation, for list pages
 
 
 @dataclass(slots=True)
 class _Session:
     upload: Upload
+    serial: int
     data: bytearray = field(default_factory=bytearray)
 
 
@@ -231,6 +234,7 @@ class _Job:
     created_wall: float  # time.time() at creation, for the resource's timestamps
     #: Per request: (google.rpc.Code name, message) of the error it gets, or None.
     errors: tuple[tuple[str, str] | None, ...]
+    serial: int  # the order of creation, for list pages
     #: Its results: the rendered inline output, or the results file's name, once computed.
     output: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -280,27 +284,30 @@ def _with_field(document: bytes, name: str, value: bytes) -> bytes:
 
 
 def _page(
-    items: Sequence[Any], page_size: int | None, page_token: str | None
-) -> tuple[list[Any], str | None]:
-    """One page of `items` (newest first) and the token of the next, if there is one.
+    items: Iterable[tuple[int, _Item]], page_size: int | None, page_token: str | None
+) -> tuple[list[_Item], str | None]:
+    """One page of (serial, item) pairs, newest (highest serial) first, and the next token.
 
-    The token names the position after the page, so jobs created meanwhile do not shift
-    pages already handed out (they are newer: they come before the first page).
+    The token is the serial of the page's last item: the next page starts below it, so
+    items created or deleted meanwhile shift no page (new ones come before the first).
     """
     size = DEFAULT_PAGE_SIZE if page_size is None else page_size
     if size < 0:
         raise _invalid(f"page_size must not be negative, not {size}")
     size = min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    start = 0
+    below = None
     if page_token:
         try:
-            start = int(base64.urlsafe_b64decode(page_token.encode()).decode())
+            below = int(base64.urlsafe_b64decode(page_token.encode()).decode())
         except ValueError:
             raise _invalid(f"page_token {page_token!r} is not one this server gave") from None
-    page = list(items[start : start + size])
-    if start + size >= len(items):
-        return page, None
-    return page, base64.urlsafe_b64encode(str(start + size).encode()).decode()
+    ordered = sorted(items, key=lambda pair: pair[0], reverse=True)
+    rest = [pair for pair in ordered if below is None or pair[0] < below]
+    page = rest[:size]
+    if len(rest) <= size:
+        return [item for _, item in page], None
+    token = base64.urlsafe_b64encode(str(page[-1][0]).encode()).decode()
+    return [item for _, item in page], token
 
 
 class BatchService:
@@ -356,7 +363,8 @@ class BatchService:
                 raise ApiError(409, "ALREADY_EXISTS", f"{name} already exists.")
             upload = Upload(name, display_name, mime_type, size, api_key)
             upload_id = self._fresh("", self._sessions.keys())
-            self._sessions[upload_id] = _Session(upload)
+            # Read right after a `_fresh`, which always moves it on: no two share a serial.
+            self._sessions[upload_id] = _Session(upload, self._serial)
             self._uploads.append(upload)
         return upload_id
 
@@ -404,6 +412,7 @@ class BatchService:
                 upload.content,
                 now_wall,
                 "UPLOADED",
+                session.serial,
             )
             self._files[stored.name] = stored
             return stored
@@ -436,7 +445,7 @@ class BatchService:
         self, page_size: int | None, page_token: str | None, base_url: str
     ) -> dict[str, Any]:
         with self._lock:
-            files = list(self._files.values())[::-1]
+            files = [(stored.serial, stored) for stored in self._files.values()]
         page, token = _page(files, page_size, page_token)
         document: dict[str, Any] = {"files": [file_resource(stored, base_url) for stored in page]}
         if token is not None:
@@ -476,7 +485,7 @@ class BatchService:
                 created=now,
                 end_state=config.end_state_of(len(self._records)),
             )
-            job = _Job(record, tuple(requests), config, time.time(), errors)
+            job = _Job(record, tuple(requests), config, time.time(), errors, self._serial)
             self._jobs[name] = job
             self._records.append(record)
         return self._operation(job, BatchState.PENDING)
@@ -486,7 +495,7 @@ class BatchService:
 
     def job_page(self, page_size: int | None, page_token: str | None, now: float) -> bytes:
         with self._lock:
-            jobs = list(self._jobs.values())[::-1]
+            jobs = [(job.serial, job) for job in self._jobs.values()]
         page, token = _page(jobs, page_size, page_token)
         operations = b",".join(self._operation(job, None, now) for job in page)
         document = b'{"operations":[' + operations + b"]}"
@@ -588,6 +597,7 @@ class BatchService:
                 b"".join(lines),
                 job.wall(job.ended()),
                 "GENERATED",
+                self._serial,
             )
             job.record.results_file = name
         return _dumps({"responsesFile": name}).encode()

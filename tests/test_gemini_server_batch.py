@@ -453,6 +453,10 @@ async def test_list_pages_through_every_job_newest_first_and_delete_removes_one(
             names.append(created.name)
         pager = await client.aio.batches.list(config={"page_size": 2})
         first_page = [job.name for job in pager.page]
+        # A job created between two pages comes before the first: no later page shifts.
+        newer = await client.aio.batches.create_embeddings(
+            model=MODEL, src=inline_source(["stone"])
+        )
         listed = [job.name async for job in pager]
         deleted = await client.aio.batches.delete(name=names[1] or "")
         with pytest.raises(errors.ClientError) as gone:
@@ -463,8 +467,8 @@ async def test_list_pages_through_every_job_newest_first_and_delete_removes_one(
     assert [arrival.api_method for arrival in server.arrivals()].count("batches.list") == 3
     assert deleted.error is None
     assert (gone.value.code, gone.value.status) == (404, "NOT_FOUND")
-    assert after == [names[2], names[0]]
-    assert [job.deleted for job in server.submitted_jobs()] == [False, True, False]
+    assert after == [newer.name, names[2], names[0]]
+    assert [job.deleted for job in server.submitted_jobs()] == [False, True, False, False]
 
 
 # --- keys, scripts, rates -------------------------------------------------------------
