@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from google import genai
@@ -33,7 +34,7 @@ from tests.gemini_server import (
     config_from_args,
     expected_embedding,
 )
-from tests.test_gemini_server import MODEL, embed, sdk_client
+from tests.test_gemini_server import MODEL, NO_CA_BUNDLE, embed, sdk_client
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:batches\.create_embeddings\(\) is experimental:"
@@ -289,6 +290,78 @@ async def test_uploaded_files_cannot_be_downloaded_and_missing_ones_are_refused(
     assert (missing_input.value.code, missing_input.value.status) == (404, "NOT_FOUND")
     assert (deleted.value.code, deleted.value.status) == (403, "PERMISSION_DENIED")
     assert server.submitted_jobs() == []
+
+
+@pytest.mark.asyncio
+async def test_upload_chunks_answer_their_status_and_a_wrong_offset_ends_the_upload(
+    server: GeminiTestServer,
+) -> None:
+    # What the SDK never sends but its retry loop depends on: every chunk answer carries
+    # X-Goog-Upload-Status, errors included (without it the SDK sleeps 1, 2, 4 s and retries).
+    start_headers = {
+        "x-goog-api-key": DEFAULT_API_KEY,
+        "X-Goog-Upload-Protocol": "resumable",
+        "X-Goog-Upload-Command": "start",
+        "X-Goog-Upload-Header-Content-Length": "10",
+        "X-Goog-Upload-Header-Content-Type": "application/jsonl",
+    }
+    async with httpx.AsyncClient(base_url=server.base_url, verify=NO_CA_BUNDLE) as client:
+        started = await client.post(
+            "/upload/v1beta/files", json={"file": {}}, headers=start_headers
+        )
+        url = started.headers["x-goog-upload-url"]
+        first = await client.post(
+            url,
+            content=b"01234",
+            headers={"X-Goog-Upload-Command": "upload", "X-Goog-Upload-Offset": "0"},
+        )
+        query = await client.post(url, headers={"X-Goog-Upload-Command": "query"})
+        misplaced = await client.post(
+            url,
+            content=b"56789",
+            headers={"X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "3"},
+        )
+        after = await client.post(
+            url,
+            content=b"56789",
+            headers={"X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "5"},
+        )
+    assert started.status_code == 200 and started.content == b""
+    assert started.headers["x-goog-upload-status"] == "active"
+    assert url.startswith(f"{server.base_url}/upload/v1beta/files?upload_id=")
+    assert (first.status_code, first.headers["x-goog-upload-status"]) == (200, "active")
+    assert query.headers["x-goog-upload-size-received"] == "5"
+    assert (misplaced.status_code, misplaced.headers["x-goog-upload-status"]) == (400, "final")
+    assert "starts at 3" in misplaced.json()["error"]["message"]
+    assert (after.status_code, after.headers["x-goog-upload-status"]) == (404, "final")
+    (record,) = server.uploads()
+    assert (record.received, record.finalized) == (5, False)
+
+
+@pytest.mark.asyncio
+async def test_concurrent_creates_and_polls_give_distinct_jobs_and_one_results_file(
+    server: GeminiTestServer,
+) -> None:
+    async with sdk_client(server) as client:
+        created = await asyncio.gather(
+            *(
+                client.aio.batches.create_embeddings(model=MODEL, src=inline_source([text]))
+                for text in ["apple", "pear", "river", "stone", "cloud", "field"]
+            )
+        )
+        uploaded = await upload(client, jsonl([file_line("a", "apple")]))
+        file_job = await client.aio.batches.create_embeddings(
+            model=MODEL, src={"file_name": uploaded.name}
+        )
+        polls = await asyncio.gather(
+            *(client.aio.batches.get(name=file_job.name or "") for _ in range(8))
+        )
+        files = [stored.name async for stored in await client.aio.files.list()]
+    assert len({job.name for job in created}) == 6
+    assert len(server.submitted_jobs()) == 7
+    results = {poll.dest.file_name for poll in polls if poll.dest is not None}
+    assert len(results) == 1  # however many polls raced to compute them
+    assert files == [results.pop(), uploaded.name]  # newest first
 
 
 # --- errors inside a job --------------------------------------------------------------
