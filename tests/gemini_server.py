@@ -15,6 +15,30 @@ segment is accepted. Errors use Google's shape, ``{"error": {"code", "message", 
 "details"}}``, which the SDK turns into ``google.genai.errors.ClientError`` (4xx) or
 ``ServerError`` (5xx).
 
+It also answers the Files and Batch API calls of ``client.aio.files`` and
+``client.aio.batches`` (the shapes and job life cycle are in `tests.gemini_batches`):
+
+- ``POST /upload/{version}/files`` with ``X-Goog-Upload-Protocol: resumable``,
+  ``X-Goog-Upload-Command: start``, ``X-Goog-Upload-Header-Content-Length`` and
+  ``-Content-Type`` and ``{"file": {"display_name": ...}}``, answered with an empty body and
+  an ``X-Goog-Upload-URL`` header (``...?upload_id=ID``); chunks are POSTed there with
+  ``X-Goog-Upload-Command: upload`` (``upload, finalize`` for the last) and
+  ``X-Goog-Upload-Offset``, and carry no key: the upload id is their credential. Every chunk
+  answer has an ``X-Goog-Upload-Status`` (``active``, or ``final`` with ``{"file": {...}}``);
+- ``GET /{version}/files/{id}``, ``GET /{version}/files``, ``DELETE /{version}/files/{id}``
+  and ``GET /{version}/files/{id}:download?alt=media`` (generated files only: results);
+- ``POST /{version}/models/{model}:asyncBatchEmbedContent`` with ``{"batch": {"displayName",
+  "inputConfig": {"requests": {"requests": [{"request": {"content", "taskType",
+  "outputDimensionality"}}, ...]}} or {"file_name": "files/ID"}}}``, answered with the job's
+  operation, ``{"name": "batches/ID", "metadata": {"state": "BATCH_STATE_PENDING", ...}}``;
+- ``GET /{version}/batches/{id}``, ``GET /{version}/batches?pageSize=&pageToken=``,
+  ``POST /{version}/batches/{id}:cancel`` and ``DELETE /{version}/batches/{id}``.
+
+A batch vector is byte for byte the online one: both come from the same encoder. Scripted
+answers (`GeminiTestServer.fail_next`) and the latency apply to these calls too; the random
+rates and the quota are about embedding requests and leave them alone. Jobs and uploads are
+recorded (`GeminiTestServer.submitted_jobs`, `GeminiTestServer.uploads`) besides arrivals.
+
 Embeddings are deterministic: a vector depends only on (model, text). The full 3072-value
 vector has unit length; a smaller ``outputDimensionality`` gets its prefix, not renormalised,
 as the real API does. `expected_embedding` gives exactly the values a client receives.
@@ -22,7 +46,8 @@ as the real API does. `expected_embedding` gives exactly the values a client rec
 Misbehaviour is configurable (`ServerConfig`) or scripted (`GeminiTestServer.fail_next`):
 latency, a key check, the 100-texts limit, a rolling-window quota answering 429 with a
 ``google.rpc.RetryInfo`` detail and a ``Retry-After`` header, random 500/503 answers,
-dropped connections, wrong dimensions, wrong vector counts and non-JSON bodies.
+dropped connections, wrong dimensions, wrong vector counts and non-JSON bodies; for batch
+jobs (`BatchConfig`): their delay, jobs that fail or expire, and per-request errors.
 
 Every arrival is recorded (`Arrival`) together with the peak number of requests in flight.
 
@@ -65,6 +90,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from tests.gemini_batches import (
+    END_STATES,
+    GRPC_CODES,
+    UPLOAD_CHUNK_GRANULARITY,
+    ApiError,
+    BatchConfig,
+    BatchRequest,
+    BatchService,
+    BatchState,
+    SubmittedJob,
+    Upload,
+    file_resource,
+)
+
 HOST = "127.0.0.1"
 #: The key `ServerConfig` accepts unless told otherwise.
 DEFAULT_API_KEY = "test-key"
@@ -75,9 +114,31 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 #: Idle keep-alive connections are closed after this many seconds.
 CONNECTION_IDLE_TIMEOUT = 60.0
 
+_VERSION = r"(?:(?P<version>v\d+[a-z0-9]*)/)?"
 _PATH = re.compile(
-    r"^/(?:(?P<version>v\d+[a-z0-9]*)/)?models/(?P<model>[^/:]+)"
-    r":(?P<method>batchEmbedContents|embedContent)$"
+    rf"^/{_VERSION}models/(?P<model>[^/:]+)"
+    r":(?P<method>batchEmbedContents|embedContent|asyncBatchEmbedContent)$"
+)
+#: The methods answered at once with vectors; the others go to the `BatchService`.
+_ONLINE_METHODS = frozenset({"batchEmbedContents", "embedContent"})
+#: (HTTP method, path, API method) of the Files and Batch API; `resource` is the id.
+_ROUTES = tuple(
+    (verb, re.compile(pattern), method)
+    for verb, pattern, method in (
+        ("POST", rf"^/upload/{_VERSION}files$", "files.create"),
+        ("GET", rf"^/{_VERSION}files$", "files.list"),
+        ("GET", rf"^/{_VERSION}files/(?P<resource>[^/:]+)$", "files.get"),
+        (
+            "GET",
+            rf"^/(?:download/)?{_VERSION}files/(?P<resource>[^/:]+):download$",
+            "files.download",
+        ),
+        ("DELETE", rf"^/{_VERSION}files/(?P<resource>[^/:]+)$", "files.delete"),
+        ("GET", rf"^/{_VERSION}batches$", "batches.list"),
+        ("GET", rf"^/{_VERSION}batches/(?P<resource>[^/:]+)$", "batches.get"),
+        ("POST", rf"^/{_VERSION}batches/(?P<resource>[^/:]+):cancel$", "batches.cancel"),
+        ("DELETE", rf"^/{_VERSION}batches/(?P<resource>[^/:]+)$", "batches.delete"),
+    )
 )
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -168,6 +229,8 @@ class ServerConfig:
     record_texts: bool = True
     #: Budget of the cache of encoded vectors, in bytes (a 3072-value vector is ~43 KB).
     fragment_cache_bytes: int = 256 * 1024 * 1024
+    #: How batch jobs (asyncBatchEmbedContent) behave: delay, how they end, per-request errors.
+    batch: BatchConfig = field(default_factory=BatchConfig)
 
     def __post_init__(self) -> None:
         for name in _RATE_FIELDS:
@@ -211,8 +274,16 @@ class Arrival:
     status: int | None = None
     #: "pending" until answered, then "ok", a `Fault` value, "scripted", "bad_key",
     #: "missing_key", "not_found", "invalid_argument", "too_many_texts", "quota",
-    #: "server_error", "unavailable", "shutdown" or "client_gone".
+    #: "server_error", "unavailable", "shutdown" or "client_gone"; the Files and Batch
+    #: API add "permission_denied" and "already_exists".
     outcome: str = "pending"
+    #: GET, POST or DELETE: the Files and Batch API tell apart a get from a delete by it.
+    http_method: str = "POST"
+    #: The API method: "batchEmbedContents", "embedContent", "asyncBatchEmbedContent",
+    #: "batches.get", "batches.list", "batches.cancel", "batches.delete", "files.create"
+    #: (an upload's start), "files.upload" (a chunk), "files.get", "files.list",
+    #: "files.delete", "files.download"; None for a path not served.
+    api_method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,12 +296,18 @@ class _Script:
 @dataclass(slots=True)
 class _Request:
     path: str
-    method: str | None  # "batchEmbedContents", "embedContent" or None for an unknown path
+    method: str | None  # as `Arrival.api_method`
     model: str | None
-    texts: tuple[str, ...]
+    texts: tuple[str, ...]  # online methods only: a batch job's texts are in its record
     dimensions: tuple[int, ...]
     api_key: str | None
     body_error: str | None  # why the JSON body could not be used, if it could not
+    http_method: str = "POST"
+    version: str | None = None  # "v1", "v1beta"... as in the path
+    resource: str | None = None  # the file's or batch's id in the path
+    query: dict[str, list[str]] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
 
 
 @dataclass(slots=True)
@@ -382,6 +459,94 @@ def _parse(method: str, payload: Any, default_dimension: int) -> tuple[list[str]
     return texts, dimensions
 
 
+def _field(mapping: dict[str, Any], camel: str, default: Any = None) -> Any:
+    """A field by its JSON name or by its proto name, as Google's JSON parser takes both.
+
+    The SDK itself mixes them: ``{"file": {"display_name": ...}}`` and ``{"inputConfig":
+    {"file_name": ...}}`` go out in snake case, the rest in camel case.
+    """
+    if camel in mapping:
+        return mapping[camel]
+    return mapping.get(re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower(), default)
+
+
+def _batch_request(
+    entry: Any, key: str | None, default_dimension: int, max_dimension: int
+) -> BatchRequest:
+    """One EmbedContentRequest of a batch; TypeError if it is not one.
+
+    A dimension out of range is not a malformed request: only that request fails, in the
+    results, where the online method refuses the whole call.
+    """
+    if not isinstance(entry, dict):
+        raise TypeError("the request must be an object")
+    text = _texts_of(entry.get("content"))
+    dimension = _field(entry, "outputDimensionality", default_dimension)
+    if not isinstance(dimension, int) or isinstance(dimension, bool):
+        raise TypeError("outputDimensionality must be an integer")
+    problem = None
+    if not 1 <= dimension <= max_dimension:
+        problem = f"outputDimensionality must be within [1, {max_dimension}], not {dimension}"
+    return BatchRequest(key, text, dimension, problem)
+
+
+def _batch_input(payload: Any) -> tuple[str | None, list[Any] | None, str | None]:
+    """(display name, inline entries, input file name) of an asyncBatchEmbedContent body.
+
+    The SDK sends ``{"batch": {"displayName": ..., "inputConfig": {"requests": {"requests":
+    [{"request": {...}}, ...]}}}}`` or ``{"batch": {"inputConfig": {"file_name": ...}}}``.
+    """
+    if not isinstance(payload, dict) or not isinstance(payload.get("batch"), dict):
+        raise TypeError('the body must be {"batch": {...}}')
+    batch = payload["batch"]
+    display_name = _field(batch, "displayName")
+    if display_name is not None and not isinstance(display_name, str):
+        raise TypeError("batch.displayName must be a string")
+    input_config = _field(batch, "inputConfig")
+    if not isinstance(input_config, dict):
+        raise TypeError("batch.inputConfig must be an object")
+    file_name = _field(input_config, "fileName")
+    requests = input_config.get("requests")
+    if (file_name is None) == (requests is None):
+        raise TypeError("batch.inputConfig needs exactly one of fileName and requests")
+    if file_name is not None:
+        if not isinstance(file_name, str) or not file_name.startswith("files/"):
+            raise TypeError("batch.inputConfig.fileName must be a file name, 'files/...'")
+        return display_name, None, file_name
+    entries = requests.get("requests") if isinstance(requests, dict) else None
+    if not isinstance(entries, list):
+        raise TypeError("batch.inputConfig.requests.requests must be a list")
+    return display_name, entries, None
+
+
+def _file_requests(
+    content: bytes, default_dimension: int, max_dimension: int
+) -> list[BatchRequest]:
+    """The requests of a JSONL input file, ``{"key": K, "request": {...}}`` a line.
+
+    A line that is not such a request still counts: it gets an error in the results, at
+    its place, so one bad line does not sink the job. Blank lines are skipped.
+    """
+    requests = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key = None
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict):
+                raise TypeError("a line must be a JSON object")
+            if not isinstance(entry.get("key", ""), str):
+                raise TypeError("key must be a string")
+            key = entry.get("key")
+            request = _batch_request(entry.get("request"), key, default_dimension, max_dimension)
+        except (ValueError, TypeError) as error:  # json.JSONDecodeError is a ValueError
+            problem = f"Line {number} is not an embedding request: {error}"
+            request = BatchRequest(key, "", 0, problem)
+        requests.append(request)
+    return requests
+
+
 class _FragmentCache:
     """Encoded ``{"values":[...]}`` fragments by (model, text, dimension), least recent out.
 
@@ -449,12 +614,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.owner._handle(self)
 
     def do_GET(self) -> None:
-        body = _error(404, f"{urlsplit(self.path).path} is not served here.")
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.server.owner._handle(self)
+
+    def do_DELETE(self) -> None:
+        self.server.owner._handle(self)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # arrivals are recorded instead of logged
@@ -471,6 +634,8 @@ class GeminiTestServer:
         self._lock = threading.Lock()
         self._random = random.Random(self._config.seed)
         self._cache = _FragmentCache(self._config.fragment_cache_bytes)
+        # Its own lock: encoding a finished job's vectors must not hold up other requests.
+        self._batches = BatchService(self._cache.get)
         self._arrivals: list[Arrival] = []
         self._in_flight = 0
         self._max_in_flight = 0
@@ -625,8 +790,19 @@ class GeminiTestServer:
             best = max(best, last - first + 1)
         return best
 
+    def submitted_jobs(self) -> list[SubmittedJob]:
+        """A copy of every batch job created, in order of creation, deleted ones included."""
+        return self._batches.submitted_jobs()
+
+    def uploads(self) -> list[Upload]:
+        """A copy of every upload started, in order, with its bytes once it is finalized."""
+        return self._batches.uploads()
+
     def reset_stats(self) -> None:
-        """Forget arrivals and the in-flight peak; quota, script and RNG state are kept."""
+        """Forget arrivals and the in-flight peak; quota, script and RNG state are kept.
+
+        Batch jobs, files and their records are state, not statistics: they are kept too.
+        """
         with self._lock:
             self._arrivals.clear()
             self._max_in_flight = self._in_flight
@@ -651,6 +827,29 @@ class GeminiTestServer:
             "arrivals": [
                 {key: value for key, value in asdict(arrival).items() if key != "texts"}
                 for arrival in arrivals
+            ],
+            "batch_jobs": [
+                {
+                    "name": job.name,
+                    "model": job.model,
+                    "source": job.source,
+                    "requests": len(job.texts),
+                    "end_state": job.end_state.value,
+                    "cancelled": job.cancelled is not None,
+                    "deleted": job.deleted,
+                    "results_file": job.results_file,
+                }
+                for job in self.submitted_jobs()
+            ],
+            "uploads": [
+                {
+                    "name": upload.name,
+                    "declared_size": upload.declared_size,
+                    "received": upload.received,
+                    "chunks": upload.chunks,
+                    "finalized": upload.finalized,
+                }
+                for upload in self.uploads()
             ],
         }
 
@@ -696,12 +895,18 @@ class GeminiTestServer:
             texts=request.texts if config.record_texts else (),
             api_key=request.api_key,
             dimension=request.dimensions[0] if request.dimensions else None,
+            http_method=request.http_method,
+            api_method=request.method,
         )
         with self._lock:
             self._arrivals.append(arrival)
             reply, delay = self._decide(request, arrived, config)
         if reply.status == 200 and not reply.body and not reply.drop:
-            reply.body = self._embeddings_body(request, reply.outcome)
+            if request.method in _ONLINE_METHODS or reply.outcome == Fault.GARBAGE:
+                reply.body = self._embeddings_body(request, reply.outcome)
+            else:
+                # The embedding-shaped faults have no meaning here: answered normally.
+                reply = self._serve(request, arrived, config)
         if delay > 0 and self._stopping.wait(delay):
             reply = _Reply(0, "shutdown", drop=True)
         # Recorded before sending, so a client that has its answer also sees it recorded.
@@ -714,16 +919,41 @@ class GeminiTestServer:
 
     def _read(self, handler: _Handler, raw: bytes, config: ServerConfig) -> _Request:
         url = urlsplit(handler.path)
+        query = parse_qs(url.query)
         key = handler.headers.get("x-goog-api-key")
         if key is None:
-            keys = parse_qs(url.query).get("key")
+            keys = query.get("key")
             key = keys[0] if keys else None
-        match = _PATH.match(url.path)
-        request = _Request(url.path, None, None, (), (), key, None)
+        request = _Request(
+            url.path,
+            None,
+            None,
+            (),
+            (),
+            key,
+            None,
+            http_method=handler.command,
+            query=query,
+            headers={name.lower(): value for name, value in handler.headers.items()},
+            body=raw,
+        )
+        match = _PATH.match(url.path) if handler.command == "POST" else None
         if match is None:
+            for verb, pattern, method in _ROUTES:
+                found = pattern.match(url.path) if verb == handler.command else None
+                if found is not None:
+                    request.method = method
+                    request.version = found["version"]
+                    request.resource = found.groupdict().get("resource")
+                    break
+            if request.method == "files.create" and "upload_id" in query:
+                request.method = "files.upload"
             return request
         request.method = match["method"]
         request.model = match["model"].removeprefix("models/")
+        request.version = match["version"]
+        if request.method not in _ONLINE_METHODS:
+            return request  # its body is read when it is served
         try:
             texts, dimensions = _parse(request.method, json.loads(raw), config.default_dimension)
         except (ValueError, TypeError) as error:  # json.JSONDecodeError is a ValueError
@@ -762,18 +992,24 @@ class GeminiTestServer:
         return _Reply(outcome, "scripted", _error(outcome, message, details), headers=headers)
 
     def _judge(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
-        if not request.api_key:
-            return _key_error(config.missing_key_status, missing=True)
-        if config.valid_keys is not None and request.api_key not in config.valid_keys:
-            return _key_error(config.invalid_key_status, missing=False)
-        if request.method is None or request.model is None:
+        # An upload URL carries its own credential, the upload id: the SDK sends no key.
+        if request.method != "files.upload":
+            if not request.api_key:
+                return _key_error(config.missing_key_status, missing=True)
+            if config.valid_keys is not None and request.api_key not in config.valid_keys:
+                return _key_error(config.invalid_key_status, missing=False)
+        if request.method is None:
             return _Reply(404, "not_found", _error(404, f"{request.path} is not served here."))
-        if config.models is not None and request.model not in config.models:
+        served_model = config.models is None or request.model in (None, *config.models)
+        if not served_model:
+            served = "embedContent" if request.method in _ONLINE_METHODS else request.method
             message = (
                 f"models/{request.model} is not found for this API version, or is not"
-                " supported for embedContent. Call ListModels to see the available models."
+                f" supported for {served}. Call ListModels to see the available models."
             )
             return _Reply(404, "not_found", _error(404, message))
+        if request.method not in _ONLINE_METHODS:
+            return _Reply(200, "ok")  # `_serve` answers it, outside the lock
         if request.body_error is not None:
             return _invalid(f"Invalid JSON payload received: {request.body_error}")
         if not request.texts:
@@ -863,6 +1099,191 @@ class GeminiTestServer:
             return b'{"embedding":' + (fragments[0] if fragments else b"{}") + b"}"
         return b'{"embeddings":[' + b",".join(fragments) + b"]}"
 
+    # --- the Files and Batch API (handler threads, outside the lock) -------------------
+
+    def _serve(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        serve = {
+            "asyncBatchEmbedContent": self._create_job,
+            "batches.get": self._get_job,
+            "batches.list": self._list_jobs,
+            "batches.cancel": self._cancel_job,
+            "batches.delete": self._delete_job,
+            "files.create": self._start_upload,
+            "files.upload": self._upload_chunk,
+            "files.get": self._get_file,
+            "files.list": self._list_files,
+            "files.delete": self._delete_file,
+            "files.download": self._download_file,
+        }[request.method or ""]
+        try:
+            return serve(request, now, config)
+        except ApiError as error:
+            body = _error(error.http_status, error.message, status=error.status)
+            reply = _Reply(error.http_status, error.outcome, body)
+            if request.method == "files.upload":
+                # Without an upload status the SDK retries the chunk, sleeping 1, 2, 4 s.
+                reply.headers.append(("X-Goog-Upload-Status", "final"))
+            return reply
+
+    @staticmethod
+    def _json(document: dict[str, Any] | bytes) -> _Reply:
+        body = document if isinstance(document, bytes) else json.dumps(document).encode()
+        return _Reply(200, "ok", body)
+
+    @staticmethod
+    def _page_query(request: _Request) -> tuple[int | None, str | None]:
+        sizes, tokens = request.query.get("pageSize", []), request.query.get("pageToken", [])
+        if sizes and not sizes[0].isdigit():
+            raise ApiError(400, "INVALID_ARGUMENT", f"pageSize {sizes[0]!r} is not a number.")
+        return (int(sizes[0]) if sizes else None), (tokens[0] if tokens else None)
+
+    def _create_job(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        try:
+            display_name, entries, file_name = _batch_input(json.loads(request.body))
+        except (ValueError, TypeError) as error:
+            raise ApiError(400, "INVALID_ARGUMENT", f"Invalid batch request: {error}") from None
+        dimensions = (config.default_dimension, config.max_dimension)
+        if file_name is not None:
+            try:
+                content = self._batches.file(file_name).content
+            except ApiError:
+                raise ApiError(
+                    404, "NOT_FOUND", f"The input file {file_name} does not exist."
+                ) from None
+            requests = _file_requests(content, *dimensions)
+        else:
+            assert entries is not None
+            requests = []
+            for index, entry in enumerate(entries):
+                try:
+                    inner = entry.get("request") if isinstance(entry, dict) else None
+                    requests.append(_batch_request(inner, None, *dimensions))
+                except TypeError as error:
+                    message = f"batch.inputConfig.requests.requests[{index}]: {error}"
+                    raise ApiError(400, "INVALID_ARGUMENT", message) from None
+        assert request.model is not None
+        body = self._batches.create_job(
+            model=request.model,
+            source=file_name or "inline",
+            display_name=display_name,
+            requests=requests,
+            api_key=request.api_key,
+            config=config.batch,
+            now=now,
+        )
+        return self._json(body)
+
+    def _get_job(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        return self._json(self._batches.job(f"batches/{request.resource}", now))
+
+    def _list_jobs(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        return self._json(self._batches.job_page(*self._page_query(request), now))
+
+    def _cancel_job(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        self._batches.cancel_job(f"batches/{request.resource}", now)
+        return self._json({})
+
+    def _delete_job(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        self._batches.delete_job(f"batches/{request.resource}")
+        return self._json({})
+
+    def _start_upload(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        """The start of a resumable upload: metadata in, an upload URL out (in a header)."""
+        headers = request.headers
+        if headers.get("x-goog-upload-protocol") != "resumable":
+            message = "Only the resumable upload protocol is served (X-Goog-Upload-Protocol)."
+            raise ApiError(400, "INVALID_ARGUMENT", message)
+        if headers.get("x-goog-upload-command") != "start":
+            raise ApiError(
+                400, "INVALID_ARGUMENT", "An upload starts with X-Goog-Upload-Command: start."
+            )
+        try:
+            size = int(headers["x-goog-upload-header-content-length"])
+            payload = json.loads(request.body) if request.body.strip() else {}
+            metadata = _field(payload, "file", {}) if isinstance(payload, dict) else None
+            if not isinstance(metadata, dict):
+                raise TypeError('the body must be {"file": {...}}')
+        except KeyError:
+            message = "X-Goog-Upload-Header-Content-Length is required: the size to upload."
+            raise ApiError(400, "INVALID_ARGUMENT", message) from None
+        except (ValueError, TypeError) as error:
+            raise ApiError(400, "INVALID_ARGUMENT", f"Invalid upload request: {error}") from None
+        mime_type = headers.get("x-goog-upload-header-content-type") or _field(metadata, "mimeType")
+        upload_id = self._batches.start_upload(
+            name=_field(metadata, "name"),
+            display_name=_field(metadata, "displayName"),
+            mime_type=mime_type or "application/octet-stream",
+            size=size,
+            api_key=request.api_key,
+        )
+        url = f"{self.base_url}/upload/{request.version or 'v1beta'}/files"
+        url += f"?upload_id={upload_id}&upload_protocol=resumable"
+        reply = _Reply(200, "ok")
+        reply.headers += [
+            ("X-Goog-Upload-Status", "active"),
+            ("X-Goog-Upload-URL", url),
+            ("X-Goog-Upload-Control-URL", url),
+            ("X-Goog-Upload-Chunk-Granularity", str(UPLOAD_CHUNK_GRANULARITY)),
+        ]
+        return reply
+
+    def _upload_chunk(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        """One chunk to an upload URL: "upload", "upload, finalize", "finalize" or "query"."""
+        upload_id = request.query["upload_id"][0]
+        commands = {
+            word.strip() for word in request.headers.get("x-goog-upload-command", "").split(",")
+        }
+        reply = _Reply(200, "ok")
+        if commands == {"query"}:
+            received = self._batches.received(upload_id)
+            reply.headers += [
+                ("X-Goog-Upload-Status", "active"),
+                ("X-Goog-Upload-Size-Received", str(received)),
+            ]
+            return reply
+        if not commands or not commands <= {"upload", "finalize"}:
+            message = (
+                f"Unknown X-Goog-Upload-Command {request.headers.get('x-goog-upload-command')!r}."
+            )
+            raise ApiError(400, "INVALID_ARGUMENT", message)
+        try:
+            offset = int(request.headers.get("x-goog-upload-offset", ""))
+        except ValueError:
+            raise ApiError(
+                400, "INVALID_ARGUMENT", "X-Goog-Upload-Offset must be a number."
+            ) from None
+        stored = self._batches.receive_chunk(
+            upload_id,
+            offset=offset,
+            data=request.body if "upload" in commands else b"",
+            finalize="finalize" in commands,
+            now_wall=time.time(),
+        )
+        if stored is None:
+            reply.headers.append(("X-Goog-Upload-Status", "active"))
+            return reply
+        reply.body = json.dumps({"file": file_resource(stored, self.base_url)}).encode()
+        reply.headers.append(("X-Goog-Upload-Status", "final"))
+        return reply
+
+    def _get_file(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        stored = self._batches.file(f"files/{request.resource}")
+        return self._json(file_resource(stored, self.base_url))
+
+    def _list_files(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        return self._json(self._batches.file_page(*self._page_query(request), self.base_url))
+
+    def _delete_file(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        self._batches.delete_file(f"files/{request.resource}")
+        return self._json({})
+
+    def _download_file(self, request: _Request, now: float, config: ServerConfig) -> _Reply:
+        """A file's bytes with ``alt=media`` (what the SDK asks), else its metadata."""
+        if request.query.get("alt") != ["media"]:
+            return self._get_file(request, now, config)
+        stored = self._batches.download(f"files/{request.resource}")
+        return _Reply(200, "ok", stored.content, content_type=stored.mime_type)
+
     def _send(self, handler: _Handler, reply: _Reply) -> bool:
         """Write the reply (or cut the connection); False if the client had gone."""
         try:
@@ -947,6 +1368,31 @@ def _parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=defaults.seed)
     add("--no-record-texts", action="store_true")
     add("--fragment-cache-mb", type=float, default=defaults.fragment_cache_bytes / 2**20)
+    ends = [state.name.lower() for state in END_STATES]
+    add(
+        "--batch-delay",
+        type=float,
+        default=defaults.batch.delay,
+        help="seconds from a batch job's creation to its end (pending, then running)",
+    )
+    add("--batch-end", choices=ends, default=defaults.batch.end_state.name.lower())
+    add(
+        "--batch-ends",
+        default="",
+        metavar="STATE,...",
+        help="how the first jobs end, in order (e.g. expired,succeeded); later: --batch-end",
+    )
+    add("--batch-error-marker", default=None, metavar="TEXT", help="requests with it fail")
+    add(
+        "--batch-error-position",
+        type=int,
+        action="append",
+        default=[],
+        dest="batch_error_positions",
+        metavar="N",
+        help="the request at this position (0 = first) of every job fails (repeatable)",
+    )
+    add("--batch-error-status", choices=sorted(GRPC_CODES), default=defaults.batch.error_status)
     add("--stats-file", type=Path, default=None, help="JSON statistics written here on exit")
     add("--lifetime", type=float, default=None, help="exit by itself after this many seconds")
     return parser
@@ -972,8 +1418,27 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         seed=args.seed,
         record_texts=not args.no_record_texts,
         fragment_cache_bytes=int(args.fragment_cache_mb * 2**20),
+        batch=BatchConfig(
+            delay=args.batch_delay,
+            end_state=BatchState[args.batch_end.upper()],
+            end_states=tuple(_batch_end(word) for word in args.batch_ends.split(",") if word),
+            error_marker=args.batch_error_marker,
+            error_positions=frozenset(args.batch_error_positions),
+            error_status=args.batch_error_status,
+        ),
         **{name: getattr(args, name) for name in _RATE_FIELDS},
     )
+
+
+def _batch_end(word: str) -> BatchState:
+    try:
+        state = BatchState[word.strip().upper()]
+    except KeyError:
+        state = None
+    if state not in END_STATES:
+        names = ", ".join(state.name.lower() for state in END_STATES)
+        raise ValueError(f"--batch-ends takes {names}, not {word!r}")
+    return state
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
