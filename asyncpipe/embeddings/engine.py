@@ -190,6 +190,7 @@ class EmbeddingEngine:
         self._fatal: FatalEmbeddingError | None = None
         self._stopped = False
         self._sends: set[asyncio.Task[None]] = set()
+        self._planning: set[asyncio.Task[None]] = set()
         self._tasks: asyncio.TaskGroup | None = None
         # The engine's own counters; `statistics()` snapshots them.
         self._requests = 0
@@ -280,18 +281,34 @@ class EmbeddingEngine:
             self._claim(key)
             claimed.append(key)
         if claimed:
-            self._tasks.create_task(self._fetch_planned(claimed, iter(filler)))
+            fetch = self._tasks.create_task(self._fetch_planned(claimed, iter(filler)))
+            self._planning.add(fetch)
+            fetch.add_done_callback(self._planning.discard)
         return len(claimed)
+
+    async def planned(self) -> None:
+        """Wait until every text planned so far is queued for a request or found stored.
+
+        The round's themes start after this: a few hundred themes asking at once are
+        tens of milliseconds of the loop's time, better spent after the first requests
+        are out than before them. Their texts are in flight either way.
+        """
+        if self._planning:
+            await asyncio.wait(set(self._planning))
 
     async def _fetch_planned(self, keys: list[str], filler: Iterator[str]) -> None:
         dispatched = self._dispatched
-        for start in range(0, len(keys), PLAN_LOOKUP_TEXTS):
-            chunk = keys[start : start + PLAN_LOOKUP_TEXTS]
+        # The first lookup is one wave of requests' worth, so the first wave leaves
+        # after a small query; the rest go in larger ones.
+        start, size = 0, min(PLAN_LOOKUP_TEXTS, self._batch_size * self._gate.max_concurrent)
+        while start < len(keys):
+            chunk = keys[start : start + size]
             if self._store is not None:
                 await self._look_up_store(self._store, chunk, linger=False)
             else:
                 for key in chunk:
                     self._enqueue(key, linger=False)
+            start, size = start + size, PLAN_LOOKUP_TEXTS
         room = self._filler_room(self._dispatched - dispatched)
         if room:
             await self._fill(filler, room)

@@ -116,6 +116,7 @@ async def embed_and_rank(
         (text for theme, candidates in themes for text in (theme, *candidates)),
         filler=(text for theme, candidates in spares for text in (theme, *candidates)),
     )
+    await engine.planned()  # the first requests leave before the themes ask
     async with asyncio.TaskGroup() as group:
         for _ in range(max(1, min(workers, len(themes)))):
             group.create_task(worker())

@@ -1153,6 +1153,40 @@ async def test_filler_held_by_the_store_is_looked_at_a_few_times_the_room_at_mos
     assert [len(call) for call in provider.calls] == [90]
 
 
+class RecordedLookups(EmbeddingStore):
+    """The real store, recording how many texts each lookup asked for."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.lookups: list[int] = []
+
+    async def get_many(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        self.lookups.append(len(texts))
+        return await super().get_many(texts)
+
+
+@on_virtual_clock
+async def test_the_first_wave_leaves_after_one_waves_lookup_and_before_planned_returns(
+    tmp_path: Path,
+) -> None:
+    texts = [f"text {n}" for n in range(5000)]
+    store = RecordedLookups(tmp_path / STORE_FILE, NAMESPACE)
+    await store.open()
+    try:
+        provider = HashProvider(delay=0.3)
+        async with make_engine(provider, batch_size=100, max_concurrent=4, store=store) as engine:
+            engine.plan(texts)
+            await engine.planned()
+            sent_when_planned = len(provider.calls)
+            await engine.embed(texts)
+    finally:
+        await store.close()
+
+    assert store.lookups == [400, 2000, 2000, 600]
+    assert sent_when_planned == 4  # the first wave is out; the rest queue for slots
+    assert len(provider.calls) == 50
+
+
 @on_virtual_clock
 async def test_a_stopped_engine_plans_nothing() -> None:
     provider = HashProvider()
