@@ -7,9 +7,11 @@ the enhance-only runs reuse its stage 1 and 2 files, to keep the set fast.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import math
 import shutil
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +25,9 @@ from pyarrow import parquet
 
 from asyncpipe.io.vector_index import VocabularyIndex
 from asyncpipe.puzzle.words import is_variant_of_theme, variant_key
+from asyncpipe.run.pipeline import Pipeline, run_enhance, run_select_candidates, run_select_themes
+from asyncpipe.settings.params_file import Overrides, load_params
+from asyncpipe.settings.workspace import Workspace
 from tests.gemini_server import GeminiTestServer, ServerConfig
 from tests.io.legacy_index import write_legacy_index
 from tests.support import (
@@ -779,6 +784,30 @@ def test_a_gemini_run_of_member_themes_never_loads_the_vector_index(
     assert result.returncode == 0, result.stderr
     assert "Loaded vector index" not in result.stderr
     assert set(load(folder, CANDIDATES)["metadata"]["theme_sources"].values()) == {"members"}
+
+
+def test_a_gemini_run_lets_the_index_go_once_its_neighbour_search_is_done(
+    tmp_path: Path, gemini_server: GeminiTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In-process, to see the index object itself: nothing but the pipeline may keep it
+    # past the neighbour search (about 120 MB of an older batch's peak).
+    folder = new_workdir(
+        tmp_path / "work", {"gemini.embedding_dimension": 64, "candidates.source": "neighbours"}
+    )
+    for name, value in gemini_env(gemini_server).items():
+        monkeypatch.setenv(name, value)
+    loaded = load_params(folder / "params.yaml", Overrides(count=2))
+    pipeline = Pipeline(loaded, Workspace(folder, loaded.params), "gemini")
+    selection = run_select_themes(pipeline)
+    candidates = run_select_candidates(pipeline, selection)
+    index = weakref.ref(pipeline.index())
+
+    report = run_enhance(pipeline, selection, candidates)
+    gc.collect()
+
+    assert report.puzzles_generated == 2
+    assert set(load(folder, CANDIDATES)["metadata"]["theme_sources"].values()) == {"neighbours"}
+    assert index() is None
 
 
 def test_glove_enhance_loads_the_vector_index_it_embeds_from(

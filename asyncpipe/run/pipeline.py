@@ -118,6 +118,11 @@ class Pipeline:
             )
         return self._index
 
+    def release_index(self) -> None:
+        """Let the index go: no later stage of this invocation needs it (a Gemini run
+        after its neighbour search). GloVe 6B's is about 120 MB of the process."""
+        self._index = None
+
     def provider_plan(self) -> ProviderPlan:
         """Which provider the run uses; decided once, before any stage needs it."""
         if self._plan is None:
@@ -279,6 +284,8 @@ def run_enhance(
         )
     plan = pipeline.provider_plan()
     provider = build_provider(plan, params, pipeline.index)
+    if plan.name != "glove":
+        pipeline.release_index()  # the neighbour search was its last use
     log.info("Embedding provider: %s", plan.reason)
     provider_json = {
         "name": provider.info.name,
