@@ -56,7 +56,9 @@ _EDIT_SHARE = 3
 TEXTUAL_PAIR_WEIGHT = 0.25
 
 
-def textual_pairs(words: Sequence[str]) -> tuple[tuple[int, int, str], ...]:
+def textual_pairs(
+    words: Sequence[str], keys: Sequence[str] | None = None
+) -> tuple[tuple[int, int, str], ...]:
     """Every two words of the grid that look alike, as (i, j, reason) with i < j.
 
     One reason per pair, the first that holds: "shared stem" (same variant key:
@@ -65,9 +67,16 @@ def textual_pairs(words: Sequence[str]) -> tuple[tuple[int, int, str], ...]:
     river, tiger), "common substring" (a common run of at least
     5 letters, or of at least 75% of the shorter word and 3 letters: sunflower,
     flower). Case is ignored.
+
+    `keys`: the words' variant keys (`variant_key` of each, lowercased), when the
+    caller has them; a scoring worker is handed them, so that it never reads the
+    lexicon those keys come from (about 17 MB of each worker's memory).
     """
     lowered = [word.lower() for word in words]
-    keys = [variant_key(word) for word in lowered]
+    if keys is None:
+        keys = [variant_key(word) for word in lowered]
+    elif len(keys) != len(lowered):
+        raise ValueError(f"{len(keys)} variant keys for {len(lowered)} words")
     found: list[tuple[int, int, str]] = []
     for i, j in combinations(range(len(lowered)), 2):
         reason = _look_alike(lowered[i], lowered[j], keys[i] == keys[j])

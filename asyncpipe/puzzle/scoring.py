@@ -139,11 +139,14 @@ def score_puzzle(
     words: Sequence[str],
     group_size: int = 4,
     ambiguity_margin: float = DEFAULT_AMBIGUITY_MARGIN,
+    variant_keys: Sequence[str] | None = None,
 ) -> PuzzleScore:
     """Score a puzzle whose word i belongs to group i // group_size (theme row i // group_size).
 
     `word_vectors` is (groups * group_size, D), `theme_vectors` (groups, D); neither
     needs to be normalised. Raises ValueError when the shapes do not fit together.
+    `variant_keys`: the words' keys for the look-alike check (`textual_pairs`), when
+    the caller has them.
     """
     words_unit = _unit_rows(word_vectors, "word_vectors")
     themes_unit = _unit_rows(theme_vectors, "theme_vectors")
@@ -188,7 +191,7 @@ def score_puzzle(
     closeness = group_closeness(similarity, group_size)
     ease = group_ease(similarity, to_themes, group_size, coherence, theme_fit, closeness)
 
-    pairs = textual_pairs(words)
+    pairs = textual_pairs(words, variant_keys)
     intended: Split = tuple(
         tuple(range(group * group_size, (group + 1) * group_size)) for group in range(groups)
     )

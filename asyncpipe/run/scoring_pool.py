@@ -3,8 +3,9 @@
 Scoring a puzzle (`asyncpipe.puzzle.scoring.score_puzzle`) is about 0.1 s of numpy on
 one core: done on the event loop it would stall every request in flight. This
 pool runs it in `scoring_workers` child processes through
-`loop.run_in_executor`, sending compact float32 arrays and getting a small
-picklable `PuzzleScore` back.
+`loop.run_in_executor`, sending compact float32 arrays (and the words' variant
+keys, so that a worker never reads the lexicon) and getting a small picklable
+`PuzzleScore` back.
 
 - Workers are started with `spawn`: safe in a process that has threads (the
   embedding store's, the SDK's), unlike `fork`. Each builds the solver's split
@@ -43,6 +44,7 @@ import numpy as np
 
 from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
 from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN
+from asyncpipe.puzzle.words import variant_key
 from asyncpipe.run.scoring_worker import ready, start_worker
 
 
@@ -129,6 +131,8 @@ class ScoringPool:
             list(words),
             self._size,
             self._ambiguity_margin,
+            # Keyed here, where the lexicon is loaded anyway: a worker never reads it.
+            [variant_key(word.lower()) for word in words],
         )
         loop = asyncio.get_running_loop()
         async with self._capacity:

@@ -12,6 +12,7 @@ from asyncpipe.puzzle.lookalikes import (
     textual_pairs,
     textual_penalty,
 )
+from asyncpipe.puzzle.words import variant_key
 from tests.puzzle.grids import PLAIN_WORDS
 
 
@@ -27,6 +28,17 @@ from tests.puzzle.grids import PLAIN_WORDS
 )
 def test_look_alike_pairs_are_found_with_their_reason(first: str, second: str, reason: str) -> None:
     assert textual_pairs(["piano", first, "zebra", second]) == ((1, 3, reason),)
+
+
+def test_variant_keys_handed_in_are_the_ones_the_stems_are_compared_by() -> None:
+    words = ["geese", "goose", "piano", "zebra"]  # an irregular plural: the lexicon's
+    keys = [variant_key(word) for word in words]
+
+    assert textual_pairs(words, keys) == textual_pairs(words) == ((0, 1, "shared stem"),)
+    # The keys decide: told they differ, the two are no longer one stem.
+    assert textual_pairs(words, ["a", "b", "c", "d"]) == ()
+    with pytest.raises(ValueError, match="3 variant keys for 4 words"):
+        textual_pairs(words, keys[:3])
 
 
 def test_unrelated_words_make_no_pairs_and_no_penalty() -> None:
