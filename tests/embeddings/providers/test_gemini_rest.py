@@ -15,6 +15,8 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
@@ -472,3 +474,20 @@ async def test_no_answer_body_outlives_its_request() -> None:
 
     assert vectors.shape == (2, DIMENSION)
     assert holding == []
+
+
+def test_the_transport_imports_the_network_backend_before_the_first_request() -> None:
+    # In a fresh interpreter: this one has long imported it. Lazily imported, it held up
+    # the first wave of a run by 30 to 65 ms of the event loop's time.
+    probe = (
+        "import sys\n"
+        "from asyncpipe.embeddings.providers.gemini import GeminiProvider\n"
+        "from asyncpipe.settings.sections import Gemini\n"
+        "before = 'anyio._backends._asyncio' in sys.modules\n"
+        "GeminiProvider(Gemini(base_url='http://127.0.0.1:9'), 'key')\n"
+        "print(before, 'anyio._backends._asyncio' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["False", "True"]
