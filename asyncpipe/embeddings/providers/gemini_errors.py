@@ -47,7 +47,9 @@ def error_from_parts(
     error = details.get("error", {}) if isinstance(details, dict) else {}
     error = error if isinstance(error, dict) else {}
     reason = error.get("status") or ""
-    text = message or error.get("message") or ""
+    # Google's quota messages run over several lines ("...\n* Quota exceeded for metric:
+    # ..."): asyncpipe shows an error as one line.
+    text = " ".join(str(message or error.get("message") or "").split())
     described = f"Gemini API answered {status} {reason}: {text}".strip().rstrip(":")
     if status == 429 and (daily := daily_quota_violated(details)) is not None:
         return DailyQuotaSpent(f"{described} (quota {daily})", status=status)

@@ -87,6 +87,17 @@ def test_a_per_day_quota_violation_is_a_spent_day_not_a_retry(mapped: Any) -> No
 
 
 @pytest.mark.parametrize("mapped", MAPPINGS, ids=["rest", "sdk"])
+def test_a_message_over_several_lines_becomes_one_line(mapped: Any) -> None:
+    body = quota_body(PER_DAY)
+    body["error"]["message"] = "You exceeded your current quota.\n* Quota exceeded for metric: x\n"
+
+    error = mapped(body)
+
+    assert "\n" not in str(error)
+    assert "You exceeded your current quota. * Quota exceeded for metric: x" in str(error)
+
+
+@pytest.mark.parametrize("mapped", MAPPINGS, ids=["rest", "sdk"])
 def test_a_per_minute_quota_violation_stays_retryable_with_its_delay(mapped: Any) -> None:
     error = mapped(quota_body(PER_MINUTE, retry_delay="12s"))
 
