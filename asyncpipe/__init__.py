@@ -43,12 +43,14 @@ _EXPORTS = {
     "UnembeddableTextError": "asyncpipe.errors",
     "FatalEmbeddingError": "asyncpipe.errors",
     "EmbeddingStopped": "asyncpipe.errors",
+    "DailyQuotaSpent": "asyncpipe.errors",
 }
 
 __all__ = [
     "AsyncpipeError",
     "BusyError",
     "ConfigError",
+    "DailyQuotaSpent",
     "EmbeddingError",
     "EmbeddingStopped",
     "EnhanceReport",
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
         AsyncpipeError,
         BusyError,
         ConfigError,
+        DailyQuotaSpent,
         EmbeddingError,
         EmbeddingStopped,
         FatalEmbeddingError,

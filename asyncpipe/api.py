@@ -31,6 +31,9 @@ def generate(
     as `--params` on the command line. Relative paths in the params resolve against `workdir`.
     Like a command-line run, it holds the workdir's lock (`BusyError` when another
     run holds it) and, with `resume`, continues the run its checkpoint records.
+    A run cut short because the day's requests are spent is no error: the report
+    says `partial`, `interrupted_by == "daily_quota"` and when to resume
+    (`resume_after`), where the command line exits with 3.
     """
     root = Path(workdir).expanduser().resolve()
     loaded = _loaded(params, root)

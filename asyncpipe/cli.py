@@ -41,6 +41,7 @@ from asyncpipe.settings.workspace import Workspace
 EXIT_OK = 0
 EXIT_FEWER_PUZZLES = 1
 EXIT_USAGE = 2
+EXIT_DAILY_QUOTA = 3
 EXIT_INTERNAL = 70
 EXIT_OUTPUT = 74
 EXIT_BUSY = 75
@@ -54,6 +55,9 @@ exit codes:
   1    fewer puzzles than asked for, below --min-success-rate (the outputs
        hold those that were made)
   2    usage, configuration or input error (one line says what and where)
+  3    the day's embedding requests are spent (gemini.requests_per_day, or the
+       API's per-day quota): the puzzles completed so far are written and
+       marked partial; `run --resume` after midnight Pacific time continues
   70   internal error (a bug; the traceback is logged)
   74   an output could not be written (permissions, full disk); finished work
        is kept, so `run --resume` after the fix repeats none of it
@@ -111,9 +115,7 @@ def _run(arguments: argparse.Namespace, shutdown: Shutdown) -> int:
     history = arguments.history and str(Path(arguments.history).expanduser().resolve())
     loaded = load_params(
         params_path,
-        Overrides(
-            count=arguments.count, seed=arguments.seed, history=history, set_name=set_name
-        ),
+        Overrides(count=arguments.count, seed=arguments.seed, history=history, set_name=set_name),
     )
     if arguments.log_level is None:
         logging.getLogger().setLevel(loaded.params.logging.level)
@@ -144,8 +146,8 @@ def _run(arguments: argparse.Namespace, shutdown: Shutdown) -> int:
 def _finish(report: EnhanceReport, pipeline: Pipeline, min_success_rate: float) -> int:
     log.info("Outputs: %s", pipeline.workspace.final_puzzles.parent)
     made, asked = report.puzzles_generated, report.puzzles_requested
-    if report.partial:  # the signal decides the exit code
-        return EXIT_OK
+    if report.partial:  # a signal decides the exit code (in `_run`), else the spent day
+        return EXIT_DAILY_QUOTA if report.daily_quota_spent else EXIT_OK
     if made < asked and made < min_success_rate * asked:
         log.warning(
             "%d of %d puzzles made (%.1f%%), below --min-success-rate %g",

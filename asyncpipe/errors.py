@@ -14,7 +14,10 @@
         ├── FatalEmbeddingError       retrying cannot help and nothing else will work
         │                             either (bad key, bad request): the run stops
         └── EmbeddingStopped          the run is winding down after a signal: the text
-                                      will not be requested, its theme is left unfinished
+            │                         will not be requested, its theme is left unfinished
+            └── DailyQuotaSpent       the day's requests are spent (`gemini.requests_per_day`,
+                                      or the API's per-day quota): the run winds down the
+                                      same way, and `run --resume` continues it the next day
 
 Exit codes are chosen in one place, at the command-line edge (`asyncpipe.cli`),
 never here and never deep inside the pipeline.
@@ -91,4 +94,15 @@ class EmbeddingStopped(EmbeddingError):
 
     Not a failure of the theme: the theme is left unfinished, and `run --resume`
     picks it up.
+    """
+
+
+class DailyQuotaSpent(EmbeddingStopped):
+    """No more requests may be sent today: the budget of `gemini.requests_per_day` is spent,
+    or the API answered 429 with a per-day quota violation.
+
+    An `EmbeddingStopped`, because the run winds down exactly as after a signal: nothing
+    new is sent, the requests in flight finish, the completed puzzles are written and
+    marked partial. Retrying would only collect more 429s until midnight Pacific time,
+    when Google's daily quotas reset; `run --resume` after that continues the run.
     """

@@ -45,7 +45,9 @@ as the real API does. `expected_embedding` gives exactly the values a client rec
 
 Misbehaviour is configurable (`ServerConfig`) or scripted (`GeminiTestServer.fail_next`):
 latency, a key check, the 100-texts limit, a rolling-window quota answering 429 with a
-``google.rpc.RetryInfo`` detail and a ``Retry-After`` header, random 500/503 answers,
+``google.rpc.RetryInfo`` detail and a ``Retry-After`` header, a daily quota answering 429
+with a per-day ``google.rpc.QuotaFailure`` (and, as Google does, a RetryInfo of under a
+minute) until `GeminiTestServer.new_day`, random 500/503 answers,
 dropped connections, wrong dimensions, wrong vector counts and non-JSON bodies; for batch
 jobs (`BatchConfig`): their delay, jobs that fail or expire, and per-request errors.
 
@@ -216,6 +218,12 @@ class ServerConfig:
     quota_window: float = 60.0
     #: The RetryInfo delay sent with a quota 429; None: until the oldest admission leaves.
     quota_retry_delay: float | None = None
+    #: At most this many embedding requests admitted "per day", that is until
+    #: `GeminiTestServer.new_day()`; then 429 with a per-day quota violation. None: no limit.
+    daily_quota_requests: int | None = None
+    #: The RetryInfo delay of a per-day 429. Google sends one of under a minute even then:
+    #: a client that waits it out and retries only collects more 429s.
+    daily_quota_retry_delay: float = 59.0
     retry_after_header: bool = True
     drop_rate: float = 0.0
     server_error_rate: float = 0.0
@@ -250,6 +258,10 @@ class ServerConfig:
             raise ValueError("quota_window must be positive")
         if self.quota_retry_delay is not None and self.quota_retry_delay < 0:
             raise ValueError("quota_retry_delay must not be negative")
+        if self.daily_quota_requests is not None and self.daily_quota_requests < 0:
+            raise ValueError("daily_quota_requests must not be negative")
+        if self.daily_quota_retry_delay < 0:
+            raise ValueError("daily_quota_retry_delay must not be negative")
         if not 1 <= self.default_dimension <= self.max_dimension <= FULL_DIMENSION:
             raise ValueError(f"need 1 <= default_dimension <= max_dimension <= {FULL_DIMENSION}")
         if self.max_texts_per_request < 1:
@@ -274,7 +286,7 @@ class Arrival:
     status: int | None = None
     #: "pending" until answered, then "ok", a `Fault` value, "scripted", "bad_key",
     #: "missing_key", "not_found", "invalid_argument", "too_many_texts", "quota",
-    #: "server_error", "unavailable", "shutdown" or "client_gone"; the Files and Batch
+    #: "daily_quota", "server_error", "unavailable", "shutdown" or "client_gone"; the Files and Batch
     #: API add "permission_denied" and "already_exists".
     outcome: str = "pending"
     #: GET, POST or DELETE: the Files and Batch API tell apart a get from a delete by it.
@@ -640,6 +652,7 @@ class GeminiTestServer:
         self._in_flight = 0
         self._max_in_flight = 0
         self._admitted: deque[float] = deque()  # admission times inside the quota window
+        self._admitted_today = 0  # embedding requests admitted since the start or `new_day`
         self._script: deque[_Script] = deque()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -708,6 +721,11 @@ class GeminiTestServer:
     @property
     def config(self) -> ServerConfig:
         return self._config
+
+    def new_day(self) -> None:
+        """Midnight Pacific time: the daily quota (`daily_quota_requests`) is whole again."""
+        with self._lock:
+            self._admitted_today = 0
 
     def reconfigure(self, config: ServerConfig) -> None:
         """Behave by `config` from the next request on (port, RNG and cache budget stay)."""
@@ -1027,6 +1045,9 @@ class GeminiTestServer:
                 limit = config.max_dimension
                 message = f"outputDimensionality must be within [1, {limit}], not {dimension}"
                 return _invalid(message, field_name="outputDimensionality")
+        daily = config.daily_quota_requests
+        if daily is not None and self._admitted_today >= daily:
+            return self._daily_quota_reply(request, daily, config.daily_quota_retry_delay)
         if config.quota_requests is not None:
             while self._admitted and now - self._admitted[0] >= config.quota_window:
                 self._admitted.popleft()
@@ -1036,6 +1057,7 @@ class GeminiTestServer:
                     retry_delay = config.quota_window - (now - self._admitted[0])
                 return self._quota_reply(retry_delay, config.quota_requests, config.quota_window)
             self._admitted.append(now)
+        self._admitted_today += 1
         return self._chance(config)
 
     def _chance(self, config: ServerConfig) -> _Reply:
@@ -1081,6 +1103,34 @@ class GeminiTestServer:
         ]
         headers = [_retry_after(retry_delay)] if self._config.retry_after_header else []
         return _Reply(429, "quota", _error(429, message, details), headers=headers)
+
+    def _daily_quota_reply(self, request: _Request, limit: int, retry_delay: float) -> _Reply:
+        """Google's answer once a daily quota is spent: a QuotaFailure whose quotaId names
+        the day, and a RetryInfo that says nothing about when a request could succeed."""
+        model = request.model or ""
+        metric = f"{_SERVICE}/embed_content_free_tier_requests"
+        message = (
+            "You exceeded your current quota, please check your plan and billing details"
+            " (this is a test server).\n"
+            f"* Quota exceeded for metric: {metric}, limit: {limit}, model: {model}\n"
+            f"Please retry in {_duration(retry_delay)}."
+        )
+        details = [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": metric,
+                        "quotaId": "EmbedContentRequestsPerDayPerProjectPerModel-FreeTier",
+                        "quotaDimensions": {"model": model, "location": "global"},
+                        "quotaValue": str(limit),
+                    }
+                ],
+            },
+            _retry_info(retry_delay),
+        ]
+        headers = [_retry_after(retry_delay)] if self._config.retry_after_header else []
+        return _Reply(429, "daily_quota", _error(429, message, details), headers=headers)
 
     def _embeddings_body(self, request: _Request, outcome: str) -> bytes:
         if outcome == Fault.GARBAGE:
@@ -1362,6 +1412,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--quota-window", type=float, default=defaults.quota_window)
     add("--quota-retry-delay", type=float, default=None)
+    add(
+        "--daily-quota-requests",
+        type=int,
+        default=None,
+        help="requests admitted per day, that is per server run (default no daily quota)",
+    )
+    add("--daily-quota-retry-delay", type=float, default=defaults.daily_quota_retry_delay)
     add("--no-retry-after", action="store_true", help="omit the Retry-After header on 429")
     for name in _RATE_FIELDS:
         add(f"--{name.replace('_', '-')}", type=float, default=0.0, dest=name)
@@ -1414,6 +1471,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         quota_requests=args.quota_requests,
         quota_window=args.quota_window,
         quota_retry_delay=args.quota_retry_delay,
+        daily_quota_requests=args.daily_quota_requests,
+        daily_quota_retry_delay=args.daily_quota_retry_delay,
         retry_after_header=not args.no_retry_after,
         seed=args.seed,
         record_texts=not args.no_record_texts,

@@ -870,5 +870,5 @@ def test_help_lists_the_exit_codes(tmp_path: Path, args: list[str]) -> None:
 
     assert result.returncode == 0
     assert "exit codes" in result.stdout
-    for code in ("0", "1", "2", "70", "74", "75", "130", "143"):
+    for code in ("0", "1", "2", "3", "70", "74", "75", "130", "143"):
         assert any(line.split()[:1] == [code] for line in result.stdout.splitlines()), code

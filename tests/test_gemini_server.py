@@ -293,6 +293,45 @@ async def test_a_quota_429_reaches_sdk_callers_as_client_error_with_the_delay_an
     assert caught.value.response.headers["retry-after"] == "2"
 
 
+@pytest.mark.asyncio
+async def test_the_daily_quota_answers_a_per_day_quota_failure_until_the_next_day() -> None:
+    config = ServerConfig(daily_quota_requests=2, daily_quota_retry_delay=59.0)
+    with GeminiTestServer(config) as server:
+        statuses = [(await post(server, batch_body(["apple"]))).status_code for _ in range(2)]
+        refused = [await post(server, batch_body(["apple"])) for _ in range(2)]
+        server.new_day()
+        next_day = await post(server, batch_body(["apple"]))
+        outcomes = [arrival.outcome for arrival in server.arrivals()]
+
+    assert statuses == [200, 200]
+    assert [answer.status_code for answer in refused] == [429, 429]  # not after a minute either
+    assert next_day.status_code == 200
+    assert outcomes == ["ok", "ok", "daily_quota", "daily_quota", "ok"]
+    error = refused[0].json()["error"]
+    assert (error["code"], error["status"]) == (429, "RESOURCE_EXHAUSTED")
+    (failure,) = [d for d in error["details"] if d["@type"].endswith("google.rpc.QuotaFailure")]
+    (violation,) = failure["violations"]
+    assert violation["quotaId"] == "EmbedContentRequestsPerDayPerProjectPerModel-FreeTier"
+    assert violation["quotaValue"] == "2"
+    assert violation["quotaDimensions"]["model"] == "gemini-embedding-001"
+    # As Google does: a RetryInfo of under a minute, which says nothing about the day.
+    (retry_info,) = [d for d in error["details"] if d["@type"].endswith("google.rpc.RetryInfo")]
+    assert retry_info["retryDelay"] == "59s"
+    assert refused[0].headers["Retry-After"] == "59"
+
+
+@pytest.mark.asyncio
+async def test_requests_refused_for_another_reason_do_not_spend_the_daily_quota() -> None:
+    config = ServerConfig(daily_quota_requests=1, quota_requests=1, quota_window=60)
+    with GeminiTestServer(config) as server:
+        bad = await post(server, batch_body(["apple"]), key="not-the-key")
+        first = await post(server, batch_body(["apple"]))
+        spent = await post(server, batch_body(["apple"]))
+
+    assert (bad.status_code, first.status_code, spent.status_code) == (400, 200, 429)
+    assert "PerDay" in spent.text  # the day is spent before the minute is looked at
+
+
 # --- scripted and random failures -----------------------------------------------------
 
 

@@ -10,10 +10,13 @@ in order, to:
 4. the batcher: uncached texts from all themes in flight are coalesced into
    requests of up to `batch_size` texts. A batch goes out when full, or after a
    short linger so that a lone theme is not held back;
-5. the gate (`limits.RequestGate`: concurrency, rate, spacing, 429 pause) and
+5. the gate (`limits.RequestGate`: concurrency, rate, tokens, spacing, 429
+   pause), the daily budget (`daily_budget.DailyBudget`, when there is one) and
    the provider, retried by `retry.RetryPolicy`. A provider that receives an
    answer before decoding it (`ReceivesBeforeDecoding`: the REST transport)
-   gives its request slot back before the decoding.
+   gives its request slot back before the decoding. Under a token limit a batch
+   estimated above the largest request the limit allows is cut into requests
+   that fit (`tokens.within`).
 
 Vectors that come back fill the cache and are committed to the store before
 the themes waiting on them resume. A fatal provider error (bad key, bad
@@ -22,7 +25,9 @@ still fails after its retries fails only the themes that needed it.
 
 `stop()` (a SIGINT or SIGTERM) sends nothing new but lets the requests in
 flight finish and be stored; `abandon()`, when the grace is spent, cancels them
-too. Either way the themes left waiting get `EmbeddingStopped`.
+too. Either way the themes left waiting get `EmbeddingStopped`. A spent day
+(`DailyQuotaSpent`: the budget, or the API's per-day 429) stops the engine the
+same way, by itself, and `quota_spent` tells the run why.
 
 A round whose texts are all known up front is better served by `plan(texts)`
 before any theme asks: every distinct text not in memory or in flight is claimed
@@ -44,6 +49,7 @@ counted once, by the piece it belongs to.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -52,6 +58,7 @@ from types import TracebackType
 import numpy as np
 
 from asyncpipe.embeddings.cache import CacheStatistics, LruVectorCache, normalise_text
+from asyncpipe.embeddings.daily_budget import DailyBudget
 from asyncpipe.embeddings.limits import GateStatistics, RequestGate
 from asyncpipe.embeddings.providers.base import (
     Decoded,
@@ -60,13 +67,17 @@ from asyncpipe.embeddings.providers.base import (
 )
 from asyncpipe.embeddings.retry import RetryPolicy
 from asyncpipe.embeddings.store import EmbeddingStore, StoreStatistics
+from asyncpipe.embeddings.tokens import request_tokens, within
 from asyncpipe.errors import (
+    DailyQuotaSpent,
     EmbeddingError,
     EmbeddingStopped,
     FatalEmbeddingError,
     RetryableEmbeddingError,
     UnembeddableTextError,
 )
+
+log = logging.getLogger(__name__)
 
 #: How long a part-filled batch waits for more texts before it goes out anyway.
 DEFAULT_LINGER = 0.01
@@ -133,6 +144,7 @@ class EngineStatistics:
             "retries": self.retries,
             "throttled_429": self.gate.throttled,
             "failed_requests": self.failed_requests,
+            "estimated_tokens": self.gate.tokens_started,
         }
         if self.latency is not None:
             figures["latency_p50_seconds"] = self.latency.p50_seconds
@@ -168,6 +180,7 @@ class EmbeddingEngine:
         store: EmbeddingStore | None = None,
         linger: float = DEFAULT_LINGER,
         seed: int = 0,
+        budget: DailyBudget | None = None,
     ) -> None:
         self._provider = provider
         self._gate = gate
@@ -176,6 +189,7 @@ class EmbeddingEngine:
         self._memory = memory
         self._store = store
         self._linger = linger
+        self._budget = budget
         self._rng = random.Random(seed)  # jitter only; never affects results
         # A provider that can hand over an answer before decoding it gets its request
         # slot back in between: the next request goes out while this one is decoded.
@@ -189,6 +203,7 @@ class EmbeddingEngine:
         self._dispatched = 0  # batches handed to a send task, ever
         self._fatal: FatalEmbeddingError | None = None
         self._stopped = False
+        self._quota_spent: DailyQuotaSpent | None = None
         self._sends: set[asyncio.Task[None]] = set()
         self._planning: set[asyncio.Task[None]] = set()
         self._tasks: asyncio.TaskGroup | None = None
@@ -231,6 +246,11 @@ class EmbeddingEngine:
     @property
     def stopped(self) -> bool:
         return self._stopped
+
+    @property
+    def quota_spent(self) -> DailyQuotaSpent | None:
+        """The error that stopped the engine because the day's requests are spent, if one did."""
+        return self._quota_spent
 
     def stop(self) -> None:
         """Send nothing new: requests already sent may still finish and be stored.
@@ -495,6 +515,11 @@ class EmbeddingEngine:
             for key in batch:
                 self._settle(key, error=self._fatal)
             return
+        largest = self._gate.largest_request
+        if largest is not None and len(batch) > 1 and request_tokens(batch) > largest:
+            for part in within(batch, largest):  # too many tokens for one request
+                await self._send(part)
+            return
         try:
             vectors = await self._request_with_retries(batch)
         except UnembeddableTextError as error:
@@ -507,6 +532,8 @@ class EmbeddingEngine:
                 self._settle(key, error=error)
             return
         except EmbeddingStopped as error:
+            if isinstance(error, DailyQuotaSpent):
+                self._day_spent(error)
             for key in batch:
                 self._settle(key, error=error)
             return
@@ -544,11 +571,13 @@ class EmbeddingEngine:
         attempt = 0
         while True:
             try:
-                async with self._gate.slot():
+                async with self._gate.slot(request_tokens(batch)):
                     if self._fatal is not None:  # it came while we queued for the slot
                         raise self._fatal
                     if self._stopped:
                         raise _stopping()
+                    if self._budget is not None:
+                        self._budget.take()  # DailyQuotaSpent once today's are spent
                     started = loop.time()
                     self._requests += 1
                     self._texts_requested += len(batch)
@@ -573,6 +602,19 @@ class EmbeddingEngine:
                 self._retries += 1
                 # Sleep outside the gate, so a waiting retry holds no request slot.
                 await asyncio.sleep(self._retry.delay(attempt, error, self._rng))
+
+    def _day_spent(self, error: DailyQuotaSpent) -> None:
+        """No request may go out before midnight Pacific: stop, as after a signal."""
+        if self._quota_spent is None:
+            self._quota_spent = error
+            log.warning(
+                "%s: no new request is sent; the requests in flight finish, then the "
+                "puzzles completed so far are written",
+                error,
+            )
+            if self._budget is not None and error.status == 429:
+                self._budget.spend_rest()  # the API's count: no run today sends another
+        self.stop()
 
     def _fail_everything(self, error: FatalEmbeddingError) -> None:
         """Nothing more can succeed (bad key, bad request): every waiting theme gets the error."""

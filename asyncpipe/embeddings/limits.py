@@ -1,6 +1,6 @@
 """The request gate: how many requests may be in flight, and how fast they may start.
 
-Three pieces compose here, each with one job:
+Four pieces compose here, each with one job:
 
 - an `asyncio.Semaphore` caps requests in flight (`max_concurrent_requests`);
 - an `aiolimiter.AsyncLimiter` caps the request rate, shaped so that no 60-second
@@ -9,6 +9,8 @@ Three pieces compose here, each with one job:
   so a window straddling the refill can see nearly twice the limit. A leaky
   bucket of capacity b draining at r per second admits at most b + r*T starts in
   any T seconds, so capacity b and rate (rpm - b) / 60 bound every minute to rpm;
+- a `TokenLimiter` does the same for the estimated tokens of each request
+  (`tokens.request_tokens`) against `tokens_per_minute`, with weighted amounts;
 - a spacing rule (`min_request_interval`) and a shared pause: after a 429 the
   whole client waits out the server's retry delay, and the spacing between
   starts widens, then narrows again as requests succeed.
@@ -27,6 +29,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
+
+from asyncpipe.errors import UnembeddableTextError
 
 #: Spacing added after a 429, as a multiple of the steady spacing, and how fast it decays.
 _BACKOFF_GROWTH = 2.0
@@ -58,6 +62,8 @@ class GateStatistics:
     throttled: int
     #: Seconds the gate was paused after 429s (pauses that overlap count once).
     pause_seconds: float
+    #: Estimated tokens of the requests admitted (`tokens.request_tokens`), retries included.
+    tokens_started: int = 0
 
 
 class _Overlap:
@@ -85,7 +91,11 @@ class _Overlap:
 
 
 def shaped_limiter(requests_per_minute: int, burst: int) -> AsyncLimiter:
-    """A limiter that admits at most `requests_per_minute` starts in any 60 seconds."""
+    """A limiter that admits at most `requests_per_minute` starts in any 60 seconds.
+
+    Or that many units acquired by amount (`TokenLimiter`): the bound holds for weights
+    too, and no single amount may exceed the bucket's capacity, `burst` clamped below
+    the limit."""
     if requests_per_minute <= 1:
         return AsyncLimiter(1, 60.0)
     burst = max(1, min(burst, requests_per_minute - 1))
@@ -93,11 +103,65 @@ def shaped_limiter(requests_per_minute: int, burst: int) -> AsyncLimiter:
     return AsyncLimiter(burst, 60.0 * burst / steady_per_minute)
 
 
+class TokenLimiter:
+    """At most `tokens_per_minute` estimated tokens start in any 60 seconds.
+
+    The reasoning of `shaped_limiter`, with amounts: a leaky bucket of capacity b
+    draining at r tokens a second admits at most b + 60r tokens in any minute, so
+    b + 60r = tokens_per_minute holds every window. But b is also the largest amount
+    the bucket can take at once (aiolimiter refuses a larger one, and rightly: letting
+    it through would break the bound), so b is the largest request that may go out.
+    It is a tenth of the limit (`BURST_SHARE`): requests of a few hundred tokens fit
+    many times over, and the steady rate keeps nine tenths of the minute.
+
+    The rule for a request estimated above b: it is never sent whole. The engine cuts
+    a batch into requests that fit (`tokens.within`); a single text estimated above b
+    is not sent at all and fails as unembeddable (its theme is replaced), with a
+    message naming the setting. At the default share that is a text of more than
+    0.4 x tokens_per_minute bytes, far from a puzzle's words and themes.
+
+    aiolimiter wakes the smallest waiting amount first; the waiters are the requests
+    holding a slot, at most `max_concurrent_requests`, and of about one size.
+    """
+
+    #: The bucket's capacity, and so the largest request, as a share of the minute's limit.
+    BURST_SHARE = 0.1
+
+    def __init__(self, tokens_per_minute: int) -> None:
+        self._tokens_per_minute = tokens_per_minute
+        self._limiter = shaped_limiter(
+            tokens_per_minute, burst=max(1, int(tokens_per_minute * self.BURST_SHARE))
+        )
+
+    @property
+    def largest_request(self) -> int:
+        """The most tokens one request may be estimated at."""
+        return int(self._limiter.max_rate)
+
+    def refuse_if_too_large(self, tokens: int) -> None:
+        """`UnembeddableTextError` for a request that can never start within the limit."""
+        if tokens > self.largest_request:
+            raise UnembeddableTextError(
+                f"the request is estimated at {tokens} tokens, more than one request may "
+                f"carry under gemini.tokens_per_minute = {self._tokens_per_minute} "
+                f"(at most {self.largest_request} at once)"
+            )
+
+    async def acquire(self, tokens: int) -> None:
+        """Wait until `tokens` may start; `UnembeddableTextError` if they never can."""
+        self.refuse_if_too_large(tokens)
+        await self._limiter.acquire(tokens)
+
+
 class RequestGate:
-    """Admission for one request at a time: `async with gate.slot(): send()`."""
+    """Admission for one request at a time: `async with gate.slot(tokens): send()`."""
 
     def __init__(
-        self, max_concurrent: int, requests_per_minute: int | None, min_interval: float = 0.0
+        self,
+        max_concurrent: int,
+        requests_per_minute: int | None,
+        min_interval: float = 0.0,
+        tokens_per_minute: int | None = None,
     ) -> None:
         self._max_concurrent = max_concurrent
         self._semaphore = asyncio.Semaphore(max_concurrent)
@@ -108,11 +172,13 @@ class RequestGate:
             if requests_per_minute is not None
             else None
         )
+        self._tokens = TokenLimiter(tokens_per_minute) if tokens_per_minute is not None else None
         self._min_interval = min_interval
         self._extra_spacing = 0.0
         self._next_start = 0.0
         self._paused_until = 0.0
         self._requests_started = 0
+        self._tokens_started = 0
         self._in_flight = 0
         self._max_in_flight = 0
         self._throttled = 0
@@ -125,13 +191,25 @@ class RequestGate:
         return self._max_concurrent
 
     @property
+    def largest_request(self) -> int | None:
+        """The most estimated tokens one request may carry; None: no token limit."""
+        return self._tokens.largest_request if self._tokens is not None else None
+
+    @property
     def spaced(self) -> bool:
         """Whether starts are spaced (`min_request_interval`): then every request costs
         its interval, even one that would take a slot left idle."""
         return self._min_interval > 0
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, tokens: int = 0) -> AsyncIterator[None]:
+        """Hold a request slot for one request estimated at `tokens` (`tokens.request_tokens`).
+
+        A request above the token limit's `largest_request` is refused at once, before
+        it takes a slot: `UnembeddableTextError`.
+        """
+        if self._tokens is not None:
+            self._tokens.refuse_if_too_large(tokens)
         loop = asyncio.get_running_loop()
         self._slot_waits.enter(loop.time())
         try:
@@ -147,12 +225,15 @@ class RequestGate:
                     await self._wait_for_pause()
                     if self._limiter is not None:
                         await self._limiter.acquire()
+                    if self._tokens is not None:
+                        await self._tokens.acquire(tokens)
                     await self._wait_for_spacing()
                     if loop.time() >= self._paused_until:
                         break
             finally:
                 self._limiter_waits.leave(loop.time())
             self._requests_started += 1
+            self._tokens_started += tokens
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             try:
@@ -197,6 +278,7 @@ class RequestGate:
             limiter_wait_seconds=self._limiter_waits.seconds(now),
             throttled=self._throttled,
             pause_seconds=self._pause_seconds,
+            tokens_started=self._tokens_started,
         )
 
     async def _wait_for_pause(self) -> None:

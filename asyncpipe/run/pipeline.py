@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from asyncpipe import __version__
+from asyncpipe.embeddings.daily_budget import next_reset
 from asyncpipe.embeddings.select import (
     ProviderChoice,
     ProviderPlan,
@@ -75,6 +76,9 @@ from asyncpipe.stages.themes import ThemeSelection, select_themes
 
 log = logging.getLogger(__name__)
 _Result = TypeVar("_Result")
+
+#: `EnhanceReport.interrupted_by` (and the metadata's) when the day's requests ran out.
+DAILY_QUOTA = "daily_quota"
 
 
 @dataclass
@@ -161,8 +165,19 @@ class Pipeline:
 class EnhanceReport:
     puzzles_requested: int
     puzzles_generated: int
-    #: A signal cut the run short: the outputs hold the puzzles completed by then.
+    #: A signal, or the day's spent requests, cut the run short: the outputs hold the
+    #: puzzles completed by then, and `run --resume` continues the run.
     partial: bool = False
+    #: What cut it short: "SIGINT", "SIGTERM", or `DAILY_QUOTA` ("daily_quota": the day's
+    #: requests are spent, `gemini.requests_per_day` or the API's); None when complete.
+    interrupted_by: str | None = None
+    #: With `DAILY_QUOTA`: the next midnight Pacific time, when the quotas reset and
+    #: `run --resume` can go on.
+    resume_after: datetime | None = None
+
+    @property
+    def daily_quota_spent(self) -> bool:
+        return self.interrupted_by == DAILY_QUOTA
 
 
 def run_select_themes(pipeline: Pipeline) -> ThemeSelection:
@@ -244,9 +259,7 @@ def _embeddable(pipeline: Pipeline) -> Callable[[str], bool] | None:
     return lambda word: index.row_of(word) is not None
 
 
-def _neighbour_search_metadata(
-    pipeline: Pipeline, result: CandidateSearchResult
-) -> dict[str, Any]:
+def _neighbour_search_metadata(pipeline: Pipeline, result: CandidateSearchResult) -> dict[str, Any]:
     """The neighbour search's settings, when some theme was searched for neighbours."""
     if result.search_pool_size is None:
         return {}
@@ -315,9 +328,7 @@ def run_enhance(
                         params, selection, usable, provider, run, candidates.categories, history
                     )
                 )
-            report = _write_outputs(
-                pipeline, selection, made, unusable, provider_json, candidates
-            )
+            report = _write_outputs(pipeline, selection, made, unusable, provider_json, candidates)
     except BaseException:
         checkpoint.close()  # kept: `--resume` goes on from it
         raise
@@ -387,14 +398,13 @@ def _write_outputs(
     outcome, assembly, scores = made.outcome, made.assembly, made.scores
     statistics = made.statistics
     failed_themes = {**unusable, **made.failed_themes}
-    report = EnhanceReport(
-        params.puzzle_generation.total_puzzle_count, len(assembly.puzzles), made.partial
-    )
+    report = _report(pipeline, made)
     if report.partial and not assembly.puzzles:
         log.warning(
-            "Interrupted by %s before any puzzle was completed: the outputs are left as they "
-            "were; `run --resume` continues the run",
-            pipeline.shutdown.signal_name,
+            "%s before any puzzle was completed: the outputs are left as they were; "
+            "`run --resume`%s continues the run",
+            _what_interrupted(report),
+            _when_to_resume(report),
         )
         return report
 
@@ -408,9 +418,7 @@ def _write_outputs(
         quality = quality_report(scores, made.below_bar, statistics.puzzles_rebuilt, params.quality)
         write_json(workspace.puzzle_quality, quality)
         seed = params.puzzle_generation.random_seed
-        reviewed = review_puzzles(
-            assembly.puzzles, scores, made.below_bar, outcome.embedded, seed
-        )
+        reviewed = review_puzzles(assembly.puzzles, scores, made.below_bar, outcome.embedded, seed)
         figures = batch_figures(
             seed,
             report.puzzles_requested,
@@ -450,13 +458,14 @@ def _write_outputs(
             else "the rest were not completed"
         )
         log.warning(
-            "Interrupted by %s: %d of %d puzzles were completed and written (%s), marked "
-            "partial in %s; `run --resume` finishes the run without redoing them",
-            pipeline.shutdown.signal_name,
+            "%s: %d of %d puzzles were completed and written (%s), marked partial in %s; "
+            "`run --resume`%s finishes the run without redoing them",
+            _what_interrupted(report),
             report.puzzles_generated,
             report.puzzles_requested,
             unfinished,
             workspace.puzzle_metadata,
+            _when_to_resume(report),
         )
         return report
     log.info(
@@ -478,6 +487,35 @@ def _write_outputs(
         workspace.puzzle_quality,
     )
     return report
+
+
+def _report(pipeline: Pipeline, made: MadePuzzles) -> EnhanceReport:
+    requested = pipeline.params.puzzle_generation.total_puzzle_count
+    generated = len(made.assembly.puzzles)
+    if not made.partial:
+        return EnhanceReport(requested, generated)
+    # A signal that came as well is the user's word, and decides the exit code.
+    if pipeline.shutdown.signal_name is not None or made.quota_spent is None:
+        return EnhanceReport(requested, generated, True, pipeline.shutdown.signal_name)
+    resume_after = next_reset(datetime.now(UTC))
+    return EnhanceReport(requested, generated, True, DAILY_QUOTA, resume_after)
+
+
+def _what_interrupted(report: EnhanceReport) -> str:
+    if report.daily_quota_spent:
+        return "The day's embedding requests are spent"
+    return f"Interrupted by {report.interrupted_by}"
+
+
+def _when_to_resume(report: EnhanceReport) -> str:
+    """When `run --resume` can succeed, as the log line says it: at once, or after midnight."""
+    if report.resume_after is None:
+        return ""
+    reset = report.resume_after
+    return (
+        f" after midnight Pacific time ({reset.strftime('%Y-%m-%d %H:%M %Z')}, "
+        f"{reset.astimezone(UTC).strftime('%H:%M UTC')})"
+    )
 
 
 def _puzzle_sets(
@@ -683,7 +721,12 @@ def _metadata_document(
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "partial": report.partial,
-        "interrupted_by": pipeline.shutdown.signal_name if report.partial else None,
+        "interrupted_by": report.interrupted_by,
+        **(
+            {"resume_after": report.resume_after.isoformat()}
+            if report.resume_after is not None
+            else {}
+        ),
         "resumed": pipeline.resume and statistics.themes_resumed > 0,
         "asyncpipe_version": __version__,
         "params_source": pipeline.loaded.source,

@@ -151,6 +151,13 @@ class Gemini(_Section):
     transport: Literal["rest", "sdk"] = "rest"
     api_version: str = Field("v1beta", pattern=r"^v[0-9a-z]+$")
     requests_per_minute: int = Field(2900, gt=0)
+    #: Estimated tokens that may start in any 60 seconds (the estimate: one token per 4
+    #: bytes of each text, `asyncpipe.embeddings.tokens`); None: no token limit.
+    tokens_per_minute: int | None = Field(None, gt=0)
+    #: Requests per Pacific-time day, counted in the store's folder (paths.cache); once
+    #: spent, the run writes what it has, marked partial, and exits with code 3, and
+    #: `run --resume` after midnight Pacific time continues it. None: no daily budget.
+    requests_per_day: int | None = Field(None, gt=0)
     min_request_interval: float = Field(0.0, ge=0.0)
     retry_base_delay: float = Field(1.0, ge=0.0)
     max_retries: int = Field(3, ge=0)

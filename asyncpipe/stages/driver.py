@@ -6,8 +6,10 @@ closed together. It carries out the decisions of the round planner
 (`asyncpipe.stages.planner`: which themes to embed, when to draw spares, what
 a rebuild drops, when a signal cuts the run short), records each finished
 theme and scored puzzle in the run's checkpoint, and lets the work in flight
-wind down after a signal (`asyncpipe.run.interrupt`). `asyncpipe.run.pipeline`
-decides what goes in and writes what comes out.
+wind down after a signal (`asyncpipe.run.interrupt`), or after the engine
+stopped itself because the day's requests are spent (`DailyQuotaSpent`): the
+same winding down, with no grace to time, since nothing asked for haste.
+`asyncpipe.run.pipeline` decides what goes in and writes what comes out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.providers.gemini import GeminiProvider
 from asyncpipe.embeddings.session import open_engine
+from asyncpipe.errors import DailyQuotaSpent
 from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle
 from asyncpipe.puzzle.embedded import EmbeddedTheme
@@ -70,6 +73,8 @@ class MadePuzzles:
     partial: bool
     #: Every theme given up in this stage: `outcome`'s failures, then the assembly's.
     failed_themes: Mapping[str, ThemeFailure]
+    #: Why the engine stopped by itself, when the day's requests were spent.
+    quota_spent: DailyQuotaSpent | None = None
 
 
 async def make_puzzles(
@@ -88,7 +93,8 @@ async def make_puzzles(
     keeps to `history`, the groups the published batches forbid.
 
     After a signal no new round starts; the puzzles assembled from the themes
-    finished by then, and scored within the grace, are the partial result.
+    finished by then, and scored within the grace, are the partial result. So it
+    is once the day's requests are spent, the scoring then taking the time it needs.
     """
     # What was loaded so far (the lexicon, the index, the candidates: millions of
     # objects) lives to the end of the run: frozen out of the collector's reach, or
@@ -141,7 +147,8 @@ async def make_puzzles(
             # The planner assembles puzzles when told of a round (pure Python, up to a
             # second for a large batch): in a thread, so the loop keeps serving
             # the signals, the progress and the requests still in flight.
-            step = await asyncio.to_thread(planner.next_step, shutdown.requested)
+            winding_down = shutdown.requested or engine.stopped  # a signal, or a spent day
+            step = await asyncio.to_thread(planner.next_step, winding_down)
             match step:
                 case Embed() as step:
                     if step.spares:
@@ -190,6 +197,7 @@ async def make_puzzles(
         statistics,
         result.partial,
         result.failed_themes,
+        engine.quota_spent,
     )
 
 

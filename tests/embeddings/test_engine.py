@@ -13,23 +13,28 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import math
 import random
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from asyncpipe.embeddings.cache import LruVectorCache, Namespace
+from asyncpipe.embeddings.daily_budget import BUDGET_FILE, DailyBudget
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.limits import RequestGate
 from asyncpipe.embeddings.providers.base import ProviderInfo
 from asyncpipe.embeddings.retry import RetryPolicy
 from asyncpipe.embeddings.session import open_engine
 from asyncpipe.embeddings.store import STORE_FILE, EmbeddingStore
+from asyncpipe.embeddings.tokens import request_tokens
 from asyncpipe.errors import (
+    DailyQuotaSpent,
     EmbeddingError,
     EmbeddingStopped,
     FatalEmbeddingError,
@@ -200,15 +205,18 @@ def make_engine(
     store: EmbeddingStore | None = None,
     linger: float = 0.005,
     min_interval: float = 0.0,
+    tokens_per_minute: int | None = None,
+    budget: DailyBudget | None = None,
 ) -> EmbeddingEngine:
     return EmbeddingEngine(
         provider,
-        RequestGate(max_concurrent, requests_per_minute, min_interval),
+        RequestGate(max_concurrent, requests_per_minute, min_interval, tokens_per_minute),
         RetryPolicy(max_retries=max_retries, base_delay=base_delay),
         batch_size=batch_size,
         memory=LruVectorCache(cache_size * DIMENSION * 4),
         store=store,
         linger=linger,
+        budget=budget,
     )
 
 
@@ -696,6 +704,7 @@ FIGURE_KEYS = {
     "retries",
     "throttled_429",
     "failed_requests",
+    "estimated_tokens",
     "latency_p50_seconds",
     "latency_p95_seconds",
     "max_requests_in_flight",
@@ -927,6 +936,107 @@ async def test_abandon_cancels_requests_in_flight_and_frees_their_themes() -> No
     assert isinstance(outcome[0], EmbeddingStopped)
     assert provider.in_flight == 0  # the request itself was cancelled, not waited for
     assert elapsed < 5.0
+
+
+# Tokens per minute, and a spent day ----------------------------------------------------------
+
+
+def june_first() -> datetime:
+    return datetime(2025, 6, 1, 19, tzinfo=UTC)  # noon, Pacific time
+
+
+@on_virtual_clock
+async def test_a_batch_with_more_tokens_than_one_request_may_carry_goes_out_in_parts() -> None:
+    provider = HashProvider()
+    texts = [f"word{n:02d}" for n in range(20)]  # 6 bytes: 2 tokens each, 40 in all
+    # 300 tokens a minute: at most 30 in one request, so 15 texts.
+    async with make_engine(provider, batch_size=20, tokens_per_minute=300) as engine:
+        vectors = await engine.embed(texts)
+
+    np.testing.assert_array_equal(vectors, hashed(texts))
+    assert [len(call) for call in provider.calls] == [15, 5]
+    assert all(request_tokens(call) <= 30 for call in provider.calls)
+    assert engine.statistics().gate.tokens_started == 40
+
+
+@on_virtual_clock
+async def test_a_text_too_long_for_any_request_fails_only_the_themes_that_asked_for_it() -> None:
+    provider = HashProvider()
+    long_text = "x" * 200  # 50 tokens, above the 30 one request may carry
+    async with make_engine(provider, batch_size=20, tokens_per_minute=300) as engine:
+        results = await asyncio.gather(
+            engine.embed(["apple", long_text]), engine.embed(["pear"]), return_exceptions=True
+        )
+
+    assert isinstance(results[0], UnembeddableTextError)
+    assert "gemini.tokens_per_minute = 300" in str(results[0])
+    np.testing.assert_array_equal(results[1], hashed(["pear"]))
+    assert long_text not in provider.sent()
+
+
+@on_virtual_clock
+async def test_a_spent_budget_stops_the_engine_as_a_signal_does(tmp_path: Path) -> None:
+    provider = HashProvider(delay=0.1)
+    budget = DailyBudget(tmp_path / BUDGET_FILE, 3, now=june_first)
+    async with make_engine(provider, batch_size=2, max_concurrent=1, budget=budget) as engine:
+        themes = [[f"t{n}a", f"t{n}b"] for n in range(6)]
+        results = await asyncio.gather(
+            *(engine.embed(texts) for texts in themes), return_exceptions=True
+        )
+        with pytest.raises(EmbeddingStopped):
+            await engine.embed(["later"])
+
+    assert len(provider.calls) == 3  # the budget, not one request more
+    answered = [result for result in results if isinstance(result, np.ndarray)]
+    assert len(answered) == 3
+    assert all(isinstance(result, EmbeddingStopped) for result in results[3:])
+    assert engine.stopped
+    assert isinstance(engine.quota_spent, DailyQuotaSpent)
+    assert "gemini.requests_per_day is 3" in str(engine.quota_spent)
+
+
+@on_virtual_clock
+async def test_a_per_day_429_is_not_retried_and_spends_the_rest_of_the_budget(
+    tmp_path: Path,
+) -> None:
+    def day_spent() -> DailyQuotaSpent:
+        return DailyQuotaSpent("429 RESOURCE_EXHAUSTED (quota ...PerDay...)", status=429)
+
+    provider = ScriptedProvider({2: day_spent})
+    budget = DailyBudget(tmp_path / BUDGET_FILE, 100, now=june_first)
+    async with make_engine(
+        provider, batch_size=2, max_concurrent=1, budget=budget, max_retries=5
+    ) as engine:
+        results = await asyncio.gather(
+            *(engine.embed([f"t{n}a", f"t{n}b"]) for n in range(4)), return_exceptions=True
+        )
+
+    assert len(provider.calls) == 2  # the 429 came back; nothing was sent after it
+    assert engine.statistics().retries == 0
+    assert isinstance(results[0], np.ndarray)
+    assert isinstance(results[1], DailyQuotaSpent)
+    assert all(type(result) is EmbeddingStopped for result in results[2:])
+    assert isinstance(engine.quota_spent, DailyQuotaSpent)
+    assert engine.quota_spent.status == 429
+    # No later run today sends a request: the server's count is the one that matters.
+    with pytest.raises(DailyQuotaSpent):
+        DailyBudget(tmp_path / BUDGET_FILE, 100, now=june_first).take()
+
+
+@on_virtual_clock
+async def test_open_engine_keeps_a_daily_budget_beside_the_store_only_for_a_remote_provider(
+    tmp_path: Path,
+) -> None:
+    params = Params.model_validate({"gemini": {"requests_per_day": 50}})
+    async with open_engine(HashProvider(), params, tmp_path / "remote") as engine:
+        await engine.embed(["apple", "pear"])
+    async with open_engine(HashProvider(local=True), params, tmp_path / "local") as engine:
+        await engine.embed(["apple", "pear"])
+
+    budget = json.loads((tmp_path / "remote" / BUDGET_FILE).read_text(encoding="utf-8"))
+    assert budget["requests"] == 1  # the exact count, written as the engine closed
+    assert (tmp_path / "remote" / STORE_FILE).exists()
+    assert not (tmp_path / "local" / BUDGET_FILE).exists()
 
 
 # ---- decoding outside the request slot ---------------------------------------------------

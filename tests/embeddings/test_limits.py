@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from aiolimiter import AsyncLimiter
 
-from asyncpipe.embeddings.limits import GateStatistics, RequestGate, shaped_limiter
+from asyncpipe.embeddings.limits import GateStatistics, RequestGate, TokenLimiter, shaped_limiter
+from asyncpipe.errors import UnembeddableTextError
 from tests.support import run_virtual
 
 WINDOW = 60.0
@@ -58,11 +59,30 @@ def busiest_window(starts: Sequence[float], width: float = WINDOW) -> int:
     return busiest
 
 
+def heaviest_window(starts: Sequence[tuple[float, int]], width: float = WINDOW) -> int:
+    """The most weight (tokens) started in any half-open window [t, t + width); `starts`
+    are (time, weight) in time order. As for counts, the windows beginning at a start are
+    the only ones to check."""
+    heaviest = 0
+    end = 0
+    weight = 0
+    for first, (start, _) in enumerate(starts):
+        while end < len(starts) and starts[end][0] < start + width:
+            weight += starts[end][1]
+            end += 1
+        heaviest = max(heaviest, weight)
+        weight -= starts[first][1]
+    return heaviest
+
+
 def test_the_window_helper_counts_a_half_open_minute() -> None:
     assert busiest_window([0.0, 30.0, 59.999, 60.0]) == 3
     assert busiest_window([0.0, 30.0, 59.999, 60.0, 61.0]) == 4
     assert busiest_window([0.0, 60.0, 120.0]) == 1
     assert busiest_window([]) == 0
+    assert heaviest_window([(0.0, 5), (30.0, 3), (59.999, 2), (60.0, 7)]) == 12
+    assert heaviest_window([(0.0, 5), (60.0, 7)]) == 7
+    assert heaviest_window([]) == 0
 
 
 def test_the_virtual_clock_runs_minutes_of_sleep_at_once() -> None:
@@ -139,6 +159,84 @@ def test_shaped_limiter_clamps_a_burst_at_or_above_rpm() -> None:
     limiter = shaped_limiter(10, burst=50)
     assert limiter.max_rate <= 9
     assert limiter.max_rate / limiter.time_period > 0
+
+
+# TokenLimiter ---------------------------------------------------------------------------
+
+
+async def greedy_weighted_starts(
+    limiter: TokenLimiter, amounts: Sequence[int], acquirers: int, seconds: float
+) -> list[tuple[float, int]]:
+    """(time, tokens) of `acquirers` tasks that each acquire the next amount of `amounts`
+    (cycled) as soon as they may, for `seconds`."""
+    loop = asyncio.get_running_loop()
+    starts: list[tuple[float, int]] = []
+    amount = itertools.cycle(amounts)
+
+    async def acquirer() -> None:
+        while loop.time() < seconds:
+            tokens = next(amount)
+            await limiter.acquire(tokens)
+            starts.append((loop.time(), tokens))
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(acquirers):
+            group.create_task(acquirer())
+    return sorted(starts)
+
+
+@pytest.mark.parametrize(
+    ("tokens_per_minute", "largest"), [(1000, 100), (30_000, 3000), (250, 25), (37, 3), (2, 1)]
+)
+def test_the_token_limiter_lets_a_tenth_of_the_minute_through_at_once(
+    tokens_per_minute: int, largest: int
+) -> None:
+    assert TokenLimiter(tokens_per_minute).largest_request == largest
+
+
+@pytest.mark.parametrize(
+    ("tokens_per_minute", "amounts"),
+    [
+        (1000, [37, 100, 1, 64, 99, 12]),
+        (300, [30, 30, 30]),  # every request as large as the bucket
+        (30_000, [250, 2998, 777]),
+        (50, [1, 2, 5]),
+        (1, [1]),
+    ],
+)
+def test_no_60_second_window_holds_more_tokens_than_tokens_per_minute(
+    tokens_per_minute: int, amounts: list[int]
+) -> None:
+    async def main() -> list[tuple[float, int]]:
+        limiter = TokenLimiter(tokens_per_minute)
+        return await greedy_weighted_starts(limiter, amounts, acquirers=6, seconds=300)
+
+    starts = run_virtual(main)
+
+    assert heaviest_window(starts) <= tokens_per_minute
+    # ... and a greedy client gets most of it: the bound is not kept by starving it.
+    assert heaviest_window(starts) >= 0.85 * tokens_per_minute - max(amounts)
+
+
+def test_the_token_limiter_runs_close_to_tokens_per_minute_over_minutes() -> None:
+    async def main() -> list[tuple[float, int]]:
+        return await greedy_weighted_starts(TokenLimiter(6000), [120, 480, 300], 8, 600)
+
+    starts = run_virtual(main)
+
+    total = sum(tokens for _, tokens in starts)
+    # After the first burst the bucket drains at nine tenths of the limit.
+    assert 0.9 * 6000 * 10 * 0.98 <= total <= 6000 * 10 + 600
+
+
+def test_a_request_above_the_largest_is_refused_at_once_by_the_limiter() -> None:
+    async def main() -> None:
+        limiter = TokenLimiter(1000)
+        await limiter.acquire(100)  # the largest: admitted
+        with pytest.raises(UnembeddableTextError, match=r"tokens_per_minute = 1000.*at most 100"):
+            await limiter.acquire(101)
+
+    run_virtual(main)
 
 
 # RequestGate ----------------------------------------------------------------------------
@@ -220,6 +318,59 @@ def test_gate_with_a_rate_keeps_every_minute_within_it() -> None:
 
     assert busiest_window(starts) <= 40
     assert len(starts) >= 0.9 * 40 * 5
+
+
+def test_gate_with_a_token_limit_keeps_every_minute_within_it() -> None:
+    async def main() -> tuple[list[tuple[float, int]], GateStatistics]:
+        loop = asyncio.get_running_loop()
+        gate = RequestGate(max_concurrent=4, requests_per_minute=None, tokens_per_minute=600)
+        starts: list[tuple[float, int]] = []
+        amount = itertools.cycle([60, 13, 45, 1, 30])
+
+        async def request() -> None:
+            tokens = next(amount)
+            async with gate.slot(tokens):
+                starts.append((loop.time(), tokens))
+                await asyncio.sleep(0.3)
+
+        await greedy_starts(request, acquirers=10, seconds=300)
+        return sorted(starts), gate.statistics()
+
+    starts, statistics = run_virtual(main)
+
+    assert 0.85 * 600 - 60 <= heaviest_window(starts) <= 600
+    assert statistics.tokens_started == sum(tokens for _, tokens in starts)
+    assert statistics.requests_started == len(starts)
+
+
+def test_gate_refuses_a_request_above_the_token_limit_before_it_takes_a_slot() -> None:
+    async def main() -> tuple[GateStatistics, float]:
+        loop = asyncio.get_running_loop()
+        gate = RequestGate(max_concurrent=1, requests_per_minute=10, tokens_per_minute=600)
+        assert gate.largest_request == 60
+        async with gate.slot(60):  # holds the only slot: a refusal must not wait for it
+            with pytest.raises(UnembeddableTextError, match="gemini.tokens_per_minute"):
+                async with gate.slot(61):
+                    pass
+            refused_at = loop.time()
+        return gate.statistics(), refused_at
+
+    statistics, refused_at = run_virtual(main)
+
+    assert refused_at < 0.01
+    assert statistics.requests_started == 1
+    assert statistics.tokens_started == 60
+
+
+def test_gate_without_a_token_limit_takes_any_request_and_has_no_largest() -> None:
+    async def main() -> GateStatistics:
+        gate = RequestGate(max_concurrent=2, requests_per_minute=None)
+        assert gate.largest_request is None
+        async with gate.slot(10**9):
+            pass
+        return gate.statistics()
+
+    assert run_virtual(main).tokens_started == 10**9
 
 
 @pytest.mark.parametrize("max_concurrent", [1, 4])

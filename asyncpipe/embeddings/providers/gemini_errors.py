@@ -4,6 +4,13 @@
 for (RetryInfo's retryDelay, else Retry-After); 400, 401, 403, 404 and other
 client errors are fatal, because retrying a bad key or a bad request only
 burns quota and time. Both transports (REST and SDK) map through here.
+
+One 429 is neither: a per-day quota violation, a `google.rpc.QuotaFailure` detail
+whose violation names a daily quota (`"quotaId":
+"EmbedContentRequestsPerDayPerProjectPerModel-FreeTier"`). It often carries a
+RetryInfo of under a minute, but no request succeeds before midnight Pacific
+time, so obeying it would only send a storm of 429s: it becomes `DailyQuotaSpent`,
+which stops the run cleanly instead.
 """
 
 from __future__ import annotations
@@ -13,7 +20,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from asyncpipe.errors import EmbeddingError, FatalEmbeddingError, RetryableEmbeddingError
+from asyncpipe.errors import (
+    DailyQuotaSpent,
+    EmbeddingError,
+    FatalEmbeddingError,
+    RetryableEmbeddingError,
+)
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)s\s*$")
@@ -35,8 +47,12 @@ def error_from_parts(
     error = details.get("error", {}) if isinstance(details, dict) else {}
     error = error if isinstance(error, dict) else {}
     reason = error.get("status") or ""
-    text = message or error.get("message") or ""
+    # Google's quota messages run over several lines ("...\n* Quota exceeded for metric:
+    # ..."): asyncpipe shows an error as one line.
+    text = " ".join(str(message or error.get("message") or "").split())
     described = f"Gemini API answered {status} {reason}: {text}".strip().rstrip(":")
+    if status == 429 and (daily := daily_quota_violated(details)) is not None:
+        return DailyQuotaSpent(f"{described} (quota {daily})", status=status)
     if status in RETRYABLE_STATUSES:
         return RetryableEmbeddingError(
             described, status=status, retry_after=retry_delay(details, headers)
@@ -57,6 +73,23 @@ def retry_delay(details: Any, headers: Mapping[str, str]) -> float | None:
             return max(0.0, float(header))
         except ValueError:
             return None  # an HTTP date: rare from Google; the backoff applies instead
+    return None
+
+
+def daily_quota_violated(details: Any) -> str | None:
+    """The id of the per-day quota a 429's QuotaFailure detail names, if it names one.
+
+    Google's quota ids spell out their period ("...PerMinute...", "...PerDay..."):
+    the per-minute ones pass within the minute, the daily ones at midnight Pacific.
+    """
+    for detail in _error_details(details):
+        if not str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure"):
+            continue
+        violations = detail.get("violations")
+        for violation in violations if isinstance(violations, list) else ():
+            quota = violation.get("quotaId") if isinstance(violation, dict) else None
+            if isinstance(quota, str) and "perday" in quota.lower():
+                return quota
     return None
 
 

@@ -28,7 +28,12 @@ import numpy as np
 import pytest
 
 from asyncpipe.embeddings.providers.gemini import GeminiProvider
-from asyncpipe.errors import EmbeddingError, FatalEmbeddingError, RetryableEmbeddingError
+from asyncpipe.errors import (
+    DailyQuotaSpent,
+    EmbeddingError,
+    FatalEmbeddingError,
+    RetryableEmbeddingError,
+)
 from asyncpipe.settings.sections import Gemini
 from tests.gemini_server import (
     FULL_DIMENSION,
@@ -262,6 +267,22 @@ async def test_a_quota_429_is_retryable_with_the_retry_info_delay(
     assert error.status == 429 and error.throttled
     assert error.retry_after == 2.5
     assert [arrival.outcome for arrival in server.arrivals()] == ["ok", "quota"]
+
+
+@pytest.mark.asyncio
+async def test_a_per_day_quota_429_is_a_spent_day_not_a_retryable_error(transport: str) -> None:
+    # The server's per-day 429 carries a RetryInfo of 59 s, as Google's does: not obeyed.
+    config = ServerConfig(valid_keys=frozenset({KEY}), daily_quota_requests=1)
+    with GeminiTestServer(config) as server:
+        async with gemini(server.base_url, transport) as provider:
+            await provider.embed(["apple"])
+            error = await embedding_error(provider)
+
+    assert isinstance(error, DailyQuotaSpent)
+    assert not isinstance(error, RetryableEmbeddingError)
+    assert error.status == 429
+    assert "EmbedContentRequestsPerDayPerProjectPerModel-FreeTier" in str(error)
+    assert [arrival.outcome for arrival in server.arrivals()] == ["ok", "daily_quota"]
 
 
 @pytest.mark.asyncio
