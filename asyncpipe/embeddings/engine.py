@@ -287,7 +287,8 @@ class EmbeddingEngine:
         spare themes). Once the plan's own texts are queued, its last part-filled
         batch is topped up from them, and so are the request slots its last wave
         would leave idle, unless requests are spaced (`RequestGate.spaced`: there
-        every request costs its interval). Filler texts in the store are skipped
+        every request costs its interval) or counted against a daily budget. Under
+        a token limit there is no filler. Filler texts in the store are skipped
         unread. A plan that sends no request sends no filler either.
         """
         if self._tasks is None:
@@ -336,14 +337,18 @@ class EmbeddingEngine:
 
     def _filler_room(self, dispatched: int) -> int:
         """Texts that fit in the plan's requests, and in its last wave's idle slots,
-        at no extra time: the plan sent `dispatched` full batches, and has its part-filled
-        one pending."""
+        at no extra cost: the plan sent `dispatched` full batches, and has its part-filled
+        one pending.
+
+        None under a token limit, where every text costs; and no idle slot under a
+        daily budget, where every request does, nor when requests are spaced.
+        """
         pending = len(self._pending)
         requests = dispatched + (1 if pending else 0)
-        if not requests:
+        if not requests or self._gate.largest_request is not None:
             return 0
         room = -pending % self._batch_size
-        if not self._gate.spaced:
+        if not self._gate.spaced and self._budget is None:
             room += (-requests % self._gate.max_concurrent) * self._batch_size
         return room
 

@@ -1201,6 +1201,29 @@ async def test_spaced_requests_take_filler_only_into_the_last_batch() -> None:
 
 
 @on_virtual_clock
+async def test_a_daily_budget_takes_filler_only_into_the_last_batch_and_a_token_limit_none(
+    tmp_path: Path,
+) -> None:
+    texts = [f"text {n}" for n in range(1050)]
+    spares = [f"spare {n}" for n in range(1000)]
+    sent = {}
+    for name, limits in (
+        ("budget", {"budget": DailyBudget(tmp_path / BUDGET_FILE, 100, now=june_first)}),
+        ("tokens", {"tokens_per_minute": 1_000_000}),
+    ):
+        provider = HashProvider(delay=0.3)
+        async with make_engine(provider, batch_size=100, max_concurrent=4, **limits) as engine:
+            engine.plan(texts, filler=spares)
+            await engine.embed(texts)
+        sent[name] = provider.sent()[1050:]
+
+    # Every request counts against the budget: the idle slot is left idle.
+    assert sent["budget"] == spares[:50]
+    # Every text counts against the token limit: none is fetched on speculation.
+    assert sent["tokens"] == []
+
+
+@on_virtual_clock
 async def test_filler_the_store_or_memory_holds_is_skipped_unread(tmp_path: Path) -> None:
     texts = [f"text {n}" for n in range(130)]
     spares = [f"spare {n}" for n in range(300)]
