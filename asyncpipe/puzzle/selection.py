@@ -66,22 +66,51 @@ def swap_margin(similarity: np.ndarray, labels: np.ndarray) -> float:
 
 def swap_margins(similarities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """`swap_margin` of many grids at once (grids x words x words), one label order."""
-    groups = int(labels.max()) + 1
-    onehot = np.eye(groups)[labels]
-    summed = similarities @ onehot  # grids x words x groups
-    words = np.arange(len(labels))
-    own = summed[:, words, labels] - similarities[:, words, words]
-    # loss[x, y] = own[x] + own[y] - S[x, g(y)] - S[y, g(x)] + 2 sim[x, y]
-    to_their_group = summed[:, :, labels]  # [x, y] = S[x, g(y)]
+    pairs = _SwapPairs.of(labels)
+    summed = similarities @ pairs.onehot  # grids x words x groups
+    own = summed[:, pairs.words, labels] - similarities[:, pairs.words, pairs.words]
+    # loss[x, y] = own[x] + own[y] - S[x, g(y)] - S[y, g(x)] + 2 sim[x, y], only for the
+    # pairs of different groups, in the order of operations it always had: the minimum
+    # of the same floats, bit for bit.
+    xs, ys = pairs.xs, pairs.ys
     loss = (
-        own[:, :, None]
-        + own[:, None, :]
-        - to_their_group
-        - to_their_group.transpose(0, 2, 1)
-        + 2 * similarities
+        own[:, xs]
+        + own[:, ys]
+        - summed[:, xs, pairs.group_of_ys]
+        - summed[:, ys, pairs.group_of_xs]
+        + 2 * similarities[:, xs, ys]
     )
-    different = labels[:, None] != labels[None, :]
-    return np.asarray(loss[:, different].min(axis=1))
+    return np.asarray(loss.min(axis=1))
+
+
+@dataclass(frozen=True)
+class _SwapPairs:
+    """The index arrays `swap_margins` needs for one label order: the words, the
+    ordered pairs (x, y) of words in different groups, and their groups."""
+
+    onehot: np.ndarray
+    words: np.ndarray
+    xs: np.ndarray
+    ys: np.ndarray
+    group_of_xs: np.ndarray
+    group_of_ys: np.ndarray
+
+    @staticmethod
+    def of(labels: np.ndarray) -> _SwapPairs:
+        return _swap_pairs(tuple(int(label) for label in labels))
+
+
+@lru_cache(maxsize=64)
+def _swap_pairs(labels: tuple[int, ...]) -> _SwapPairs:
+    """Cached: every grid of a batch has the same labels, and the local search scores
+    thousands of batches."""
+    array = np.asarray(labels, dtype=np.int64)
+    onehot = np.eye(int(array.max()) + 1)[array]
+    xs, ys = np.nonzero(array[:, None] != array[None, :])
+    pairs = _SwapPairs(onehot, np.arange(len(array)), xs, ys, array[xs], array[ys])
+    for field_value in vars(pairs).values():
+        field_value.setflags(write=False)  # shared by every caller
+    return pairs
 
 
 def improve_groups(
@@ -109,35 +138,17 @@ def improve_groups(
     starts = np.cumsum([0] + [len(group) for group in groups])
     pool_rows = [np.asarray(pool, dtype=np.int64) for pool in pools]
     for _ in range(_MAX_ROUNDS):
-        # A pool word may replace the word at a position when it is not on the grid
-        # and clashes with no word staying there.
-        on_grid = np.zeros(len(similarity), dtype=bool)
-        on_grid[grid] = True
-        clash_count = clashes[:, grid].sum(axis=1)
-        trials: list[np.ndarray] = []
-        moves: list[tuple[int, int]] = []
-        for index, rows in enumerate(pool_rows):
-            free = rows[~on_grid[rows]]
-            for position in range(starts[index], starts[index + 1]):
-                fits = free[clash_count[free] - clashes[free, grid[position]] == 0]
-                if index < len(forbidden) and forbidden[index]:
-                    fits = _not_forbidden(fits, grid, position, starts, index, forbidden[index])
-                if not len(fits):
-                    continue
-                batch = np.repeat(grid[None, :], len(fits), axis=0)
-                batch[:, position] = fits
-                trials.append(batch)
-                moves.extend((position, int(row)) for row in fits)
-        if not trials:
+        positions, rows = _moves(grid, starts, pool_rows, clashes, forbidden)
+        if not len(rows):
             break
-        rows = np.concatenate(trials)
-        margins = swap_margins(similarity[rows[:, :, None], rows[:, None, :]], labels)
+        trials = np.repeat(grid[None, :], len(rows), axis=0)
+        trials[np.arange(len(rows)), positions] = rows
+        margins = swap_margins(similarity[trials[:, :, None], trials[:, None, :]], labels)
         pick = int(np.argmax(margins))
         if margins[pick] <= best + _MIN_GAIN:
             break
         best = float(margins[pick])
-        position, row = moves[pick]
-        grid[position] = row
+        grid[positions[pick]] = rows[pick]
     # Keep each group in its pool's order (most typical first), as the ranking had it.
     result: list[list[int]] = []
     for index, pool in enumerate(pools):
@@ -145,6 +156,38 @@ def improve_groups(
         group = grid[starts[index] : starts[index + 1]].tolist()
         result.append(sorted(group, key=rank.__getitem__))
     return result
+
+
+def _moves(
+    grid: np.ndarray,
+    starts: np.ndarray,
+    pool_rows: Sequence[np.ndarray],
+    clashes: np.ndarray,
+    forbidden: Sequence[Collection[frozenset[int]]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every move of one round of `improve_groups` as (positions, rows), by position,
+    then in pool order: a pool word may replace the word at a position of its group
+    when it is not on the grid, clashes with no word staying there, and leaves the
+    group no forbidden set."""
+    on_grid = np.zeros(len(clashes), dtype=bool)
+    on_grid[grid] = True
+    clash_count = clashes[:, grid].sum(axis=1)
+    positions: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    for index, pool in enumerate(pool_rows):
+        free = pool[~on_grid[pool]]
+        span = np.arange(starts[index], starts[index + 1])
+        # fits[p, r]: free row r clashes with no word of the grid but the one at span[p].
+        fits = (clash_count[free][None, :] - clashes[np.ix_(free, grid[span])].T) == 0
+        if index < len(forbidden) and forbidden[index]:
+            for offset, position in enumerate(span):
+                fits[offset, fits[offset]] = _not_forbidden(
+                    free[fits[offset]], grid, int(position), starts, index, forbidden[index]
+                )
+        at, column = np.nonzero(fits)  # by position, then in pool order
+        positions.append(span[at])
+        rows.append(free[column])
+    return np.concatenate(positions), np.concatenate(rows)
 
 
 def _not_forbidden(
@@ -155,11 +198,10 @@ def _not_forbidden(
     index: int,
     forbidden: Collection[frozenset[int]],
 ) -> np.ndarray:
-    """The rows of `fits` that, put at `position`, leave group `index` no forbidden set."""
+    """Whether each row of `fits`, put at `position`, leaves group `index` no forbidden set."""
     others = [int(row) for row in grid[starts[index] : starts[index + 1]]]
     others.remove(int(grid[position]))
-    keep = [frozenset([*others, int(row)]) not in forbidden for row in fits]
-    return fits[np.asarray(keep, dtype=bool)]
+    return np.asarray([frozenset([*others, int(row)]) not in forbidden for row in fits], dtype=bool)
 
 
 def _ordered_pairs(count: int) -> list[tuple[int, int]]:

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from asyncpipe.puzzle.lexicon import Category, Lexicon
-from asyncpipe.puzzle.selection import PuzzleSelection, improve_groups, swap_margin
+from asyncpipe.puzzle.selection import (
+    PuzzleSelection,
+    _moves,
+    improve_groups,
+    swap_margin,
+    swap_margins,
+)
 from asyncpipe.puzzle.solver import best_splits, solver_verdict
 from tests.puzzle.grids import INTENDED, clustered, cosines, random_centres
 
@@ -39,6 +45,80 @@ def test_swap_margin_is_the_smallest_loss_of_any_swap(seed: int) -> None:
     assert swap_margin(similarity, labels) == pytest.approx(
         _swap_margin_by_hand(similarity, labels), abs=1e-9
     )
+
+
+def _swap_margins_over_the_full_loss(similarities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The loss of every ordered pair of words, then the smallest of different groups:
+    how `swap_margins` was first written, the arithmetic its choices were made with."""
+    onehot = np.eye(int(labels.max()) + 1)[labels]
+    summed = similarities @ onehot
+    words = np.arange(len(labels))
+    own = summed[:, words, labels] - similarities[:, words, words]
+    to_their_group = summed[:, :, labels]
+    loss = (
+        own[:, :, None]
+        + own[:, None, :]
+        - to_their_group
+        - to_their_group.transpose(0, 2, 1)
+        + 2 * similarities
+    )
+    return np.asarray(loss[:, labels[:, None] != labels[None, :]].min(axis=1))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_swap_margins_are_those_of_the_full_loss_matrix_bit_for_bit(seed: int) -> None:
+    # A margin that moved in the last bit could flip a tie between two moves.
+    rng = np.random.default_rng(seed)
+    grids = np.stack([cosines(rng.normal(size=(16, 12))) for _ in range(40)])
+    labels = np.repeat(np.arange(4), 4)
+    assert np.array_equal(
+        swap_margins(grids, labels), _swap_margins_over_the_full_loss(grids, labels)
+    )
+
+
+def _moves_one_position_at_a_time(
+    grid: np.ndarray,
+    starts: np.ndarray,
+    pools: list[np.ndarray],
+    clashes: np.ndarray,
+    forbidden: list[set[frozenset[int]]],
+) -> list[tuple[int, int]]:
+    """The local search's moves listed position by position, as it first did."""
+    on_grid = np.zeros(len(clashes), dtype=bool)
+    on_grid[grid] = True
+    clash_count = clashes[:, grid].sum(axis=1)
+    moves: list[tuple[int, int]] = []
+    for index, pool in enumerate(pools):
+        free = pool[~on_grid[pool]]
+        for position in range(starts[index], starts[index + 1]):
+            for row in free[clash_count[free] - clashes[free, grid[position]] == 0]:
+                others = [int(r) for r in grid[starts[index] : starts[index + 1]]]
+                others.remove(int(grid[position]))
+                if frozenset([*others, int(row)]) not in forbidden[index]:
+                    moves.append((position, int(row)))
+    return moves
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_moves_of_a_round_come_in_the_order_of_positions_then_pools(seed: int) -> None:
+    # The first of equal margins wins: the moves must keep their order.
+    rng = np.random.default_rng(seed)
+    pools = [np.arange(8 * g, 8 * g + 8) for g in range(4)]
+    grid = np.concatenate([rng.permutation(pool)[:4] for pool in pools])
+    starts = np.arange(0, 17, 4)
+    clashes = rng.random((32, 32)) < 0.02
+    clashes |= clashes.T
+    np.fill_diagonal(clashes, False)
+    forbidden: list[set[frozenset[int]]] = [set() for _ in pools]
+    for index, pool in enumerate(pools):
+        staying = [int(row) for row in grid[4 * index + 1 : 4 * index + 4]]
+        forbidden[index] = {frozenset([*staying, int(row)]) for row in rng.choice(pool, 3)}
+
+    positions, rows = _moves(grid, starts, pools, clashes, forbidden)
+
+    listed = list(zip(positions.tolist(), rows.tolist(), strict=True))
+    assert listed == _moves_one_position_at_a_time(grid, starts, pools, clashes, forbidden)
+    assert listed  # the planted clashes and forbidden sets leave some moves
 
 
 @pytest.mark.parametrize("seed", range(12))
