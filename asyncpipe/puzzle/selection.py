@@ -439,13 +439,14 @@ class PuzzleSelection:
         start_rows = [
             [offsets[i] + sized[i].index(word) for word in group] for i, group in enumerate(chosen)
         ]
-        clashes = np.array([[self.clash(a, b) for b in words] for a in words], dtype=bool)
+        clashes = self._clash_matrix(words)
         forbidden: list[set[frozenset[int]]] = []
         for theme, rows in zip(themes, row_pools, strict=True):
-            for a in rows:
-                for b in rows:
-                    if a < b and self.history.kept_apart(theme, words[a], words[b]):
-                        clashes[a, b] = clashes[b, a] = True
+            if self.history.apart_pairs(theme):
+                for a in rows:
+                    for b in rows:
+                        if a < b and self.history.kept_apart(theme, words[a], words[b]):
+                            clashes[a, b] = clashes[b, a] = True
             row_of = {words[row]: row for row in rows}
             forbidden.append(
                 {
@@ -454,6 +455,27 @@ class PuzzleSelection:
                     if all(word in row_of for word in group)
                 }
             )
-        np.fill_diagonal(clashes, False)  # a row is only ever compared with the others
         improved = improve_groups(similarity, row_pools, start_rows, clashes, forbidden)
         return [[words[row] for row in group] for group in improved]
+
+    def _clash_matrix(self, words: Sequence[str]) -> np.ndarray:
+        """`clash` of every two of `words`, each pair asked once; False on the diagonal,
+        since a row is only ever compared with the others.
+
+        The search asks about the pools of every puzzle tried, hundreds of thousands of
+        pairs a batch, most of them asked before: a look in the cache of `clash`
+        comes first, without a call.
+        """
+        count = len(words)
+        clashes = np.zeros((count, count), dtype=bool)
+        known = self._clashes
+        for first in range(count):
+            a = words[first]
+            for second in range(first + 1, count):
+                b = words[second]
+                found = known.get((a, b) if a <= b else (b, a))
+                if found is None:
+                    found = self.clash(a, b)
+                if found:
+                    clashes[first, second] = clashes[second, first] = True
+        return clashes
