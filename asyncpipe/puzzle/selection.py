@@ -46,6 +46,11 @@ _DECOY_OPTIONS = 6
 #: Real grids settle in two or three; the cap bounds the time in the worst case.
 _MAX_ROUNDS = 16
 
+#: Words in groups, as kept by `PuzzleSelection` (tuples: they are keys and shared).
+_Groups = tuple[tuple[str, ...], ...]
+#: What `PuzzleSelection.choose` and `place_decoys` were asked: themes and two word lists.
+_ChoiceKey = tuple[tuple[str, ...], _Groups, _Groups]
+
 #: Vectors of some of a theme's candidates (theme, words) -> words x D, in that order.
 WordVectors = Callable[[str, Sequence[str]], np.ndarray]
 #: Whether a word of one theme sits closer to another theme: (word, own theme, other theme).
@@ -204,6 +209,16 @@ def _not_forbidden(
     return np.asarray([frozenset([*others, int(row)]) not in forbidden for row in fits], dtype=bool)
 
 
+def _frozen(groups: Sequence[Sequence[str]]) -> _Groups:
+    return tuple(tuple(group) for group in groups)
+
+
+def _choice_key(
+    themes: Sequence[str], first: Sequence[Sequence[str]], second: Sequence[Sequence[str]]
+) -> _ChoiceKey:
+    return (tuple(themes), _frozen(first), _frozen(second))
+
+
 def _ordered_pairs(count: int) -> list[tuple[int, int]]:
     return [(a, b) for a in range(count) for b in range(count) if a != b]
 
@@ -220,6 +235,12 @@ class PuzzleSelection:
 
     `categories` maps each theme served by a lexicon category to that category;
     a theme without one (its candidates are neighbours) is judged by `closer_elsewhere`.
+
+    One selection can serve every round of a batch (`asyncpipe.stages.planner`): it
+    keeps what it worked out, the search's choices and decoys included, keyed by what
+    was asked, and the rounds after the first ask mostly the same (the puzzles a spare
+    round or a rebuild leaves as they were). That holds while each theme keeps the
+    candidates and vectors it had when first asked about.
     """
 
     lexicon: Lexicon
@@ -240,6 +261,10 @@ class PuzzleSelection:
     _conflicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     _clashes: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     _bridges: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+    _choices: dict[_ChoiceKey, _Groups] = field(default_factory=dict, repr=False)
+    _placements: dict[_ChoiceKey, tuple[_Groups, tuple[Decoy, ...]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def clash(self, a: str, b: str) -> bool:
         """Two words that must not share a grid: forms of one word, look-alikes
@@ -309,6 +334,19 @@ class PuzzleSelection:
         member of the category it pretends to (teal among Shades of blue) wins over one
         by a later sense; then the wider swap margin.
         """
+        key = _choice_key(themes, candidates, groups)
+        if key not in self._placements:
+            grid, placed = self._place_decoys(themes, candidates, groups)
+            self._placements[key] = (_frozen(grid), tuple(placed))
+        grid_kept, placed_kept = self._placements[key]
+        return [list(group) for group in grid_kept], list(placed_kept)
+
+    def _place_decoys(
+        self,
+        themes: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        groups: Sequence[Sequence[str]],
+    ) -> tuple[list[list[str]], list[Decoy]]:
         grid = [list(group) for group in groups]
         placed: list[Decoy] = []
         for _ in range(self.decoys):
@@ -402,10 +440,13 @@ class PuzzleSelection:
         """The words of each group: `chosen` improved with words of `pools` (see
         `improve_groups`), searching each pool's `pool_size` first words, and twice as
         many where that leaves the grid near ambiguous (`_near_ambiguous`)."""
-        groups = self._choose(themes, pools, chosen, self.pool_size)
-        if self._near_ambiguous(themes, groups):
-            groups = self._choose(themes, pools, groups, 2 * self.pool_size)
-        return groups
+        key = _choice_key(themes, pools, chosen)
+        if key not in self._choices:
+            groups = self._choose(themes, pools, chosen, self.pool_size)
+            if self._near_ambiguous(themes, groups):
+                groups = self._choose(themes, pools, groups, 2 * self.pool_size)
+            self._choices[key] = _frozen(groups)
+        return [list(group) for group in self._choices[key]]
 
     def _near_ambiguous(self, themes: Sequence[str], groups: list[list[str]]) -> bool:
         """The swap margin is under twice the solver's ambiguity margin, on the grid's own
