@@ -29,7 +29,7 @@ import numpy as np
 from asyncpipe.puzzle.decoys import Decoy, unique
 from asyncpipe.puzzle.history import NO_MEMORY, GroupMemory
 from asyncpipe.puzzle.lexicon import Lexicon
-from asyncpipe.puzzle.lookalikes import look_alike
+from asyncpipe.puzzle.lookalikes import look_alike, look_alike_matrix
 from asyncpipe.puzzle.solver import DEFAULT_AMBIGUITY_MARGIN
 from asyncpipe.puzzle.vectors import unit_rows
 from asyncpipe.puzzle.words import is_variant_of_theme, stopwords, theme_words, variant_key
@@ -500,23 +500,19 @@ class PuzzleSelection:
         return [[words[row] for row in group] for group in improved]
 
     def _clash_matrix(self, words: Sequence[str]) -> np.ndarray:
-        """`clash` of every two of `words`, each pair asked once; False on the diagonal,
-        since a row is only ever compared with the others.
+        """`clash` of every two of `words`, False on the diagonal, since a row is only
+        ever compared with the others.
 
-        The search asks about the pools of every puzzle tried, hundreds of thousands of
-        pairs a batch, most of them asked before: a look in the cache of `clash`
-        comes first, without a call.
+        The search asks this of the pools of every puzzle it tries: all the pairs at
+        once (`look_alike_matrix`, which counts a word as looking like itself), then
+        the few words that have kin in the lexicon.
         """
-        count = len(words)
-        clashes = np.zeros((count, count), dtype=bool)
-        known = self._clashes
-        for first in range(count):
-            a = words[first]
-            for second in range(first + 1, count):
-                b = words[second]
-                found = known.get((a, b) if a <= b else (b, a))
-                if found is None:
-                    found = self.clash(a, b)
-                if found:
-                    clashes[first, second] = clashes[second, first] = True
+        clashes = look_alike_matrix(words)
+        rows_of: dict[str, list[int]] = {}
+        for row, word in enumerate(words):
+            rows_of.setdefault(word.lower(), []).append(row)
+        for row, word in enumerate(words):
+            for kin in self.lexicon.kin_of(word):
+                clashes[row, rows_of.get(kin, [])] = True
+        np.fill_diagonal(clashes, False)
         return clashes

@@ -298,3 +298,26 @@ def test_a_grid_left_near_ambiguous_searches_a_pool_twice_as_wide() -> None:
     assert margin(wide) > margin(narrow)
     assert any(word.startswith("c") for group in wide for word in group)  # beyond the sixth
     assert not any(word.startswith("c") for group in narrow for word in group)
+
+
+def test_the_clash_matrix_of_a_pool_gives_the_verdict_of_each_pair() -> None:
+    lexicon = Lexicon.of(
+        [
+            Category(
+                "Appliances",
+                ("refrigerator", "fridge", "oven", "toaster", "kettle"),
+                kin=(("fridge", "refrigerator"),),
+            ),
+            Category("Snacks", ("doughnut", "donut", "crisps"), kin=(("donut", "doughnut"),)),
+        ]
+    )
+    selection = _selection(lexicon, {})
+    words = ["Fridge", "oven", "refrigerator", "bus", "buses", "donut", "oven", "doughnut"]
+    expected = np.array(
+        [
+            [i != j and selection.clash(a, b) for j, b in enumerate(words)]
+            for i, a in enumerate(words)
+        ]
+    )
+    assert np.array_equal(selection._clash_matrix(words), expected)
+    assert expected[0, 2] and expected[1, 6] and expected[3, 4] and expected[5, 7]
