@@ -20,7 +20,7 @@ Pure numpy, deterministic: the same inputs make the same choices.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -261,6 +261,8 @@ class PuzzleSelection:
     _conflicts: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     _clashes: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     _bridges: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+    _shares_a_candidate: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+    _kept_off: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
     _choices: dict[_ChoiceKey, _Groups] = field(default_factory=dict, repr=False)
     _placements: dict[_ChoiceKey, tuple[_Groups, tuple[Decoy, ...]]] = field(
         default_factory=dict, repr=False
@@ -276,6 +278,18 @@ class PuzzleSelection:
                 a == b or look_alike(a, b) is not None or self.lexicon.are_kin(a, b)
             )
         return self._clashes[pair]
+
+    def clashes_with_any(self, word: str, others: Iterable[str]) -> bool:
+        """`clash` of the word with any of `others`, looked up in the cache first: the
+        assembly asks this of every word it tries, against every word taken."""
+        known = self._clashes
+        for other in others:
+            found = known.get((word, other) if word <= other else (other, word))
+            if found is None:
+                found = self.clash(word, other)
+            if found:
+                return True
+        return False
 
     def conflict(self, a: str, b: str) -> bool:
         """Themes that must not share a puzzle: their names share a word ("Capitals of
@@ -301,6 +315,38 @@ class PuzzleSelection:
         if other in self.categories:
             return self.is_member(word, other)
         return self.closer_elsewhere(word, own, other)
+
+    def kept_off(self, theme: str, candidates: Sequence[str], other: str) -> frozenset[str]:
+        """The candidates of `theme` that may not be tiles beside `other`: a form of its
+        name, or a word that belongs to it (`belongs_elsewhere`).
+
+        Cached per pair of themes (`candidates` must be the theme's, always the same):
+        the assembly asks again for each theme it tries beside those taken.
+        """
+        pair = (theme, other)
+        if pair not in self._kept_off:
+            self._kept_off[pair] = frozenset(
+                word
+                for word in candidates
+                if is_variant_of_theme(word, other) or self.belongs_elsewhere(word, theme, other)
+            )
+        return self._kept_off[pair]
+
+    def shares_a_candidate(
+        self, a: str, a_candidates: Sequence[str], b: str, b_candidates: Sequence[str]
+    ) -> bool:
+        """The themes `bridges`, and a candidate of one is a member of the other's
+        category: a decoy could be placed between them (`place_decoys` checks the rest).
+
+        Cached per pair of themes (the candidates must be the themes', always the same).
+        """
+        pair = (a, b) if a <= b else (b, a)
+        if pair not in self._shares_a_candidate:
+            self._shares_a_candidate[pair] = self.bridges(a, b) and (
+                any(self.is_member(word, b) for word in a_candidates)
+                or any(self.is_member(word, a) for word in b_candidates)
+            )
+        return self._shares_a_candidate[pair]
 
     def bridges(self, a: str, b: str) -> bool:
         """Two themes whose categories share a member, a primary one of at least one of
@@ -399,7 +445,7 @@ class PuzzleSelection:
                 if replaced in placed:
                     continue
                 staying = on_grid - {replaced}
-                if any(self.clash(word, other) for other in staying):
+                if self.clashes_with_any(word, staying):
                     continue
                 group = [*grid[host][:position], word, *grid[host][position + 1 :]]
                 if self.history.repeats(themes[host], group) or any(
