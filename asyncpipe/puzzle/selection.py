@@ -72,33 +72,35 @@ def swap_margin(similarity: np.ndarray, labels: np.ndarray) -> float:
 def swap_margins(similarities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """`swap_margin` of many grids at once (grids x words x words), one label order."""
     pairs = _SwapPairs.of(labels)
-    summed = similarities @ pairs.onehot  # grids x words x groups
-    own = summed[:, pairs.words, labels] - similarities[:, pairs.words, pairs.words]
+    grids = len(similarities)
+    summed = (similarities @ pairs.onehot).reshape(grids, -1)  # grids x (words x groups)
+    flat = similarities.reshape(grids, -1)
+    own = summed[:, pairs.own] - flat[:, pairs.diagonal]
     # loss[x, y] = own[x] + own[y] - S[x, g(y)] - S[y, g(x)] + 2 sim[x, y], only for the
     # pairs of different groups, in the order of operations it always had: the minimum
     # of the same floats, bit for bit.
-    xs, ys = pairs.xs, pairs.ys
-    loss = (
-        own[:, xs]
-        + own[:, ys]
-        - summed[:, xs, pairs.group_of_ys]
-        - summed[:, ys, pairs.group_of_xs]
-        + 2 * similarities[:, xs, ys]
-    )
+    loss = own[:, pairs.xs]
+    loss += own[:, pairs.ys]
+    loss -= summed[:, pairs.x_to_group_of_y]
+    loss -= summed[:, pairs.y_to_group_of_x]
+    loss += 2 * flat[:, pairs.x_with_y]
     return np.asarray(loss.min(axis=1))
 
 
 @dataclass(frozen=True)
 class _SwapPairs:
-    """The index arrays `swap_margins` needs for one label order: the words, the
-    ordered pairs (x, y) of words in different groups, and their groups."""
+    """The index arrays `swap_margins` needs for one label order, into the rows of its
+    flattened matrices: each word's own group and itself, and for the ordered pairs
+    (x, y) of words in different groups, x and y, x's group of y, y's of x, and (x, y)."""
 
     onehot: np.ndarray
-    words: np.ndarray
+    own: np.ndarray
+    diagonal: np.ndarray
     xs: np.ndarray
     ys: np.ndarray
-    group_of_xs: np.ndarray
-    group_of_ys: np.ndarray
+    x_to_group_of_y: np.ndarray
+    y_to_group_of_x: np.ndarray
+    x_with_y: np.ndarray
 
     @staticmethod
     def of(labels: np.ndarray) -> _SwapPairs:
@@ -110,9 +112,19 @@ def _swap_pairs(labels: tuple[int, ...]) -> _SwapPairs:
     """Cached: every grid of a batch has the same labels, and the local search scores
     thousands of batches."""
     array = np.asarray(labels, dtype=np.int64)
-    onehot = np.eye(int(array.max()) + 1)[array]
+    words, groups = len(array), int(array.max()) + 1
+    everyone = np.arange(words)
     xs, ys = np.nonzero(array[:, None] != array[None, :])
-    pairs = _SwapPairs(onehot, np.arange(len(array)), xs, ys, array[xs], array[ys])
+    pairs = _SwapPairs(
+        onehot=np.eye(groups)[array],
+        own=everyone * groups + array,
+        diagonal=everyone * (words + 1),
+        xs=xs,
+        ys=ys,
+        x_to_group_of_y=xs * groups + array[ys],
+        y_to_group_of_x=ys * groups + array[xs],
+        x_with_y=xs * words + ys,
+    )
     for field_value in vars(pairs).values():
         field_value.setflags(write=False)  # shared by every caller
     return pairs
@@ -146,9 +158,7 @@ def improve_groups(
         positions, rows = _moves(grid, starts, pool_rows, clashes, forbidden)
         if not len(rows):
             break
-        trials = np.repeat(grid[None, :], len(rows), axis=0)
-        trials[np.arange(len(rows)), positions] = rows
-        margins = swap_margins(similarity[trials[:, :, None], trials[:, None, :]], labels)
+        margins = swap_margins(_trial_similarities(similarity, grid, positions, rows), labels)
         pick = int(np.argmax(margins))
         if margins[pick] <= best + _MIN_GAIN:
             break
@@ -161,6 +171,20 @@ def improve_groups(
         group = grid[starts[index] : starts[index + 1]].tolist()
         result.append(sorted(group, key=rank.__getitem__))
     return result
+
+
+def _trial_similarities(
+    similarity: np.ndarray, grid: np.ndarray, positions: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """The similarities of each trial grid (grid with `rows[n]` at `positions[n]`):
+    the grid's own, with one row and one column replaced (copies of the same floats
+    a gather of every trial's words would give, in far less time)."""
+    trials = np.repeat(similarity[np.ix_(grid, grid)][None], len(rows), axis=0)
+    every = np.arange(len(rows))
+    trials[every, positions, :] = similarity[rows[:, None], grid[None, :]]
+    trials[every, :, positions] = similarity[grid[None, :], rows[:, None]]
+    trials[every, positions, positions] = similarity[rows, rows]
+    return trials
 
 
 def _moves(

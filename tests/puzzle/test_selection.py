@@ -11,6 +11,7 @@ from asyncpipe.puzzle.lexicon import Category, Lexicon
 from asyncpipe.puzzle.selection import (
     PuzzleSelection,
     _moves,
+    _trial_similarities,
     improve_groups,
     swap_margin,
     swap_margins,
@@ -119,6 +120,20 @@ def test_the_moves_of_a_round_come_in_the_order_of_positions_then_pools(seed: in
     listed = list(zip(positions.tolist(), rows.tolist(), strict=True))
     assert listed == _moves_one_position_at_a_time(grid, starts, pools, clashes, forbidden)
     assert listed  # the planted clashes and forbidden sets leave some moves
+
+
+def test_each_trial_grid_gets_the_similarities_of_its_own_words() -> None:
+    rng = np.random.default_rng(4)
+    similarity = rng.normal(size=(30, 30))  # not symmetric: rows and columns must not mix
+    grid = rng.permutation(30)[:16]
+    positions = rng.integers(0, 16, size=50)
+    rows = rng.integers(0, 30, size=50)
+    trials = np.repeat(grid[None, :], 50, axis=0)
+    trials[np.arange(50), positions] = rows
+
+    gathered = similarity[trials[:, :, None], trials[:, None, :]]
+
+    assert np.array_equal(_trial_similarities(similarity, grid, positions, rows), gathered)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -321,3 +336,4 @@ def test_the_clash_matrix_of_a_pool_gives_the_verdict_of_each_pair() -> None:
     )
     assert np.array_equal(selection._clash_matrix(words), expected)
     assert expected[0, 2] and expected[1, 6] and expected[3, 4] and expected[5, 7]
+
