@@ -20,6 +20,7 @@ Pure numpy, deterministic: the same inputs make the same choices.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -42,6 +43,8 @@ _MIN_GAIN = 1e-9
 _NEAR_AMBIGUOUS = 2 * DEFAULT_AMBIGUITY_MARGIN
 #: Placements of a decoy tried per pair of themes: the first few candidates that fit.
 _DECOY_OPTIONS = 6
+#: Unit vectors of (theme, word) kept for the next questions: a few puzzles' pools.
+_UNIT_ROWS_KEPT = 256
 #: Moves of the local search, at most: enough to replace every tile of a 4 x 4 grid once.
 #: Real grids settle in two or three; the cap bounds the time in the worst case.
 _MAX_ROUNDS = 16
@@ -287,6 +290,9 @@ class PuzzleSelection:
     _bridges: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     _shares_a_candidate: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     _kept_off: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
+    _units: OrderedDict[tuple[str, str], np.ndarray] = field(
+        default_factory=OrderedDict, repr=False
+    )
     _choices: dict[_ChoiceKey, _Groups] = field(default_factory=dict, repr=False)
     _placements: dict[_ChoiceKey, tuple[_Groups, tuple[Decoy, ...]]] = field(
         default_factory=dict, repr=False
@@ -494,12 +500,33 @@ class PuzzleSelection:
         self, themes: Sequence[str], groups: Sequence[Sequence[str]]
     ) -> tuple[np.ndarray, np.ndarray]:
         """(cosines between the grid's words, each word's group index), words in order."""
-        vectors = np.concatenate(
-            [self.vectors(theme, group) for theme, group in zip(themes, groups, strict=True)]
-        )
-        units = unit_rows(vectors.astype(np.float64), np.float64)
+        units = self._unit_rows(themes, groups)
         labels = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
         return units @ units.T, labels
+
+    def _unit_rows(self, themes: Sequence[str], groups: Sequence[Sequence[str]]) -> np.ndarray:
+        """The float64 unit vectors of the groups' words, in order (words x D).
+
+        The same matrix as `unit_rows` of their stacked vectors: each row is scaled by
+        its own norm alone. The recent words' rows are kept (`_UNIT_ROWS_KEPT`), since
+        the search, its wider second look and every decoy tried ask for the same
+        puzzle's words again; at 3072 dimensions a row costs more to make than to copy.
+        """
+        kept = self._units
+        for theme, group in zip(themes, groups, strict=True):
+            missing = list(dict.fromkeys(word for word in group if (theme, word) not in kept))
+            if missing:
+                made = unit_rows(self.vectors(theme, missing).astype(np.float64), np.float64)
+                for word, row in zip(missing, made, strict=True):
+                    kept[(theme, word)] = row
+        rows = []
+        for theme, group in zip(themes, groups, strict=True):
+            for word in group:
+                kept.move_to_end((theme, word))
+                rows.append(kept[(theme, word)])
+        while len(kept) > _UNIT_ROWS_KEPT:
+            kept.popitem(last=False)
+        return np.stack(rows)
 
     def _grid_margin(self, themes: Sequence[str], groups: Sequence[Sequence[str]]) -> float:
         return swap_margin(*self._grid_similarity(themes, groups))
@@ -540,10 +567,7 @@ class PuzzleSelection:
         for pool, start in zip(sized, chosen, strict=True):
             pool.extend(word for word in start if word not in pool)
         words = [word for pool in sized for word in pool]
-        vectors = np.concatenate(
-            [self.vectors(theme, pool) for theme, pool in zip(themes, sized, strict=True)]
-        )
-        units = unit_rows(vectors.astype(np.float64), np.float64)
+        units = self._unit_rows(themes, sized)
         similarity = units @ units.T
         offsets = np.cumsum([0] + [len(pool) for pool in sized])
         row_pools = [list(range(offsets[i], offsets[i + 1])) for i in range(len(sized))]

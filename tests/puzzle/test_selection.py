@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
@@ -17,6 +18,7 @@ from asyncpipe.puzzle.selection import (
     swap_margins,
 )
 from asyncpipe.puzzle.solver import best_splits, solver_verdict
+from asyncpipe.puzzle.vectors import unit_rows
 from tests.puzzle.grids import INTENDED, clustered, cosines, random_centres
 
 
@@ -337,3 +339,23 @@ def test_the_clash_matrix_of_a_pool_gives_the_verdict_of_each_pair() -> None:
     assert np.array_equal(selection._clash_matrix(words), expected)
     assert expected[0, 2] and expected[1, 6] and expected[3, 4] and expected[5, 7]
 
+
+def test_the_unit_rows_kept_between_questions_are_those_of_the_stacked_vectors() -> None:
+    rng = np.random.default_rng(6)
+    table = {
+        (theme, word): rng.normal(size=3072).astype(np.float32)
+        for theme in ("T0", "T1")
+        for word in (f"w{n}" for n in range(300))
+    }
+
+    def vectors(theme: str, words: Sequence[str]) -> np.ndarray:
+        return np.array([table[(theme, word)] for word in words])
+
+    selection = PuzzleSelection(Lexicon.of([]), {}, vectors, lambda *_: False)
+    for _ in range(6):  # hits, misses, and the oldest rows let go past the limit
+        themes = ["T0", "T1"]
+        groups = [[f"w{n}" for n in rng.choice(300, 90, replace=False)] for _ in themes]
+        stacked = np.concatenate([vectors(t, g) for t, g in zip(themes, groups, strict=True)])
+        assert np.array_equal(
+            selection._unit_rows(themes, groups), unit_rows(stacked.astype(np.float64))
+        )
