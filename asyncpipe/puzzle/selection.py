@@ -537,11 +537,13 @@ class PuzzleSelection:
         """The words of each group: `chosen` improved with words of `pools` (see
         `improve_groups`), searching each pool's `pool_size` first words, and twice as
         many where that leaves the grid near ambiguous (`_near_ambiguous`)."""
-        key = _choice_key(themes, pools, chosen)
+        # Kept by the words the search can read: a pool's first 2 x pool_size.
+        searched = [pool[: 2 * self.pool_size] for pool in pools]
+        key = _choice_key(themes, searched, chosen)
         if key not in self._choices:
-            groups = self._choose(themes, pools, chosen, self.pool_size)
+            groups = self._choose(themes, searched, chosen, self.pool_size)
             if self._near_ambiguous(themes, groups):
-                groups = self._choose(themes, pools, groups, 2 * self.pool_size)
+                groups = self._choose(themes, searched, groups, 2 * self.pool_size)
             self._choices[key] = _frozen(groups)
         return [list(group) for group in self._choices[key]]
 
