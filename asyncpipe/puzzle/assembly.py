@@ -214,11 +214,7 @@ def _bridged(themes: list[RankedTheme], selection: PuzzleSelection) -> bool:
 def _can_bridge(a: RankedTheme, b: RankedTheme, selection: PuzzleSelection) -> bool:
     """A candidate of one theme is a member of the other's category: a decoy could be
     placed between them (`PuzzleSelection.place_decoys` checks the rest)."""
-    if not selection.bridges(a.theme, b.theme):
-        return False
-    return any(selection.is_member(word, b.theme) for word in a.words) or any(
-        selection.is_member(word, a.theme) for word in b.words
-    )
+    return selection.shares_a_candidate(a.theme, a.words, b.theme, b.words)
 
 
 def _fair_pools(themes: list[RankedTheme], selection: PuzzleSelection) -> list[list[str]]:
@@ -226,18 +222,14 @@ def _fair_pools(themes: list[RankedTheme], selection: PuzzleSelection) -> list[l
     names another theme, and none belongs to another theme."""
     pools: list[list[str]] = []
     for theme in themes:
-        others = [other.theme for other in themes if other is not theme]
-        pools.append(
-            [
-                word
-                for word in theme.words
-                if not any(
-                    is_variant_of_theme(word, other)
-                    or selection.belongs_elsewhere(word, theme.theme, other)
-                    for other in others
-                )
-            ]
+        kept_off = set().union(
+            *(
+                selection.kept_off(theme.theme, theme.words, other.theme)
+                for other in themes
+                if other is not theme
+            )
         )
+        pools.append([word for word in theme.words if word not in kept_off])
     return pools
 
 
@@ -257,7 +249,7 @@ def _first_words(
     for pool, theme in zip(pools, themes, strict=True):
         group: list[str] = []
         for word in pool:
-            if any(selection.clash(word, other) for other in taken):
+            if selection.clashes_with_any(word, taken):
                 continue
             if history and (
                 any(history.kept_apart(theme, word, other) for other in group)

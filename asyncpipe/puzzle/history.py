@@ -136,6 +136,10 @@ class GroupMemory:
     def taken_groups(self, theme: str) -> frozenset[frozenset[str]]:
         return self.taken.get(category_key(theme), frozenset())
 
+    def apart_pairs(self, theme: str) -> frozenset[tuple[str, str]]:
+        """Every pair `kept_apart` holds for this theme (empty for most)."""
+        return self.apart.get(category_key(theme), frozenset())
+
     def __bool__(self) -> bool:
         return bool(self.taken)
 

@@ -105,6 +105,7 @@ class Lexicon:
     _by_alias: Mapping[str, Category] = field(init=False, repr=False, compare=False)
     _by_word: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _kin: frozenset[tuple[str, str]] = field(init=False, repr=False, compare=False)
+    _kin_of: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
     _by_number: Mapping[str, Category] | None = field(
         init=False, repr=False, compare=False
     )
@@ -142,6 +143,13 @@ class Lexicon:
             (min(a, b), max(a, b)) for category in self.categories.values() for a, b in category.kin
         }
         object.__setattr__(self, "_kin", frozenset(kin))
+        kin_of: dict[str, set[str]] = {}
+        for a, b in kin:
+            kin_of.setdefault(a, set()).add(b)
+            kin_of.setdefault(b, set()).add(a)
+        object.__setattr__(
+            self, "_kin_of", MappingProxyType({w: frozenset(k) for w, k in kin_of.items()})
+        )
 
     @classmethod
     def of(
@@ -214,6 +222,10 @@ class Lexicon:
         (donut, doughnut; fridge, refrigerator): a player would not tell them apart."""
         a, b = a.lower(), b.lower()
         return (min(a, b), max(a, b)) in self._kin
+
+    def kin_of(self, word: str) -> frozenset[str]:
+        """Every word `are_kin` pairs with this one, in any case (most words have none)."""
+        return self._kin_of.get(word.lower(), frozenset())
 
     def categories_of(self, word: str) -> tuple[str, ...]:
         """Every category the word is a member of, in the lexicon's order ("bass": Fish, ...),

@@ -2,7 +2,8 @@
 
 Two tiles that look alike ("cart" and "card", "sunflower" and "flower") make a
 puzzle about spelling rather than meaning; the scorer counts such pairs and turns
-them into a penalty. Pure: the standard library and rapidfuzz's edit distance.
+them into a penalty. Pure: the standard library and rapidfuzz's edit distance, and
+numpy for `look_alike_matrix`, the same verdicts for many words at once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from itertools import combinations
 
+import numpy as np
+from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from asyncpipe.puzzle.words import variant_key
@@ -93,6 +96,61 @@ def look_alike(first: str, second: str) -> str | None:
     """
     first, second = first.lower(), second.lower()
     return _look_alike(first, second, variant_key(first) == variant_key(second))
+
+
+def look_alike_matrix(words: Sequence[str]) -> np.ndarray:
+    """Whether each two of `words` look alike (`look_alike(a, b) is not None`), as a
+    boolean matrix; a word looks like itself.
+
+    The assembly's search asks this of its pools, 30 to 60 words, for every puzzle
+    it tries: pair by pair in Python that was most of the assembly's time. Here the
+    same three rules run once per rule: the stems compared as labels, one matrix of
+    edit distances (rapidfuzz, in C++), and the common runs found through each word's
+    runs of the lengths the rules ask for.
+    """
+    lowered = [word.lower() for word in words]
+    count = len(lowered)
+    stems: dict[str, int] = {}
+    stem = np.array([stems.setdefault(variant_key(word), len(stems)) for word in lowered])
+    alike = stem[:, None] == stem[None, :]
+    if count < 2:
+        return alike
+    lengths = np.array([len(word) for word in lowered])
+    shorter = np.minimum.outer(lengths, lengths)
+    # Distances above the most any pair may have come back as that most plus one.
+    distance = process.cdist(
+        lowered, lowered, scorer=Levenshtein.distance, score_cutoff=_EDIT_MAX, dtype=np.int32
+    )
+    alike |= (shorter >= _EDIT_MIN_LENGTH) & (
+        distance <= np.minimum(_EDIT_MAX, shorter // _EDIT_SHARE)
+    )
+    # As in `_look_alike`: a run of `needed` letters of the shorter word in the longer.
+    needed = np.minimum(
+        _SUBSTRING_LETTERS,
+        np.maximum(_SUBSTRING_FLOOR, np.ceil(_SUBSTRING_SHARE * shorter).astype(np.int64)),
+    )
+    for size in np.unique(needed).tolist():
+        alike |= (needed == size) & _share_a_run(lowered, size)
+    return alike
+
+
+def _share_a_run(words: Sequence[str], size: int) -> np.ndarray:
+    """Whether each two words have a run of `size` letters in common."""
+    owners: dict[str, list[int]] = {}
+    for index, word in enumerate(words):
+        for run in _runs(word, size):
+            owners.setdefault(run, []).append(index)
+    shared = np.zeros((len(words), len(words)), dtype=bool)
+    for indexes in owners.values():
+        if len(indexes) > 1:
+            rows = np.asarray(indexes)
+            shared[rows[:, None], rows[None, :]] = True
+    return shared
+
+
+@lru_cache(maxsize=65_536)
+def _runs(word: str, size: int) -> frozenset[str]:
+    return frozenset(word[start : start + size] for start in range(len(word) - size + 1))
 
 
 def textual_penalty(pair_count: int) -> float:

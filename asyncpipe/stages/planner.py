@@ -37,7 +37,7 @@ from asyncpipe.puzzle.history import NO_MEMORY, GroupMemory
 from asyncpipe.puzzle.lexicon import Lexicon
 from asyncpipe.puzzle.quality import below_bar, closer_elsewhere_in, word_vectors_in
 from asyncpipe.puzzle.scoring import PuzzleScore
-from asyncpipe.puzzle.selection import PuzzleSelection
+from asyncpipe.puzzle.selection import CloserElsewhere, PuzzleSelection
 from asyncpipe.settings.sections import Candidates, PuzzleGeneration, Quality
 
 #: A puzzle's 16 words in grid order: how scores are keyed, here and in the checkpoint.
@@ -168,6 +168,10 @@ class RoundPlanner:
         self._cut_short = False
         self._spare_round = False
         self._assembly = AssemblyResult((), {}, {})
+        # Made on the first assembly and kept for the next rounds, with what they
+        # worked out (`PuzzleSelection`): the themes already embedded stay as they are.
+        self._closer: CloserElsewhere | None = None
+        self._selection: PuzzleSelection | None = None
         self._phase = _Phase.EMBEDDING
         if not self._queue:
             self._assemble()
@@ -219,6 +223,9 @@ class RoundPlanner:
         was simply not finished.
         """
         self._expect(_Phase.EMBEDDING, "embedded")
+        if any(self._embedded.get(theme, value) is not value for theme, value in embedded.items()):
+            # A theme embedded anew: what the selection worked out of it is stale.
+            self._closer = self._selection = None
         self._embedded.update(embedded)
         for theme in self._queue:  # in draw order, resumed or not
             failure = self._resumed_failures.get(theme) or failed.get(theme)
@@ -285,26 +292,27 @@ class RoundPlanner:
             for theme in self._ordered
             if theme in self._embedded and theme not in self._rejected
         ]
-        closer = closer_elsewhere_in(self._embedded)
-        selection = None
-        if self._categories and self._lexicon is not None:
-            selection = PuzzleSelection(
-                self._lexicon,
-                self._categories,
-                word_vectors_in(self._embedded),
-                closer,
-                max_overlap=self._candidates.max_category_overlap,
-                pool_size=self._candidates.selection_pool,
-                decoys=self._bar.red_herrings,
-                history=self._history,
-            )
+        if self._closer is None:
+            # Both read `self._embedded` as it is when asked: the later rounds' themes too.
+            self._closer = closer_elsewhere_in(self._embedded)
+            if self._categories and self._lexicon is not None:
+                self._selection = PuzzleSelection(
+                    self._lexicon,
+                    self._categories,
+                    word_vectors_in(self._embedded),
+                    self._closer,
+                    max_overlap=self._candidates.max_category_overlap,
+                    pool_size=self._candidates.selection_pool,
+                    decoys=self._bar.red_herrings,
+                    history=self._history,
+                )
         self._assembly = assemble_puzzles(
             ranked,
             self._generation.total_puzzle_count,
             self._generation.themes_per_puzzle,
             self._generation.words_per_theme,
-            closer_elsewhere=closer,
-            selection=selection,
+            closer_elsewhere=self._closer,
+            selection=self._selection,
         )
         self._phase = _Phase.ASSEMBLED
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
 
 from asyncpipe.puzzle.assembly import AssemblyResult, assemble_puzzles
 from asyncpipe.puzzle.history import History, PublishedBatch, PublishedGroup
@@ -133,3 +136,47 @@ def test_a_recent_category_that_cannot_keep_the_tile_rule_is_held_over_not_repea
     (puzzle,) = result.puzzles
     assert "Trees" not in puzzle.themes
     assert "Trees" in result.unused_themes
+
+
+def _counting_vectors(selection: PuzzleSelection) -> tuple[PuzzleSelection, list[str]]:
+    """The selection, with every theme its vectors are asked for recorded."""
+    asked: list[str] = []
+    vectors = selection.vectors
+
+    def counted(theme: str, words: Sequence[str]) -> np.ndarray:
+        asked.append(theme)
+        return vectors(theme, words)
+
+    return dataclasses.replace(selection, vectors=counted), asked
+
+
+def test_a_selection_kept_for_the_next_rounds_assembles_what_a_fresh_one_would() -> None:
+    # The planner keeps one selection for a batch's rounds: a spare round adds themes,
+    # a rebuild drops some, and every round must still get the puzzles a fresh
+    # selection would make of the same themes.
+    rounds = [
+        ("Trees", "Gems", "Dances", "Birds", "Machines"),
+        ("Trees", "Gems", "Dances", "Birds", "Machines", "Birds of prey"),
+        ("Trees", "Dances", "Birds", "Machines", "Birds of prey", "Gems"),
+        ("Trees", "Gems", "Dances", "Birds", "Machines"),
+    ]
+    for history in ({}, {"Birds": ("robin", "wren", "finch", "heron")}):
+        kept = dataclasses.replace(_with_history(history, window=1, pool_size=4), decoys=1)
+        for names in rounds:
+            fresh = dataclasses.replace(_with_history(history, window=1, pool_size=4), decoys=1)
+            assert assemble_puzzles(_ranked(*names), 1, 4, 4, selection=kept) == (
+                assemble_puzzles(_ranked(*names), 1, 4, 4, selection=fresh)
+            )
+
+
+def test_a_selection_asked_the_same_puzzle_again_does_not_search_it_again() -> None:
+    themes = _ranked("Trees", "Gems", "Dances", "Birds")
+    selection, asked = _counting_vectors(dataclasses.replace(_selection(), decoys=1))
+    first = assemble_puzzles(themes, 1, 4, 4, selection=selection)
+    assert asked  # the search and the decoys' margins read the vectors
+    asked.clear()
+
+    again = assemble_puzzles(themes, 1, 4, 4, selection=selection)
+
+    assert again == first
+    assert asked == []

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import numpy as np
 import pytest
 
+from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.puzzle.lookalikes import (
     edit_distance,
     longest_common_substring,
+    look_alike,
+    look_alike_matrix,
     textual_pairs,
     textual_penalty,
 )
@@ -60,3 +64,29 @@ def test_edit_distance_and_common_substring_helpers() -> None:
     assert edit_distance("card", "card") == 0
     assert longest_common_substring("sunflower", "flower") == 6
     assert longest_common_substring("abc", "xyz") == 0
+
+
+def _pair_by_pair(words: list[str]) -> np.ndarray:
+    return np.array([[look_alike(a, b) is not None for b in words] for a in words])
+
+
+def test_the_matrix_of_look_alikes_gives_the_verdict_of_each_pair() -> None:
+    words = [
+        "dance", "Dancing", "sunflower", "flower", "cart", "card", "butter", "bitten",
+        "river", "tiger", "cat", "hat", "ox", "box", "car", "cars", "motorbikes",
+        "motorcycles", "cruising", "singers", "ice cream", "cream", "a", "", "kite",
+    ]  # fmt: skip
+    assert np.array_equal(look_alike_matrix(words), _pair_by_pair(words))
+    assert look_alike_matrix(["oak"]).tolist() == [[True]]
+    assert look_alike_matrix([]).shape == (0, 0)
+
+
+def test_the_matrix_of_look_alikes_agrees_with_each_pair_over_the_lexicon() -> None:
+    # Neighbours in alphabetical order share beginnings, in the order of their reversed
+    # spelling endings: every rule fires thousands of times in these windows.
+    lexicon = load_lexicon()
+    words = sorted({word for c in lexicon.categories.values() for word in c.members})
+    for order in (words, sorted(words, key=lambda word: word[::-1])):
+        for start in range(0, len(order), 1500):
+            window = order[start : start + 50]
+            assert np.array_equal(look_alike_matrix(window), _pair_by_pair(window)), window

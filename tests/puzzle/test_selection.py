@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
 import pytest
 
 from asyncpipe.puzzle.lexicon import Category, Lexicon
-from asyncpipe.puzzle.selection import PuzzleSelection, improve_groups, swap_margin
+from asyncpipe.puzzle.selection import (
+    PuzzleSelection,
+    _moves,
+    _trial_similarities,
+    improve_groups,
+    swap_margin,
+    swap_margins,
+)
 from asyncpipe.puzzle.solver import best_splits, solver_verdict
+from asyncpipe.puzzle.vectors import unit_rows
 from tests.puzzle.grids import INTENDED, clustered, cosines, random_centres
 
 
@@ -39,6 +48,94 @@ def test_swap_margin_is_the_smallest_loss_of_any_swap(seed: int) -> None:
     assert swap_margin(similarity, labels) == pytest.approx(
         _swap_margin_by_hand(similarity, labels), abs=1e-9
     )
+
+
+def _swap_margins_over_the_full_loss(similarities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The loss of every ordered pair of words, then the smallest of different groups:
+    how `swap_margins` was first written, the arithmetic its choices were made with."""
+    onehot = np.eye(int(labels.max()) + 1)[labels]
+    summed = similarities @ onehot
+    words = np.arange(len(labels))
+    own = summed[:, words, labels] - similarities[:, words, words]
+    to_their_group = summed[:, :, labels]
+    loss = (
+        own[:, :, None]
+        + own[:, None, :]
+        - to_their_group
+        - to_their_group.transpose(0, 2, 1)
+        + 2 * similarities
+    )
+    return np.asarray(loss[:, labels[:, None] != labels[None, :]].min(axis=1))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_swap_margins_are_those_of_the_full_loss_matrix_bit_for_bit(seed: int) -> None:
+    # A margin that moved in the last bit could flip a tie between two moves.
+    rng = np.random.default_rng(seed)
+    grids = np.stack([cosines(rng.normal(size=(16, 12))) for _ in range(40)])
+    labels = np.repeat(np.arange(4), 4)
+    assert np.array_equal(
+        swap_margins(grids, labels), _swap_margins_over_the_full_loss(grids, labels)
+    )
+
+
+def _moves_one_position_at_a_time(
+    grid: np.ndarray,
+    starts: np.ndarray,
+    pools: list[np.ndarray],
+    clashes: np.ndarray,
+    forbidden: list[set[frozenset[int]]],
+) -> list[tuple[int, int]]:
+    """The local search's moves listed position by position, as it first did."""
+    on_grid = np.zeros(len(clashes), dtype=bool)
+    on_grid[grid] = True
+    clash_count = clashes[:, grid].sum(axis=1)
+    moves: list[tuple[int, int]] = []
+    for index, pool in enumerate(pools):
+        free = pool[~on_grid[pool]]
+        for position in range(starts[index], starts[index + 1]):
+            for row in free[clash_count[free] - clashes[free, grid[position]] == 0]:
+                others = [int(r) for r in grid[starts[index] : starts[index + 1]]]
+                others.remove(int(grid[position]))
+                if frozenset([*others, int(row)]) not in forbidden[index]:
+                    moves.append((position, int(row)))
+    return moves
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_moves_of_a_round_come_in_the_order_of_positions_then_pools(seed: int) -> None:
+    # The first of equal margins wins: the moves must keep their order.
+    rng = np.random.default_rng(seed)
+    pools = [np.arange(8 * g, 8 * g + 8) for g in range(4)]
+    grid = np.concatenate([rng.permutation(pool)[:4] for pool in pools])
+    starts = np.arange(0, 17, 4)
+    clashes = rng.random((32, 32)) < 0.02
+    clashes |= clashes.T
+    np.fill_diagonal(clashes, False)
+    forbidden: list[set[frozenset[int]]] = [set() for _ in pools]
+    for index, pool in enumerate(pools):
+        staying = [int(row) for row in grid[4 * index + 1 : 4 * index + 4]]
+        forbidden[index] = {frozenset([*staying, int(row)]) for row in rng.choice(pool, 3)}
+
+    positions, rows = _moves(grid, starts, pools, clashes, forbidden)
+
+    listed = list(zip(positions.tolist(), rows.tolist(), strict=True))
+    assert listed == _moves_one_position_at_a_time(grid, starts, pools, clashes, forbidden)
+    assert listed  # the planted clashes and forbidden sets leave some moves
+
+
+def test_each_trial_grid_gets_the_similarities_of_its_own_words() -> None:
+    rng = np.random.default_rng(4)
+    similarity = rng.normal(size=(30, 30))  # not symmetric: rows and columns must not mix
+    grid = rng.permutation(30)[:16]
+    positions = rng.integers(0, 16, size=50)
+    rows = rng.integers(0, 30, size=50)
+    trials = np.repeat(grid[None, :], 50, axis=0)
+    trials[np.arange(50), positions] = rows
+
+    gathered = similarity[trials[:, :, None], trials[:, None, :]]
+
+    assert np.array_equal(_trial_similarities(similarity, grid, positions, rows), gathered)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -218,3 +315,47 @@ def test_a_grid_left_near_ambiguous_searches_a_pool_twice_as_wide() -> None:
     assert margin(wide) > margin(narrow)
     assert any(word.startswith("c") for group in wide for word in group)  # beyond the sixth
     assert not any(word.startswith("c") for group in narrow for word in group)
+
+
+def test_the_clash_matrix_of_a_pool_gives_the_verdict_of_each_pair() -> None:
+    lexicon = Lexicon.of(
+        [
+            Category(
+                "Appliances",
+                ("refrigerator", "fridge", "oven", "toaster", "kettle"),
+                kin=(("fridge", "refrigerator"),),
+            ),
+            Category("Snacks", ("doughnut", "donut", "crisps"), kin=(("donut", "doughnut"),)),
+        ]
+    )
+    selection = _selection(lexicon, {})
+    words = ["Fridge", "oven", "refrigerator", "bus", "buses", "donut", "oven", "doughnut"]
+    expected = np.array(
+        [
+            [i != j and selection.clash(a, b) for j, b in enumerate(words)]
+            for i, a in enumerate(words)
+        ]
+    )
+    assert np.array_equal(selection._clash_matrix(words), expected)
+    assert expected[0, 2] and expected[1, 6] and expected[3, 4] and expected[5, 7]
+
+
+def test_the_unit_rows_kept_between_questions_are_those_of_the_stacked_vectors() -> None:
+    rng = np.random.default_rng(6)
+    table = {
+        (theme, word): rng.normal(size=3072).astype(np.float32)
+        for theme in ("T0", "T1")
+        for word in (f"w{n}" for n in range(300))
+    }
+
+    def vectors(theme: str, words: Sequence[str]) -> np.ndarray:
+        return np.array([table[(theme, word)] for word in words])
+
+    selection = PuzzleSelection(Lexicon.of([]), {}, vectors, lambda *_: False)
+    for _ in range(6):  # hits, misses, and the oldest rows let go past the limit
+        themes = ["T0", "T1"]
+        groups = [[f"w{n}" for n in rng.choice(300, 90, replace=False)] for _ in themes]
+        stacked = np.concatenate([vectors(t, g) for t, g in zip(themes, groups, strict=True)])
+        assert np.array_equal(
+            selection._unit_rows(themes, groups), unit_rows(stacked.astype(np.float64))
+        )

@@ -83,3 +83,16 @@ def test_unit_rows_refuses_anything_but_a_matrix(shape: tuple[int, ...]) -> None
 def test_unit_refuses_anything_but_a_vector() -> None:
     with pytest.raises(ValueError, match="1-D"):
         unit(np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("dimension", [50, 768, 3072])
+def test_each_row_is_scaled_by_its_own_norm_alone_bit_for_bit(dimension: int) -> None:
+    # The word choice keeps unit rows and stacks them again: a row must scale to the
+    # same floats in any matrix, alone or among others.
+    rng = np.random.default_rng(dimension)
+    matrix = rng.normal(size=(40, dimension)).astype(np.float32).astype(np.float64)
+    whole = unit_rows(matrix)
+    picked = rng.permutation(40)[:17]
+
+    assert np.array_equal(unit_rows(matrix[picked]), whole[picked])
+    assert all(np.array_equal(unit_rows(matrix[[row]])[0], whole[row]) for row in range(40))

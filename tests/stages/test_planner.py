@@ -8,16 +8,20 @@ planner takes can be forced and checked.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
 
 from asyncpipe.puzzle.embedded import EmbeddedTheme, VectorRows
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
+from asyncpipe.puzzle.lexicon import Category, Lexicon
 from asyncpipe.puzzle.ranking import RankedTheme
 from asyncpipe.puzzle.scoring import PuzzleScore
+from asyncpipe.puzzle.selection import PuzzleSelection
 from asyncpipe.settings.sections import PuzzleGeneration, Quality
 from asyncpipe.stages.planner import (
     Done,
@@ -100,6 +104,8 @@ class Play:
     signal_after: int | None = None
     #: Puzzles scored before the scoring is cut short (None: all).
     score_only: int | None = None
+    #: How a theme comes back embedded.
+    embed: Callable[[str], EmbeddedTheme] = embedded_theme
     steps: list[Step] = field(default_factory=list)
 
     def through(self, planner: RoundPlanner) -> PlannedBatch:
@@ -109,7 +115,7 @@ class Play:
             self.steps.append(step)
             match step:
                 case Embed(themes):
-                    embedded = {t: embedded_theme(t) for t in themes if t not in self.failing}
+                    embedded = {t: self.embed(t) for t in themes if t not in self.failing}
                     failed = {t: API_DOWN for t in themes if t in self.failing}
                     planner.embedded(embedded, failed, stopped=signalled)
                 case Score(puzzles):
@@ -358,3 +364,143 @@ def test_results_told_out_of_turn_are_refused() -> None:
     batch.embedded({t: embedded_theme(t) for t in step.themes}, {})
     with pytest.raises(RuntimeError, match="embedded"):
         batch.embedded({}, {})
+
+
+#: Themes served by lexicon categories, as the planner then picks their words with a
+#: `PuzzleSelection`. Orange is a fruit and a colour: a decoy can sit between the two.
+MEMBERS = {
+    "Birds": ("robin", "wren", "eagle", "hawk", "finch", "heron", "stork"),
+    "Trees": ("oak", "elm", "ash", "pine", "birch", "beech", "maple"),
+    "Gems": ("ruby", "opal", "jade", "pearl", "topaz", "garnet", "amber"),
+    "Dances": ("waltz", "tango", "polka", "salsa", "samba", "jive", "rumba"),
+    "Fruit": ("apple", "orange", "mango", "grape", "lemon", "peach", "plum"),
+    "Metals": ("iron", "copper", "zinc", "tin", "nickel", "silver", "cobalt"),
+    "Tools": ("hammer", "saw", "drill", "chisel", "wrench", "pliers", "spanner"),
+    "Colours": ("red", "blue", "green", "orange", "purple", "violet", "indigo"),
+    "Fish": ("cod", "trout", "salmon", "tuna", "perch", "carp", "haddock"),
+    "Cheeses": ("brie", "feta", "gouda", "cheddar", "edam", "stilton", "parmesan"),
+}
+
+
+def member_theme(theme: str) -> EmbeddedTheme:
+    """The theme on its own axis, its category's members near it, most typical first."""
+    axis = list(MEMBERS).index(theme)
+    theme_vector = np.zeros(DIMENSION, dtype=np.float32)
+    theme_vector[axis] = 1.0
+    rng = np.random.default_rng(100 + axis)
+    words = MEMBERS[theme]
+    vectors = theme_vector + 0.3 * rng.standard_normal((len(words), DIMENSION)).astype(np.float32)
+    scores = vectors @ theme_vector / np.linalg.norm(vectors, axis=1)
+    order = np.argsort(-scores, kind="stable")
+    ranked = RankedTheme(
+        theme,
+        tuple(words[row] for row in order),
+        tuple(float(scores[row]) for row in order),
+        tuple(int(row) for row in order),
+    )
+    return EmbeddedTheme(theme_vector, words, VectorRows.of(vectors), scores, ranked)
+
+
+def member_planner(puzzles: int, primary: int, bar: Quality | None = None) -> RoundPlanner:
+    themes = tuple(MEMBERS)
+    return RoundPlanner(
+        themes,
+        themes[:primary],
+        PuzzleGeneration(total_puzzle_count=puzzles),
+        bar or Quality(),
+        categories={theme: theme for theme in themes},
+        lexicon=Lexicon.of([Category(theme, words) for theme, words in MEMBERS.items()]),
+    )
+
+
+@pytest.mark.parametrize("failing", [{"Gems"}, {"Tools"}, {"Trees", "Dances"}])
+def test_rounds_of_themes_served_by_categories_assemble_what_one_round_would(
+    failing: set[str],
+) -> None:
+    # The planner keeps one selection for all its rounds; what it kept from the first
+    # must not change what the spare round makes of the themes.
+    play = Play(failing=failing, embed=member_theme)
+    in_rounds = play.through(member_planner(puzzles=2, primary=8))
+    at_once = Play(failing=failing, embed=member_theme).through(
+        member_planner(puzzles=2, primary=len(MEMBERS))
+    )
+
+    assert len(play.embedded_rounds()) == 2
+    assert in_rounds.assembly.puzzles == at_once.assembly.puzzles
+    assert len(in_rounds.assembly.puzzles) == 2
+    if failing != {"Gems"}:  # Fruit and Colours share a puzzle, and orange is a decoy
+        assert any(puzzle.decoys for puzzle in in_rounds.assembly.puzzles)
+
+
+def test_a_spare_round_does_not_search_again_the_puzzles_it_leaves_as_they_were(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    searched: list[tuple[str, ...]] = []
+    search = PuzzleSelection._choose
+
+    def recorded(self: PuzzleSelection, themes: Sequence[str], *rest: Any) -> list[list[str]]:
+        searched.append(tuple(themes))
+        return search(self, themes, *rest)
+
+    monkeypatch.setattr(PuzzleSelection, "_choose", recorded)
+    play = Play(failing={"Fruit"}, embed=member_theme)
+    result = play.through(member_planner(puzzles=2, primary=8))
+
+    assert len(play.embedded_rounds()) == 2
+    first, second = (puzzle.themes for puzzle in result.assembly.puzzles)
+    assert first == ["Birds", "Trees", "Gems", "Dances"]
+    assert tuple(first) in searched and tuple(second) in searched
+    assert len(searched) == len(set(searched))  # the first puzzle: searched in round 1 only
+
+
+def test_a_rebuild_round_assembles_what_a_fresh_planner_makes_of_the_themes_left() -> None:
+    # Fruit's group is its puzzle's least coherent: the rebuild drops it.
+    def poor(themes: list[str]) -> float:
+        return 2.0 if "Fruit" in themes else 0.3
+
+    def weakest_fruit(puzzle: Any) -> PuzzleScore:
+        coherence = [0.1 if group.theme == "Fruit" else 0.9 for group in puzzle.groups]
+        return a_score(poor(puzzle.themes), coherence)
+
+    bar = Quality(on_low_quality="rebuild", max_rebuild_rounds=1)
+    rebuilt = member_planner(puzzles=2, primary=len(MEMBERS), bar=bar)
+    step = rebuilt.next_step()
+    assert isinstance(step, Embed)
+    rebuilt.embedded({theme: member_theme(theme) for theme in step.themes}, {})
+    score = rebuilt.next_step()
+    assert isinstance(score, Score)
+    rebuilt.scored({tuple(p.words): weakest_fruit(p) for p in score.puzzles})
+    assert isinstance(rebuilt.next_step(), Rebuild)
+
+    fresh = member_planner(puzzles=2, primary=len(MEMBERS) - 1)
+    themes = tuple(theme for theme in MEMBERS if theme != "Fruit")
+    fresh_step = fresh.next_step()
+    assert isinstance(fresh_step, Embed)
+    fresh.embedded({theme: member_theme(theme) for theme in themes}, {})
+
+    assert rebuilt._assembly.puzzles == fresh._assembly.puzzles
+    assert "Fruit" not in {theme for p in rebuilt._assembly.puzzles for theme in p.themes}
+
+
+def test_a_theme_told_again_with_other_vectors_is_assembled_from_the_new_ones() -> None:
+    def moved(theme: str) -> EmbeddedTheme:
+        """The same ranking, but its members' vectors shuffled: another search result."""
+        original = member_theme(theme)
+        vectors = np.asarray(original.candidate_vectors)[[3, 5, 0, 6, 1, 4, 2]]
+        return dataclasses.replace(original, candidate_vectors=VectorRows.of(vectors))
+
+    again = member_planner(puzzles=2, primary=8)
+    first = again.next_step()
+    assert isinstance(first, Embed)
+    again.embedded({t: member_theme(t) for t in first.themes if t != "Tools"}, {})
+    spares = again.next_step()
+    assert isinstance(spares, Embed) and spares.spares
+    again.embedded({"Birds": moved("Birds"), **{t: member_theme(t) for t in spares.themes}}, {})
+
+    fresh = member_planner(puzzles=2, primary=len(MEMBERS))
+    step = fresh.next_step()
+    assert isinstance(step, Embed)
+    told = {t: member_theme(t) for t in step.themes if t != "Tools"}
+    fresh.embedded({**told, "Birds": moved("Birds")}, {})
+
+    assert again._assembly.puzzles == fresh._assembly.puzzles
