@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asyncpipe.embeddings.select import ProviderChoice
+from asyncpipe.run.blas import one_blas_thread
 from asyncpipe.run.lock import exclusive_run
 from asyncpipe.run.pipeline import EnhanceReport, Pipeline, run_all
 from asyncpipe.settings.params_file import LoadedParams, load_params
@@ -39,7 +40,7 @@ def generate(
     loaded = _loaded(params, root)
     workspace = Workspace(root, loaded.params)
     pipeline = Pipeline(loaded, workspace, provider, resume=resume, progress_bar=False)
-    with exclusive_run(workspace.run_lock):
+    with exclusive_run(workspace.run_lock), one_blas_thread():
         return run_all(pipeline)
 
 

@@ -24,6 +24,7 @@ from asyncpipe.io.files import read_json
 from asyncpipe.io.puzzle_sets import creation_time
 from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
 from asyncpipe.run.allocator import hold_mmap_threshold
+from asyncpipe.run.blas import hold_one_blas_thread
 from asyncpipe.run.interrupt import Interrupted, Shutdown
 from asyncpipe.run.lock import exclusive_run
 from asyncpipe.run.pipeline import (
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     _configure_logging(arguments.log_level, arguments.log_format)
     hold_mmap_threshold()  # before the first vector: see asyncpipe.run.allocator
+    hold_one_blas_thread()  # the run's products are small: see asyncpipe.run.blas
     shutdown = Shutdown()
     try:
         with shutdown.installed():

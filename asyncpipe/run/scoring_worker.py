@@ -19,6 +19,7 @@ import time
 
 from asyncpipe.puzzle.solver import prepare
 from asyncpipe.run.allocator import hold_mmap_threshold
+from asyncpipe.run.blas import hold_one_blas_thread
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _PARENT_CHECK_SECONDS = 1.0
@@ -30,6 +31,7 @@ def start_worker(groups: int, size: int, parent: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     die_with(parent)
     hold_mmap_threshold()  # the worker decodes answers of megabytes: asyncpipe.run.allocator
+    hold_one_blas_thread()  # the pool's workers are the run's parallelism: asyncpipe.run.blas
     prepare(groups, size)  # the solver's tables, built once per worker before the first puzzle
 
 

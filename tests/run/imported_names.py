@@ -16,3 +16,12 @@ def imported_of(names: tuple[str, ...]) -> list[str]:
         for name in sys.modules
         if any(name == wanted or name.startswith(f"{wanted}.") for wanted in names)
     )
+
+
+def blas_threads() -> list[int]:
+    """The thread count of each BLAS library this process has loaded."""
+    from threadpoolctl import threadpool_info
+
+    return [
+        library["num_threads"] for library in threadpool_info() if library["user_api"] == "blas"
+    ]
