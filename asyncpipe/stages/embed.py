@@ -133,8 +133,21 @@ async def embed_and_rank(
 async def _embed_theme(
     theme: str, candidates: Sequence[str], engine: EmbeddingEngine, members: bool
 ) -> EmbeddedTheme:
-    # The engine's shared rows are kept; the matrix stacked to rank them is not.
     theme_vector, *rows = await engine.embed_rows([theme, *candidates])
+    # Ranked in a thread: at 3072 dimensions a theme is a few milliseconds of numpy, and
+    # one answer often completes several themes at once, which on the loop was the
+    # event-loop lag's p99.
+    return await asyncio.to_thread(_ranked, theme, candidates, theme_vector, rows, members)
+
+
+def _ranked(
+    theme: str,
+    candidates: Sequence[str],
+    theme_vector: np.ndarray,
+    rows: list[np.ndarray],
+    members: bool,
+) -> EmbeddedTheme:
+    # The engine's shared rows are kept; the matrix stacked to rank them is not.
     candidate_vectors = VectorRows(rows, theme_vector.shape[0])
     matrix = np.asarray(candidate_vectors)
     scores = cosine_to(theme_vector, matrix)

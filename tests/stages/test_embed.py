@@ -10,9 +10,11 @@ tested in test_engine.py; here the engine is simply the one a run would use.
 from __future__ import annotations
 
 import asyncio
+import threading
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,6 +36,7 @@ from asyncpipe.io.vector_index import VocabularyIndex
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.run.progress import ProgressReporter
 from asyncpipe.settings.sections import Params
+from asyncpipe.stages import embed as embed_stage
 from asyncpipe.stages.embed import EnhanceOutcome, embed_and_rank, theme_workers
 
 THEMES: list[tuple[str, list[str]]] = [
@@ -200,6 +203,27 @@ async def test_the_spares_fill_the_round_and_a_later_round_finds_them_in_memory(
     assert after_first.texts_prefetched > 0
     assert list(later.embedded) == [theme for theme, _ in spares]
     assert after_later.requests == 1  # the later round sent nothing
+
+
+@pytest.mark.asyncio
+async def test_themes_are_ranked_off_the_event_loops_thread(
+    glove: VocabularyIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 3072 dimensions ranking a theme is milliseconds of numpy, and one answer can
+    # complete several themes: on the loop's thread that was the lag's p99.
+    ranked_in: set[int] = set()
+    real = embed_stage.rank_candidates
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        ranked_in.add(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(embed_stage, "rank_candidates", recording)
+    async with open_engine(GloveProvider(glove), Params(), tmp_path) as engine:
+        outcome = await embed_and_rank(THEMES, engine, workers=4)
+
+    assert list(outcome.embedded) == [theme for theme, _ in THEMES]
+    assert ranked_in and threading.get_ident() not in ranked_in
 
 
 @pytest.mark.asyncio
