@@ -171,23 +171,25 @@ async def make_puzzles(
                 case Done(result):
                     break
 
-        outcome = EnhanceOutcome(
-            dict(result.embedded), dict(result.failed_in_rounds), embedding_seconds
-        )
-        statistics = RunStatistics(
-            themes_embedded=len(outcome.embedded),
-            themes_failed_embedding=sum(
-                failure.kind.embedding for failure in outcome.failed_themes.values()
-            ),
-            embedding_seconds=outcome.seconds,
-            scoring_seconds=scoring_seconds,
-            puzzles_rebuilt=result.puzzles_rebuilt,
-            themes_resumed=len(recorded.themes) if recorded else 0,
-            puzzle_scores_resumed=len(recorded.scores) if recorded else 0,
-            engine=engine.statistics(),
-            pool=pool.statistics(),
-            loop_lag=lag.statistics(),
-        )
+    # Read once the engine is closed: a request of the spares' filler may outlive the
+    # round that sent it (a retry after a 429), and is counted only when it is over.
+    outcome = EnhanceOutcome(
+        dict(result.embedded), dict(result.failed_in_rounds), embedding_seconds
+    )
+    statistics = RunStatistics(
+        themes_embedded=len(outcome.embedded),
+        themes_failed_embedding=sum(
+            failure.kind.embedding for failure in outcome.failed_themes.values()
+        ),
+        embedding_seconds=outcome.seconds,
+        scoring_seconds=scoring_seconds,
+        puzzles_rebuilt=result.puzzles_rebuilt,
+        themes_resumed=len(recorded.themes) if recorded else 0,
+        puzzle_scores_resumed=len(recorded.scores) if recorded else 0,
+        engine=engine.statistics(),
+        pool=pool.statistics(),
+        loop_lag=lag.statistics(),
+    )
     log.info("%s", statistics.summary_line())
     return MadePuzzles(
         outcome,

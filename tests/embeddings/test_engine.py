@@ -1187,6 +1187,27 @@ async def test_filler_tops_up_the_last_batch_and_the_idle_slots_of_the_last_wave
 
 
 @on_virtual_clock
+async def test_filler_retried_after_the_round_counts_once_the_engine_is_closed() -> None:
+    # Only the spares wait on an idle-slot batch: thrown back by a 429, it is retried
+    # after the round's themes have their vectors. The run reads the figures after the
+    # engine is closed (asyncpipe.stages.driver), when that retry is over.
+    def quota() -> RetryableEmbeddingError:
+        return RetryableEmbeddingError("429 quota", status=429, retry_after=1.0)
+
+    provider = ScriptedProvider({2: quota}, delay=0.1)
+    texts = [f"text {n}" for n in range(10)]
+    async with make_engine(provider, batch_size=10, max_concurrent=2) as engine:
+        engine.plan(texts, filler=[f"spare {n}" for n in range(10)])
+        await engine.embed(texts)
+        during = engine.statistics()
+    after = engine.statistics()
+
+    assert during.requests == 2  # the retry waits out the server's delay
+    assert (after.requests, after.retries, after.gate.throttled) == (3, 1, 1)
+    assert len(provider.calls) == after.requests
+
+
+@on_virtual_clock
 async def test_spaced_requests_take_filler_only_into_the_last_batch() -> None:
     provider = HashProvider(delay=0.3)
     texts = [f"text {n}" for n in range(1050)]
