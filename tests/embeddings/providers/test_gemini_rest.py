@@ -349,6 +349,24 @@ async def test_receive_checks_the_status_and_leaves_the_decoding_to_the_answer(
 
 
 @pytest.mark.asyncio
+async def test_a_batch_of_many_vectors_comes_back_in_order_and_a_row_of_another_size_is_found(
+    decoder: Executor | None,
+) -> None:
+    # 25 vectors, normalised in order; one row of another size among them is refused.
+    texts = [f"text {n}" for n in range(25)]
+    vectors = [[float(n + 1), 1.0, *([0.0] * (DIMENSION - 2))] for n in range(25)]
+
+    matrix = await embed(lambda request: answer(vectors), texts, decoder=decoder)
+
+    expected = np.asarray(vectors, dtype=np.float64)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(matrix, expected.astype(np.float32), rtol=1e-6)
+    ragged = [*vectors[:21], [1.0] * (DIMENSION + 1), *vectors[22:]]
+    with pytest.raises(RetryableEmbeddingError, match="unequal sizes"):
+        await embed(lambda request: answer(ragged), texts, decoder=decoder)
+
+
+@pytest.mark.asyncio
 async def test_decoding_goes_back_to_the_loop_when_the_executor_is_taken_away(
     worker_pool: ProcessPoolExecutor,
 ) -> None:
