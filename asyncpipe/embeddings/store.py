@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -140,40 +141,33 @@ class EmbeddingStore:
 
     def _get_many(self, texts: list[str]) -> tuple[dict[str, np.ndarray], int]:
         """The sound vectors found among `texts`, and how many rows found were corrupt."""
-        connection = self._require()
         expected_bytes = self._dimension * 4
         found: dict[str, np.ndarray] = {}
         corrupt = 0
-        for start in range(0, len(texts), _LOOKUP_CHUNK):
-            chunk = texts[start : start + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            cursor = connection.execute(
-                f"SELECT text, vector FROM vectors WHERE namespace = ? AND text IN ({marks})",
-                [self._namespace, *chunk],
-            )
-            for text, blob in cursor:
-                if len(blob) != expected_bytes:
-                    corrupt += 1
-                    continue
-                vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-                if np.isfinite(vector).all():
-                    found[text] = vector
-                else:
-                    corrupt += 1
+        for text, blob in self._rows_of(texts, "text, vector"):
+            if len(blob) != expected_bytes:
+                corrupt += 1
+                continue
+            vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
+            if np.isfinite(vector).all():
+                found[text] = vector
+            else:
+                corrupt += 1
         return found, corrupt
 
     def _present(self, texts: list[str]) -> set[str]:
+        return {text for (text,) in self._rows_of(texts, "text")}
+
+    def _rows_of(self, texts: list[str], columns: str) -> Iterator[tuple[Any, ...]]:
+        """`columns` of this namespace's rows among `texts`, in queries of `_LOOKUP_CHUNK`."""
         connection = self._require()
-        present: set[str] = set()
         for start in range(0, len(texts), _LOOKUP_CHUNK):
             chunk = texts[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            cursor = connection.execute(
-                f"SELECT text FROM vectors WHERE namespace = ? AND text IN ({marks})",
+            yield from connection.execute(
+                f"SELECT {columns} FROM vectors WHERE namespace = ? AND text IN ({marks})",
                 [self._namespace, *chunk],
             )
-            present.update(text for (text,) in cursor)
-        return present
 
     def _put_many(self, rows: list[tuple[str, bytes]]) -> None:
         connection = self._require()
