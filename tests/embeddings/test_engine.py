@@ -17,7 +17,8 @@ import json
 import math
 import random
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -218,6 +219,18 @@ def make_engine(
         linger=linger,
         budget=budget,
     )
+
+
+@asynccontextmanager
+async def store_holding(folder: Path, texts: Sequence[str]) -> AsyncIterator[EmbeddingStore]:
+    """An open store in `folder` holding the hashed vectors of `texts`, closed on the way out."""
+    store = EmbeddingStore(folder / STORE_FILE, NAMESPACE)
+    await store.open()
+    try:
+        await store.put_many(zip(texts, hashed(texts), strict=True))
+        yield store
+    finally:
+        await store.close()
 
 
 def theme_texts(themes: int, texts: int, shared: Sequence[str] = ()) -> list[list[str]]:
@@ -1143,18 +1156,13 @@ async def test_themes_asking_after_a_plan_make_no_request_of_their_own() -> None
 @on_virtual_clock
 async def test_a_plan_skips_what_memory_and_the_store_hold(tmp_path: Path) -> None:
     texts = [f"text {n}" for n in range(250)]
-    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
-    await store.open()
-    try:
-        await store.put_many(zip(texts[:100], hashed(texts[:100]), strict=True))
+    async with store_holding(tmp_path, texts[:100]) as store:
         provider = HashProvider()
         async with make_engine(provider, batch_size=100, store=store) as engine:
             await engine.embed(texts[100:130])  # now in memory
             before = len(provider.sent())
             claimed = engine.plan(texts)
             vectors = await engine.embed(texts)
-    finally:
-        await store.close()
 
     assert claimed == 250 - 30
     assert sorted(provider.sent()[before:]) == sorted(texts[130:])
@@ -1248,10 +1256,7 @@ async def test_a_daily_budget_takes_filler_only_into_the_last_batch_and_a_token_
 async def test_filler_the_store_or_memory_holds_is_skipped_unread(tmp_path: Path) -> None:
     texts = [f"text {n}" for n in range(130)]
     spares = [f"spare {n}" for n in range(300)]
-    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
-    await store.open()
-    try:
-        await store.put_many(zip(spares[:40], hashed(spares[:40]), strict=True))
+    async with store_holding(tmp_path, spares[:40]) as store:
         provider = HashProvider()
         async with make_engine(provider, batch_size=100, max_concurrent=2, store=store) as engine:
             await engine.embed(spares[40:50])  # in memory now
@@ -1259,8 +1264,6 @@ async def test_filler_the_store_or_memory_holds_is_skipped_unread(tmp_path: Path
             engine.plan(texts, filler=spares)
             await engine.embed(texts)
         hits = store.statistics().hits
-    finally:
-        await store.close()
 
     # 130 texts: 2 requests, both slots busy; the second takes 70 filler texts, those
     # neither stored nor in memory.
@@ -1272,16 +1275,11 @@ async def test_filler_the_store_or_memory_holds_is_skipped_unread(tmp_path: Path
 @on_virtual_clock
 async def test_a_plan_that_sends_nothing_sends_no_filler(tmp_path: Path) -> None:
     texts = [f"text {n}" for n in range(50)]
-    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
-    await store.open()
-    try:
-        await store.put_many(zip(texts, hashed(texts), strict=True))
+    async with store_holding(tmp_path, texts) as store:
         provider = HashProvider()
         async with make_engine(provider, batch_size=100, store=store) as engine:
             engine.plan(texts, filler=[f"spare {n}" for n in range(100)])
             await engine.embed(texts)
-    finally:
-        await store.close()
 
     assert provider.calls == []
 
@@ -1292,16 +1290,11 @@ async def test_filler_held_by_the_store_is_looked_at_a_few_times_the_room_at_mos
 ) -> None:
     texts = [f"text {n}" for n in range(90)]
     spares = [f"spare {n}" for n in range(1000)]
-    store = EmbeddingStore(tmp_path / STORE_FILE, NAMESPACE)
-    await store.open()
-    try:
-        await store.put_many(zip(spares[:900], hashed(spares[:900]), strict=True))
+    async with store_holding(tmp_path, spares[:900]) as store:
         provider = HashProvider()
         async with make_engine(provider, batch_size=100, max_concurrent=1, store=store) as engine:
             engine.plan(texts, filler=spares)
             await engine.embed(texts)
-    finally:
-        await store.close()
 
     # Room for 10; the first 40 filler texts looked at are all stored: no more is looked at.
     assert [len(call) for call in provider.calls] == [90]
