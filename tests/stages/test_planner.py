@@ -47,15 +47,22 @@ def embedded_theme(theme: str, words: int = 6) -> EmbeddedTheme:
     rng = np.random.default_rng(axis)
     candidates = tuple(f"{theme[-1].lower()}word{chr(ord('a') + n)}" for n in range(words))
     vectors = theme_vector + 0.05 * rng.standard_normal((words, DIMENSION)).astype(np.float32)
+    return ranked_by_cosine(theme, candidates, theme_vector, vectors)
+
+
+def ranked_by_cosine(
+    theme: str, words: tuple[str, ...], theme_vector: np.ndarray, vectors: np.ndarray
+) -> EmbeddedTheme:
+    """`words` embedded as `vectors`, ranked by their cosine to the theme."""
     scores = vectors @ theme_vector / np.linalg.norm(vectors, axis=1)
     order = np.argsort(-scores, kind="stable")
     ranked = RankedTheme(
         theme,
-        tuple(candidates[row] for row in order),
+        tuple(words[row] for row in order),
         tuple(float(scores[row]) for row in order),
         tuple(int(row) for row in order),
     )
-    return EmbeddedTheme(theme_vector, candidates, VectorRows.of(vectors), scores, ranked)
+    return EmbeddedTheme(theme_vector, words, VectorRows.of(vectors), scores, ranked)
 
 
 def a_score(
@@ -390,15 +397,7 @@ def member_theme(theme: str) -> EmbeddedTheme:
     rng = np.random.default_rng(100 + axis)
     words = MEMBERS[theme]
     vectors = theme_vector + 0.3 * rng.standard_normal((len(words), DIMENSION)).astype(np.float32)
-    scores = vectors @ theme_vector / np.linalg.norm(vectors, axis=1)
-    order = np.argsort(-scores, kind="stable")
-    ranked = RankedTheme(
-        theme,
-        tuple(words[row] for row in order),
-        tuple(float(scores[row]) for row in order),
-        tuple(int(row) for row in order),
-    )
-    return EmbeddedTheme(theme_vector, words, VectorRows.of(vectors), scores, ranked)
+    return ranked_by_cosine(theme, words, theme_vector, vectors)
 
 
 def member_planner(puzzles: int, primary: int, bar: Quality | None = None) -> RoundPlanner:
