@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import selectors
 import subprocess
@@ -13,6 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, TypeVar
+
+import yaml
 
 _Result = TypeVar("_Result")
 
@@ -31,6 +34,20 @@ ALL_TABLE = Path("data/cache/all_embeddings.csv")
 PUZZLE_TABLE = Path("data/embeddings/puzzle_embeddings.csv")
 STORE = Path("data/cache/embeddings.sqlite3")
 CHECKPOINT = Path("data/cache/run_checkpoint.jsonl")
+
+
+def write_params(folder: Path, changes: Mapping[str, Any]) -> None:
+    """The project's params.yaml in `folder`, with dotted keys ("gemini.base_url") changed."""
+    settings = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        settings.setdefault(section, {})[key] = value
+    (folder / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+
+
+def load(folder: Path, relative: Path) -> Any:
+    """A JSON file a run wrote in `folder`."""
+    return json.loads((folder / relative).read_text(encoding="utf-8"))
 
 
 def run_cli(

@@ -17,7 +17,6 @@ earlier outputs.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import re
 import resource
@@ -30,14 +29,22 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from asyncpipe.io.theme_source import read_theme_source
 from tests.gemini_server import GeminiTestServer, ServerConfig
-from tests.support import ALL_TABLE, CANDIDATES, FINAL, METADATA, REPO, SELECTED, run_cli
+from tests.support import (
+    ALL_TABLE,
+    CANDIDATES,
+    FINAL,
+    METADATA,
+    REPO,
+    SELECTED,
+    load,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -88,9 +95,7 @@ def line_of(path: Path, key: str) -> int:
 
 def with_theme_file(folder: Path, content: str | bytes) -> Path:
     """A work folder whose theme source is themes.txt, holding `content`, drawn in file order."""
-    new_workdir(
-        folder, {"themes.source": '"themes.txt"', "theme_selection_method": '"sequential"'}
-    )
+    new_workdir(folder, {"themes.source": '"themes.txt"', "theme_selection_method": '"sequential"'})
     path = folder / "themes.txt"
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -112,10 +117,6 @@ def the_error(result: subprocess.CompletedProcess[str], code: int, *fragments: s
 
 def warnings_of(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in result.stderr.splitlines() if " WARNING " in line]
-
-
-def load(folder: Path, relative: Path) -> Any:
-    return json.loads((folder / relative).read_text(encoding="utf-8"))
 
 
 def leftovers(folder: Path) -> list[Path]:

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pyarrow as arrow
 import pytest
-import yaml
 from pyarrow import parquet
 
 from asyncpipe.io.vector_index import VocabularyIndex
@@ -38,9 +37,10 @@ from tests.support import (
     METADATA,
     PUZZLE_TABLE,
     REFERENCE,
-    REPO,
     SELECTED,
+    load,
     run_cli,
+    write_params,
 )
 
 pytestmark = pytest.mark.slow
@@ -75,16 +75,8 @@ COMMON_THEMES = [
 def new_workdir(parent: Path, changes: dict[str, Any] | None = None) -> Path:
     """A folder holding the project's params.yaml, with dotted keys changed."""
     parent.mkdir(parents=True, exist_ok=True)
-    settings = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    for dotted, value in (changes or {}).items():
-        section, key = dotted.split(".")
-        settings.setdefault(section, {})[key] = value
-    (parent / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    write_params(parent, changes or {})
     return parent
-
-
-def load(folder: Path, relative: Path) -> Any:
-    return json.loads((folder / relative).read_text(encoding="utf-8"))
 
 
 def read_table(path: Path) -> list[dict[str, str]]:

@@ -14,8 +14,8 @@ import pytest
 from asyncpipe.io.history_file import append_batch
 from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.puzzle.history import PublishedBatch, PublishedGroup
-from tests.support import run_cli
-from tests.test_cli import load, new_workdir
+from tests.support import load, run_cli
+from tests.test_cli import new_workdir
 
 HISTORY = Path("data/history/published.jsonl")
 METADATA = Path("data/outputs/puzzle_metadata.json")

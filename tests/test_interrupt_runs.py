@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
 from tests.gemini_server import GeminiTestServer, ServerConfig
@@ -45,9 +44,10 @@ from tests.support import (
     METADATA,
     PUZZLE_SETS,
     PUZZLE_TABLE,
-    REPO,
     SELECTED,
     STORE,
+    load,
+    write_params,
 )
 
 pytestmark = pytest.mark.slow
@@ -175,18 +175,14 @@ def wait_for(condition: Callable[[], bool], what: str, run: CliRun, timeout: flo
     return time.monotonic() - started
 
 
-def write_params(folder: Path, server: GeminiTestServer) -> None:
-    settings = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    for dotted, value in {**PARAMS, "gemini.base_url": server.base_url}.items():
-        section, key = dotted.split(".")
-        settings.setdefault(section, {})[key] = value
-    (folder / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+def write_server_params(folder: Path, server: GeminiTestServer) -> None:
+    write_params(folder, {**PARAMS, "gemini.base_url": server.base_url})
 
 
 def new_folder(root: Path, name: str, server: GeminiTestServer) -> Path:
     folder = root / name
     folder.mkdir()
-    write_params(folder, server)
+    write_server_params(folder, server)
     return folder
 
 
@@ -280,10 +276,6 @@ def texts_of(folder: Path, themes: list[str]) -> set[str]:
         for text in [theme, *candidates[theme]["words"]]:
             texts.update({text, normalised(text)})
     return texts
-
-
-def load(folder: Path, relative: Path) -> Any:
-    return json.loads((folder / relative).read_text(encoding="utf-8"))
 
 
 def assert_complete_puzzles(folder: Path) -> int:

@@ -32,10 +32,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 
 from tests.gemini_server import Arrival, GeminiTestServer, ServerConfig
-from tests.support import CHECKPOINT, FINAL, METADATA, REPO, run_cli
+from tests.support import CHECKPOINT, FINAL, METADATA, load, run_cli, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -120,16 +119,8 @@ def cli(folder: Path, *args: str, timeout: float = RUN_TIMEOUT) -> Cli:
 def new_folder(root: Path, name: str, server: GeminiTestServer, changes: dict[str, Any]) -> Path:
     folder = root / name
     folder.mkdir()
-    settings = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    for dotted, value in {**changes, "gemini.base_url": server.base_url}.items():
-        section, key = dotted.split(".")
-        settings.setdefault(section, {})[key] = value
-    (folder / "params.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    write_params(folder, {**changes, "gemini.base_url": server.base_url})
     return folder
-
-
-def load(folder: Path, relative: Path) -> Any:
-    return json.loads((folder / relative).read_text(encoding="utf-8"))
 
 
 def server_config(**changes: Any) -> ServerConfig:

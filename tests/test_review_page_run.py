@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.browser import REVIEW_PAGE_PROBE, load_with_probe, screenshot
-from tests.support import FINAL, PUZZLE_SETS, run_cli
-from tests.test_cli import load, new_workdir
+from tests.support import FINAL, PUZZLE_SETS, load, run_cli
+from tests.test_cli import new_workdir
 
 PAGE = Path("reports/puzzles.html")
 HISTORY = Path("data/history/published.jsonl")
