@@ -26,11 +26,24 @@ def child_pids() -> set[int]:
 
     Left out: multiprocessing's resource tracker, which `spawn` starts once per
     parent process and which lives as long as the parent (here, the test run).
+
+    The scan starts over when one of this process's threads ends during it: a
+    thread's children pass to another thread as it ends, so a partial scan
+    could miss one.
     """
+    while True:
+        try:
+            pids = _children_of_every_thread()
+        except FileNotFoundError:
+            continue
+        return {pid for pid in pids if b"resource_tracker" not in _command_line(pid)}
+
+
+def _children_of_every_thread() -> set[int]:
     pids: set[int] = set()
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
         pids.update(int(pid) for pid in (task / "children").read_text().split())
-    return {pid for pid in pids if b"resource_tracker" not in _command_line(pid)}
+    return pids
 
 
 def _command_line(pid: int) -> bytes:
