@@ -8,6 +8,7 @@ Signals are handled for the whole invocation by `asyncpipe.run.interrupt`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -18,13 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from asyncpipe import __version__
-from asyncpipe.embeddings.select import PROVIDER_CHOICES
+from asyncpipe.embeddings.batch_jobs import BatchJob, job_lines
+from asyncpipe.embeddings.providers.gemini_batch import BatchApi
+from asyncpipe.embeddings.select import PROVIDER_CHOICES, plan_provider
 from asyncpipe.errors import AsyncpipeError, BusyError, InputError, OutputError
 from asyncpipe.io.files import read_json
 from asyncpipe.io.puzzle_sets import creation_time
 from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
 from asyncpipe.run.allocator import hold_mmap_threshold
 from asyncpipe.run.blas import hold_one_blas_thread
+from asyncpipe.run.checkpoint import read_checkpoint
 from asyncpipe.run.interrupt import Interrupted, Shutdown
 from asyncpipe.run.lock import exclusive_run
 from asyncpipe.run.pipeline import (
@@ -117,7 +121,13 @@ def _run(arguments: argparse.Namespace, shutdown: Shutdown) -> int:
     history = arguments.history and str(Path(arguments.history).expanduser().resolve())
     loaded = load_params(
         params_path,
-        Overrides(count=arguments.count, seed=arguments.seed, history=history, set_name=set_name),
+        Overrides(
+            count=arguments.count,
+            seed=arguments.seed,
+            history=history,
+            set_name=set_name,
+            embedding_mode=getattr(arguments, "embedding_mode", None),
+        ),
     )
     if arguments.log_level is None:
         logging.getLogger().setLevel(loaded.params.logging.level)
@@ -138,6 +148,8 @@ def _run(arguments: argparse.Namespace, shutdown: Shutdown) -> int:
         progress_bar=False if arguments.log_format == "json" else None,
         created_at=creation_time(getattr(arguments, "created_at", None), os.environ),
     )
+    if arguments.command == "jobs":
+        return _command_jobs(pipeline, arguments.cancel)
     if arguments.command in ("run", "enhance"):
         pipeline.provider_plan()  # a missing key stops the command before it writes anything
     with exclusive_run(workspace.run_lock):
@@ -193,6 +205,31 @@ def _command_validate_sets(file: str) -> int:
         )
     log.info("%s: the puzzle app's rules hold", path)
     return EXIT_OK
+
+
+def _command_jobs(pipeline: Pipeline, cancel: bool) -> int:
+    """List the Batch API jobs of the run recorded in the workdir (and cancel the open ones)."""
+    path = pipeline.workspace.checkpoint
+    recorded = read_checkpoint(path)
+    if recorded is None or not recorded.batch_jobs:
+        print(f"No batch jobs: {path} records none")
+        return EXIT_OK
+    plan = plan_provider("gemini", pipeline.params)  # a missing key is one clear line
+    if plan.api_key is None:  # plan_provider refuses that already
+        raise InputError(f"asyncpipe jobs needs {pipeline.params.gemini.api_key_env}")
+    for line in asyncio.run(_job_lines(recorded.batch_jobs, pipeline, plan.api_key, cancel)):
+        print(line)
+    return EXIT_OK
+
+
+async def _job_lines(
+    jobs: Sequence[BatchJob], pipeline: Pipeline, api_key: str, cancel: bool
+) -> list[str]:
+    api = BatchApi(pipeline.params.gemini, api_key)
+    try:
+        return await job_lines(api, jobs, cancel)
+    finally:
+        await api.aclose()
 
 
 _COMMANDS: dict[str, Callable[[Pipeline, argparse.Namespace], int]] = {
@@ -261,6 +298,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "puzzles are not redone (refused if the params changed since)",
     )
     producing.add_argument(
+        "--embedding-mode",
+        choices=("online", "batch", "auto"),
+        help="online requests, Batch API jobs first (half the price, up to 24 h), or auto: "
+        "batch from gemini.batch_min_texts texts not yet stored (default: gemini.mode)",
+    )
+    producing.add_argument(
         "--min-success-rate",
         type=_rate,
         default=1.0,
@@ -310,6 +353,14 @@ def _build_parser() -> argparse.ArgumentParser:
             epilog=_EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+    jobs = commands.add_parser(
+        "jobs",
+        parents=[common],
+        help="list the Batch API jobs of the run in the workdir, with their states",
+        description="list the Batch API jobs the run in the workdir created (gemini.mode "
+        "batch), as its checkpoint records them, with their states asked of the API",
+    )
+    jobs.add_argument("--cancel", action="store_true", help="cancel the jobs that have not ended")
     checking = commands.add_parser(
         "validate-sets",
         help="check a puzzle_sets.json against the puzzle app's rules (exit 0 or 2)",

@@ -19,7 +19,9 @@ in order, to:
    that fit (`tokens.within`).
 
 Vectors that come back fill the cache and are committed to the store before
-the themes waiting on them resume. A fatal provider error (bad key, bad
+the themes waiting on them resume. A text the engine was told is `refused` (by
+the Batch API jobs that ran before it: `batch_jobs`) is never requested: whoever
+asks for it gets its error. A fatal provider error (bad key, bad
 request) fails every waiting theme with it, so the run stops; a request that
 still fails after its retries fails only the themes that needed it.
 
@@ -51,7 +53,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -181,8 +183,12 @@ class EmbeddingEngine:
         linger: float = DEFAULT_LINGER,
         seed: int = 0,
         budget: DailyBudget | None = None,
+        refused: Mapping[str, EmbeddingError] | None = None,
     ) -> None:
         self._provider = provider
+        # Texts never to request (the Batch API refused them, or their jobs failed): the
+        # themes asking for one get its error, as if a request had failed for it alone.
+        self._refused = dict(refused or {})
         self._gate = gate
         self._retry = retry
         self._batch_size = batch_size
@@ -466,6 +472,10 @@ class EmbeddingEngine:
         part-filled one goes out after the linger (a plan flushes its own at its end)."""
         if self._stopped:
             self._settle(key, error=_stopping())
+            return
+        refusal = self._refused.get(key)
+        if refusal is not None:
+            self._settle(key, error=type(refusal)(str(refusal), status=refusal.status))
             return
         self._pending.append(key)
         while len(self._pending) >= self._batch_size:

@@ -13,7 +13,7 @@ provider's client is closed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from asyncpipe.embeddings.limits import RequestGate
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.retry import RetryPolicy
 from asyncpipe.embeddings.store import STORE_FILE, EmbeddingStore
+from asyncpipe.errors import EmbeddingError
 from asyncpipe.settings.sections import Params
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,13 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def open_engine(
-    provider: EmbeddingProvider, params: Params, cache_dir: Path
+    provider: EmbeddingProvider,
+    params: Params,
+    cache_dir: Path,
+    refused: Mapping[str, EmbeddingError] | None = None,
 ) -> AsyncIterator[EmbeddingEngine]:
+    """`refused`: texts not to request, with the error their themes get instead
+    (`EmbeddingEngine`; the Batch API jobs that ran before decide them)."""
     info = provider.info
     remote = not info.local
     gate = RequestGate(
@@ -62,6 +68,7 @@ async def open_engine(
             store=store,
             seed=params.puzzle_generation.random_seed,
             budget=budget,
+            refused=refused,
         )
         async with engine:
             yield engine

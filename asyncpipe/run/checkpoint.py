@@ -8,6 +8,13 @@ appended and fsynced before the run moves on:
     {"theme": "Planets", "embedded": true}
     {"theme": "Xyzzy", "failed": {"kind": "unembeddable_text", "reason": "embedding failed: ..."}}
     {"puzzle": ["mars", ...], "score": {...}}
+    {"batch_job": "batches/ID", "texts": [...], "created_at": 1764800000.0, "attempt": 1}
+    {"batch_job": "batches/ID", "ended": "JOB_STATE_SUCCEEDED", "refused": {"text": "why"}}
+
+A Batch API job (`gemini.mode: batch`) is recorded as soon as the API has created
+it, with its texts, and again when it ends: a resumed run waits on the jobs that
+had not ended instead of paying for new ones, and does not ask again for a text a
+job refused.
 
 The vectors of a finished theme are not repeated here: they are in the
 embedding store, which commits them before the theme counts as finished, so a
@@ -48,6 +55,7 @@ from typing import IO, Any
 
 import msgspec
 
+from asyncpipe.embeddings.batch_jobs import BatchJob, JobEnd
 from asyncpipe.errors import ConfigError, InputError, OutputError
 from asyncpipe.io.files import atomic_writer, read_input
 from asyncpipe.puzzle.failures import ThemeFailure
@@ -114,6 +122,10 @@ class Recorded:
     themes: dict[str, ThemeFailure | None] = field(default_factory=dict)
     #: A puzzle's 16 words (grid order) -> its score.
     scores: dict[tuple[str, ...], PuzzleScore] = field(default_factory=dict, repr=False)
+    #: The Batch API jobs the run created, in order of creation.
+    batch_jobs: list[BatchJob] = field(default_factory=list, repr=False)
+    #: How those that ended did, by name.
+    batch_ends: dict[str, JobEnd] = field(default_factory=dict)
 
     @property
     def failed_themes(self) -> dict[str, ThemeFailure]:
@@ -181,13 +193,26 @@ def read_checkpoint(path: Path) -> Recorded | None:
                 failed = record.get("failed")
                 failure = None if failed is None else ThemeFailure.from_json(failed)
                 recorded.themes[record["theme"]] = failure
+            elif "batch_job" in record:
+                name = record["batch_job"]
+                if not isinstance(name, str):
+                    raise TypeError("a batch job's name must be a string")
+                if "ended" in record:
+                    refused = {str(text): str(why) for text, why in record["refused"].items()}
+                    recorded.batch_ends[name] = JobEnd(name, str(record["ended"]), refused)
+                else:
+                    texts = tuple(str(text) for text in record["texts"])
+                    created = float(record["created_at"])
+                    recorded.batch_jobs.append(
+                        BatchJob(name, texts, created, int(record.get("attempt", 1)))
+                    )
             elif "puzzle" in record:
                 score = msgspec.convert(record["score"], PuzzleScore)
                 if score.has_group_figures:
                     recorded.scores[tuple(record["puzzle"])] = score
                 else:
                     remeasured += 1
-        except (msgspec.ValidationError, TypeError, KeyError, ValueError) as error:
+        except (msgspec.ValidationError, TypeError, KeyError, ValueError, AttributeError) as error:
             raise _corrupt(path, number, f"a record that does not fit ({error})") from None
     if remeasured:
         log.info(
@@ -241,6 +266,19 @@ class Checkpoint:
 
     async def puzzle_scored(self, words: Sequence[str], score: PuzzleScore) -> None:
         await self._append({"puzzle": list(words), "score": score})
+
+    async def batch_job_created(self, job: BatchJob) -> None:
+        await self._append(
+            {
+                "batch_job": job.name,
+                "texts": list(job.texts),
+                "created_at": job.created_at,
+                "attempt": job.attempt,
+            }
+        )
+
+    async def batch_job_ended(self, end: JobEnd) -> None:
+        await self._append({"batch_job": end.name, "ended": end.state, "refused": end.refused})
 
     def close(self) -> None:
         if not self._file.closed:

@@ -169,6 +169,21 @@ class Shutdown:
         # Whatever it ends with (results, cancellation) is the caller's to read.
         await asyncio.wait({work})
 
+    async def sleep(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if a signal comes first: True if one came (or had come).
+
+        For waits with nothing in flight to wind down, such as the polls of a Batch API
+        job: the caller acts on the signal at once."""
+        if self._event is None:
+            raise RuntimeError("Shutdown.sleep used outside `async with shutdown.watching():`")
+        if self.requested:
+            return True
+        try:
+            await asyncio.wait_for(self._event.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
     def _on_signal(self, signal_number: int, frame: FrameType | None) -> None:
         name = signal.Signals(signal_number).name
         if self.requested:

@@ -17,13 +17,14 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from asyncpipe import __version__
+from asyncpipe.embeddings.batch_jobs import BatchStatistics
 from asyncpipe.embeddings.daily_budget import next_reset
 from asyncpipe.embeddings.select import (
     ProviderChoice,
@@ -31,7 +32,7 @@ from asyncpipe.embeddings.select import (
     build_provider,
     plan_provider,
 )
-from asyncpipe.errors import AsyncpipeError
+from asyncpipe.errors import AsyncpipeError, ConfigError, EmbeddingError
 from asyncpipe.io.documents import (
     all_embeddings_blocks,
     embedding_analysis_document,
@@ -66,6 +67,7 @@ from asyncpipe.run.statistics import RunStatistics
 from asyncpipe.settings.params_file import LoadedParams
 from asyncpipe.settings.sections import Logging, Params, PuzzleGeneration
 from asyncpipe.settings.workspace import Workspace
+from asyncpipe.stages.batch import embed_by_batch, run_texts
 from asyncpipe.stages.candidates import (
     CandidateSearchResult,
     find_candidates,
@@ -98,6 +100,8 @@ class Pipeline:
     created_at: int | None = None
     #: Seconds spent per step in this invocation, for the run metadata.
     timings: dict[str, float] = field(default_factory=dict)
+    #: What the Batch API jobs did, when the run embedded its texts in batch mode.
+    batch_statistics: BatchStatistics | None = None
     _index: VocabularyIndex | None = field(default=None, repr=False)
     _plan: ProviderPlan | None = field(default=None, repr=False)
     _recorded: Recorded | None = field(default=None, repr=False)
@@ -315,12 +319,14 @@ def run_enhance(
         # From here a first signal winds the run down instead of ending it: the
         # work in flight finishes, and what was completed is written.
         with pipeline.shutdown.deferring():
+            refused = _embed_by_batch(pipeline, selection, usable, checkpoint, recorded)
             run = RunContext(
                 workspace.cache_dir,
                 checkpoint,
                 recorded,
                 pipeline.shutdown,
                 pipeline.progress_bar,
+                refused,
             )
             with pipeline.timed("embed_and_assemble"):
                 made = _run_async(
@@ -338,6 +344,45 @@ def run_enhance(
         checkpoint.discard()
         _record_batch(pipeline, made)
     return report
+
+
+def _embed_by_batch(
+    pipeline: Pipeline,
+    selection: ThemeSelection,
+    usable: Mapping[str, Sequence[str]],
+    checkpoint: Checkpoint,
+    recorded: Recorded | None,
+) -> Mapping[str, EmbeddingError]:
+    """In batch mode (`gemini.mode`), the run's missing texts embedded by Batch API jobs
+    first; the texts the online rounds must then not request, with their errors."""
+    params = pipeline.params
+    plan = pipeline.provider_plan()
+    if params.gemini.mode == "online":
+        return {}
+    if plan.name != "gemini" or plan.api_key is None:
+        if params.gemini.mode == "batch":
+            raise ConfigError(
+                f"gemini.mode batch needs the Gemini provider, and the run uses {plan.reason}"
+            )
+        return {}
+    texts = run_texts(selection.all_themes, usable)
+    with pipeline.timed("batch_jobs"):
+        outcome = _run_async(
+            embed_by_batch(
+                params,
+                plan.api_key,
+                texts,
+                pipeline.workspace.cache_dir,
+                checkpoint,
+                recorded,
+                pipeline.shutdown,
+                pipeline.progress_bar,
+            )
+        )
+    if outcome is None:
+        return {}
+    pipeline.batch_statistics = outcome.statistics
+    return outcome.refused
 
 
 def _record_batch(pipeline: Pipeline, made: MadePuzzles) -> None:
@@ -442,6 +487,8 @@ def _write_outputs(
         metadata = _metadata_document(
             pipeline, selection, assembly, failed_themes, statistics, provider_json, report
         )
+        if pipeline.batch_statistics is not None:
+            metadata["batch_jobs"] = pipeline.batch_statistics.to_json()
         metadata["candidates"] = {
             "source": params.candidates.source,
             "not_a_category": params.candidates.not_a_category,

@@ -40,6 +40,8 @@ class Overrides:
     #: --history, made absolute by the command line: `paths.history`.
     history: str | None = None
     set_name: str | None = None
+    #: --embedding-mode: `gemini.mode`.
+    embedding_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,10 @@ def _apply_overrides(raw: dict[str, Any], overrides: Overrides) -> None:
         paths = raw.setdefault("paths", {})
         if isinstance(paths, dict):  # else validation reports the wrong type
             paths["history"] = overrides.history
+    if overrides.embedding_mode is not None:
+        gemini = raw.setdefault("gemini", {})
+        if isinstance(gemini, dict):  # else validation reports the wrong type
+            gemini["mode"] = overrides.embedding_mode
     if overrides.set_name is not None:
         output = raw.get("output")
         if output is None:

@@ -163,6 +163,26 @@ class Gemini(_Section):
     max_retries: int = Field(3, ge=0)
     #: Seconds before one embedding request is given up (and retried).
     request_timeout: float = Field(60.0, gt=0.0)
+    #: How the texts a run needs are embedded (`asyncpipe.embeddings.batch_jobs`):
+    #: "online" by requests as the run goes; "batch" by Batch API jobs first, at half
+    #: the price, then the puzzles are made from the store; "auto": batch when at least
+    #: `batch_min_texts` texts are not stored yet, else online.
+    mode: Literal["online", "batch", "auto"] = "online"
+    batch_min_texts: int = Field(5000, ge=1)
+    #: A job that FAILED, EXPIRED or was CANCELLED (and texts whose line failed for a
+    #: passing reason): "resubmit" them once in a new job, or send them "online".
+    batch_fallback: Literal["resubmit", "online"] = "resubmit"
+    #: A job still unfinished this long after it was created is cancelled (Google
+    #: expires jobs after 48 hours; its target is 24).
+    batch_timeout_hours: float = Field(24.0, gt=0.0)
+    #: Seconds before the first poll of a job's state; each wait after is 1.5 times
+    #: longer, up to 60 s (or this, if it is longer).
+    batch_poll_seconds: float = Field(10.0, gt=0.0)
+    #: Texts per job: smaller jobs are stored sooner, and a failed one costs less to redo.
+    batch_job_texts: int = Field(50000, ge=1)
+    #: A job whose requests take more than this many MB goes as a JSONL file through the
+    #: Files API; a smaller one inline. Google takes inline requests up to 20 MB.
+    batch_inline_mb: float = Field(10.0, gt=0.0, le=20.0)
 
 
 class Paths(_Section):

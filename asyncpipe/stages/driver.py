@@ -19,14 +19,14 @@ import gc
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.providers.gemini import GeminiProvider
 from asyncpipe.embeddings.session import open_engine
-from asyncpipe.errors import DailyQuotaSpent
+from asyncpipe.errors import DailyQuotaSpent, EmbeddingError
 from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle
 from asyncpipe.puzzle.embedded import EmbeddedTheme
@@ -59,6 +59,9 @@ class RunContext:
     shutdown: Shutdown
     #: The live progress bar: None shows it when stderr is a terminal.
     progress_bar: bool | None = None
+    #: Texts not to request, and the error their themes get instead: what the Batch API
+    #: jobs that ran first refused, or failed to embed (`asyncpipe.embeddings.batch_jobs`).
+    refused: Mapping[str, EmbeddingError] = field(default_factory=dict)
 
 
 @dataclass(repr=False)  # asyncio.run formats its result's repr on Python 3.11: keep it cheap
@@ -127,7 +130,7 @@ async def make_puzzles(
             generation.themes_per_puzzle,
             generation.words_per_theme,
         ) as pool,
-        open_engine(provider, params, run.cache_dir) as engine,
+        open_engine(provider, params, run.cache_dir, run.refused) as engine,
         ProgressReporter(
             planner.primary_count, params.logging.progress_interval, bar=run.progress_bar
         ) as progress,

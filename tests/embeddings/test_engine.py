@@ -208,6 +208,7 @@ def make_engine(
     min_interval: float = 0.0,
     tokens_per_minute: int | None = None,
     budget: DailyBudget | None = None,
+    refused: dict[str, EmbeddingError] | None = None,
 ) -> EmbeddingEngine:
     return EmbeddingEngine(
         provider,
@@ -218,6 +219,7 @@ def make_engine(
         store=store,
         linger=linger,
         budget=budget,
+        refused=refused,
     )
 
 
@@ -667,6 +669,34 @@ async def test_an_unembeddable_text_fails_only_the_themes_that_asked_for_it() ->
     # The texts re-sent alone were cached like any other.
     assert len(provider.calls) == calls_after_failure
     np.testing.assert_array_equal(again, hashed(["apple", "pear"]))
+
+
+@on_virtual_clock
+async def test_refused_texts_fail_their_themes_without_a_request(tmp_path: Path) -> None:
+    # What the Batch API jobs before the run refused (or failed to embed) is never sent:
+    # the themes asking for it get its error, the others their vectors, from the store.
+    refused: dict[str, EmbeddingError] = {
+        "Zzqxv": UnembeddableTextError("the Batch API refused it (code 3: bad text)"),
+        "lost": RetryableEmbeddingError("its batch jobs failed twice", status=None),
+    }
+    provider = HashProvider()
+    async with store_holding(tmp_path, ["apple", "pear"]) as store:
+        async with make_engine(provider, store=store, refused=refused) as engine:
+            engine.plan(["apple", "Zzqxv", "pear", "lost"])
+            outcomes = await asyncio.gather(
+                engine.embed(["apple", "Zzqxv"]),
+                engine.embed(["pear"]),
+                engine.embed(["lost", "pear"]),
+                engine.embed([" Zzqxv "]),  # the same key, once normalised
+                return_exceptions=True,
+            )
+
+    assert provider.calls == []
+    assert isinstance(outcomes[0], UnembeddableTextError)
+    assert "code 3" in str(outcomes[0])
+    np.testing.assert_array_equal(outcomes[1], hashed(["pear"]))
+    assert type(outcomes[2]) is RetryableEmbeddingError
+    assert isinstance(outcomes[3], UnembeddableTextError)
 
 
 @on_virtual_clock

@@ -2,13 +2,16 @@
 
 Kept beside the REST transport for those who prefer the official client; the
 requests and the error mapping (`gemini_errors`) are the same. The SDK is
-imported only when this transport is chosen.
+imported only when this transport is chosen, or when the Batch API is used
+(`gemini_batch`), which shares `sdk_client` and `mapped_sdk_errors` with it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,40 +21,58 @@ from asyncpipe.embeddings.providers.gemini_errors import error_from_parts
 from asyncpipe.errors import RetryableEmbeddingError
 from asyncpipe.settings.sections import Gemini
 
+if TYPE_CHECKING:
+    from google import genai
+
+
+def sdk_client(settings: Gemini, api_key: str) -> genai.Client:
+    """A google-genai client for `settings`: its address, API version and request timeout."""
+    from google import genai
+    from google.genai import types
+
+    http_options = types.HttpOptions(
+        base_url=settings.base_url,  # None: the SDK reads GOOGLE_GEMINI_BASE_URL itself
+        api_version=settings.api_version,
+        timeout=int(settings.request_timeout * 1000),  # milliseconds
+    )
+    return genai.Client(api_key=api_key, http_options=http_options)
+
+
+@contextmanager
+def mapped_sdk_errors() -> Iterator[None]:
+    """The SDK's API errors as asyncpipe's, mapped like the REST method's (`gemini_errors`)."""
+    from google.genai import errors
+
+    try:
+        yield
+    except errors.APIError as error:
+        status = int(getattr(error, "code", 0) or 0)
+        headers = getattr(getattr(error, "response", None), "headers", None) or {}
+        raise error_from_parts(
+            status, getattr(error, "details", None), headers, getattr(error, "message", None)
+        ) from None
+    except json.JSONDecodeError as error:
+        raise RetryableEmbeddingError(f"the answer is not JSON ({error.msg})") from None
+
 
 class SdkTransport:
     """`client.aio.models.embed_content` of google-genai, errors mapped like the REST path."""
 
     def __init__(self, settings: Gemini, api_key: str) -> None:
-        from google import genai
-        from google.genai import errors, types
+        from google.genai import types
 
-        http_options = types.HttpOptions(
-            base_url=settings.base_url,  # None: the SDK reads GOOGLE_GEMINI_BASE_URL itself
-            api_version=settings.api_version,
-            timeout=int(settings.request_timeout * 1000),  # milliseconds
-        )
-        self._client = genai.Client(api_key=api_key, http_options=http_options)
+        self._client = sdk_client(settings, api_key)
         self._model = settings.model_id
         self._config = types.EmbedContentConfig(
             task_type=settings.task_type, output_dimensionality=settings.embedding_dimension
         )
         self._dimension = settings.embedding_dimension
-        self._api_error: type[Exception] = errors.APIError
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        try:
+        with mapped_sdk_errors():
             response = await self._client.aio.models.embed_content(
                 model=self._model, contents=list(texts), config=self._config
             )
-        except self._api_error as error:
-            status = int(getattr(error, "code", 0) or 0)
-            headers = getattr(getattr(error, "response", None), "headers", None) or {}
-            raise error_from_parts(
-                status, getattr(error, "details", None), headers, getattr(error, "message", None)
-            ) from None
-        except json.JSONDecodeError as error:
-            raise RetryableEmbeddingError(f"the answer is not JSON ({error.msg})") from None
         values = [embedding.values for embedding in response.embeddings or ()]
         return checked_vectors(values, len(texts), self._dimension)
 

@@ -1,0 +1,442 @@
+"""Embedding a run's texts as Gemini Batch API jobs, before its puzzles are made.
+
+The Batch API embeds at half the online price, on a quota of its own, and takes
+minutes to hours. `gemini.mode: batch` (or `auto`, above `gemini.batch_min_texts`)
+runs this first: every text the run may need (its themes, its spares and their
+candidates) that the embedding store lacks goes into jobs; their vectors go into the
+store under the usual key. The puzzles are then made exactly as a rerun would make
+them, from the store, so they are byte for byte an online run's and send no request.
+
+Jobs are durable. Each job's name and texts are written to the run's checkpoint
+(`JobLedger`) right after the API creates it, before anything waits on it; a job
+that ends is recorded too. `run --resume`, after a kill, a crash or a signal,
+reattaches to the jobs still open by name: no job is created twice, and nothing is
+paid twice. A signal while the run waits leaves the jobs running on Google's side
+and ends the command at once (`asyncpipe.run.interrupt.Interrupted`); `asyncpipe
+jobs` lists them and `asyncpipe jobs --cancel` cancels them.
+
+What can go wrong, and what happens then:
+
+- one line of a job gets an error: a permanent one (the text is refused) fails that
+  text alone, and the themes needing it are replaced by spares, as online; a
+  passing one (RESOURCE_EXHAUSTED, INTERNAL...) is handled like a failed job's texts;
+- a job ends FAILED, EXPIRED or CANCELLED, or outlives `gemini.batch_timeout_hours`
+  (then it is cancelled): it is reported by name and state, and its texts are
+  resubmitted once in a new job, or left to the online requests of the run, as
+  `gemini.batch_fallback` says. Texts whose second job fails too fail their themes
+  as an API failure would (a later `--resume` tries them again);
+- a poll, a download or a create that the API answers with a passing error is tried
+  again at the next poll; a fatal one (a bad key) stops the run.
+
+Jobs are polled together, first after `gemini.batch_poll_seconds`, then 1.5 times
+less often each time, up to once a minute. Times are read from `clock` (wall time:
+a job's age must survive a restart) and waits go through `Shutdown.sleep`, on the
+loop's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from asyncpipe.embeddings.providers.gemini_batch import SUCCEEDED, BatchApi, JobStatus
+from asyncpipe.embeddings.store import EmbeddingStore
+from asyncpipe.errors import (
+    EmbeddingError,
+    FatalEmbeddingError,
+    RetryableEmbeddingError,
+    UnembeddableTextError,
+)
+from asyncpipe.run.interrupt import Interrupted, Shutdown
+from asyncpipe.run.job_progress import JobProgress, elapsed
+from asyncpipe.settings.sections import Gemini
+
+log = logging.getLogger(__name__)
+
+#: The longest wait between two polls, unless `gemini.batch_poll_seconds` is longer.
+MAX_POLL_SECONDS = 60.0
+_POLL_GROWTH = 1.5
+CANCELLED = "JOB_STATE_CANCELLED"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """A job this run created: what the checkpoint records of it."""
+
+    #: The API's name, "batches/ID".
+    name: str
+    #: Its texts, in request order (the engine's keys: `cache.normalise_text`).
+    texts: tuple[str, ...]
+    #: When it was created, in seconds since the epoch.
+    created_at: float
+    #: 1 for a first job, 2 for the resubmission of a failed one's texts.
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class JobEnd:
+    """How a job of the run ended, as the checkpoint records it."""
+
+    name: str
+    state: str
+    #: Texts the job refused for good, with the reason: a resumed run does not ask again.
+    refused: Mapping[str, str] = field(default_factory=dict)
+
+
+class JobLedger(Protocol):
+    """Where the jobs are recorded as they are created and end (the run's checkpoint)."""
+
+    async def batch_job_created(self, job: BatchJob) -> None: ...
+
+    async def batch_job_ended(self, end: JobEnd) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatistics:
+    """What the batch phase of a run did."""
+
+    #: Texts the run may need that the store did not hold when it started.
+    texts_missing: int
+    jobs_created: int
+    #: Jobs of an interrupted run that this one waited on instead of creating new ones.
+    jobs_reattached: int
+    #: Jobs that ended in another state than SUCCEEDED (timed out ones included).
+    jobs_failed: int
+    texts_submitted: int
+    texts_stored: int
+    #: Lines whose error refused their text for good.
+    texts_refused: int
+    #: Texts left to online requests (`gemini.batch_fallback: online`).
+    texts_online: int
+    #: Texts whose jobs failed, even resubmitted: their themes fail as an API failure.
+    texts_failed: int
+    seconds: float
+
+    def to_json(self) -> dict[str, float | int]:
+        return {
+            "texts_missing": self.texts_missing,
+            "jobs_created": self.jobs_created,
+            "jobs_reattached": self.jobs_reattached,
+            "jobs_failed": self.jobs_failed,
+            "texts_submitted": self.texts_submitted,
+            "texts_stored": self.texts_stored,
+            "texts_refused": self.texts_refused,
+            "texts_online": self.texts_online,
+            "texts_failed": self.texts_failed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What the online part of the run must know: the texts it must not request."""
+
+    #: Text -> the error its themes get instead of a request: `UnembeddableTextError`
+    #: for a text refused, `RetryableEmbeddingError` for one whose jobs failed.
+    refused: Mapping[str, EmbeddingError]
+    statistics: BatchStatistics
+
+
+def job_label(texts: Sequence[str], attempt: int) -> str:
+    """A job's display name: asyncpipe, a digest of its texts, its attempt."""
+    digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
+    return f"asyncpipe-{digest}-{attempt}"
+
+
+def split_jobs(
+    texts: Sequence[str], max_texts: int, inline_bytes: int, size_of: Callable[[str], int]
+) -> list[tuple[list[str], bool]]:
+    """`texts` cut into jobs of at most `max_texts`, each with whether it goes inline
+    (its requests take at most `inline_bytes`) or as an uploaded file."""
+    jobs = []
+    for start in range(0, len(texts), max_texts):
+        chunk = list(texts[start : start + max_texts])
+        jobs.append((chunk, sum(map(size_of, chunk)) <= inline_bytes))
+    return jobs
+
+
+class BatchEmbedding:
+    """The batch phase of one run: create or reattach jobs, wait, store what they return."""
+
+    def __init__(
+        self,
+        api: BatchApi,
+        store: EmbeddingStore,
+        ledger: JobLedger,
+        settings: Gemini,
+        shutdown: Shutdown,
+        progress: JobProgress,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._api = api
+        self._store = store
+        self._ledger = ledger
+        self._settings = settings
+        self._shutdown = shutdown
+        self._progress = progress
+        self._clock = clock
+        self._open: dict[str, BatchJob] = {}
+        self._refused: dict[str, EmbeddingError] = {}
+        self._created = self._reattached = self._failed_jobs = 0
+        self._submitted = self._stored = self._online = 0
+
+    async def run(
+        self,
+        texts: Iterable[str],
+        recorded: Sequence[BatchJob] = (),
+        ended: Mapping[str, JobEnd] | None = None,
+    ) -> BatchOutcome | None:
+        """Embed what the store lacks of `texts` (distinct keys) in jobs, and wait for them.
+
+        `recorded`, `ended`: the jobs an interrupted run created, and how those that
+        ended did. Returns None when `gemini.mode` is auto and too few texts are
+        missing for a job: the run then goes online.
+        """
+        started = time.perf_counter()
+        ended = ended or {}
+        wanted = list(dict.fromkeys(texts))
+        missing = await self._store.absent(wanted)
+        absent = set(missing)
+        for end in ended.values():
+            for text, reason in end.refused.items():
+                if text in absent:
+                    self._refused[text] = UnembeddableTextError(reason)
+        for job in recorded:
+            if job.name not in ended:
+                self._open[job.name] = job
+        waiting = {text for job in self._open.values() for text in job.texts}
+        todo = [text for text in missing if text not in waiting and text not in self._refused]
+        mode = self._settings.mode
+        if mode == "auto" and not self._open and len(todo) < self._settings.batch_min_texts:
+            log.info(
+                "Embedding online: %d texts are not stored, below gemini.batch_min_texts %d",
+                len(todo),
+                self._settings.batch_min_texts,
+            )
+            return None
+        self._reattached = len(self._open)
+        if self._open:
+            log.info(
+                "Reattaching to %d batch jobs of the interrupted run: %s",
+                len(self._open),
+                ", ".join(self._open),
+            )
+        log.info(
+            "Batch mode: %d of the run's %d texts are not stored; %d go into new jobs",
+            len(missing),
+            len(wanted),
+            len(todo),
+        )
+        await self._submit(todo, attempt=1)
+        await self._wait()
+        return BatchOutcome(
+            dict(self._refused),
+            BatchStatistics(
+                texts_missing=len(missing),
+                jobs_created=self._created,
+                jobs_reattached=self._reattached,
+                jobs_failed=self._failed_jobs,
+                texts_submitted=self._submitted,
+                texts_stored=self._stored,
+                texts_refused=sum(
+                    isinstance(error, UnembeddableTextError) for error in self._refused.values()
+                ),
+                texts_online=self._online,
+                texts_failed=sum(
+                    isinstance(error, RetryableEmbeddingError) for error in self._refused.values()
+                ),
+                seconds=time.perf_counter() - started,
+            ),
+        )
+
+    async def _submit(self, texts: Sequence[str], attempt: int) -> None:
+        """Create the jobs for `texts`, each recorded before the next is created."""
+        settings = self._settings
+        inline_bytes = int(settings.batch_inline_mb * 2**20)
+        for chunk, inline in split_jobs(
+            texts, settings.batch_job_texts, inline_bytes, self._api.request_bytes
+        ):
+            self._stop_if_signalled()
+            name = await self._created_job(chunk, inline, attempt)
+            job = BatchJob(name, tuple(chunk), self._clock(), attempt)
+            await self._ledger.batch_job_created(job)
+            self._open[name] = job
+            self._created += 1
+            self._submitted += len(chunk)
+            log.info(
+                "Created batch job %s: %d texts, %s%s",
+                name,
+                len(chunk),
+                "inline" if inline else "as a JSONL file",
+                " (a resubmission)" if attempt > 1 else "",
+            )
+
+    async def _created_job(self, texts: list[str], inline: bool, attempt: int) -> str:
+        """The API's new job, trying a passing error again after a poll's wait."""
+        delay = self._settings.batch_poll_seconds
+        while True:
+            try:
+                return await self._api.create(texts, job_label(texts, attempt), inline)
+            except RetryableEmbeddingError as error:
+                log.warning("Creating a batch job failed (%s); trying again", error)
+            await self._sleep(delay)
+            delay = self._next_delay(delay)
+
+    async def _wait(self) -> None:
+        delay = self._settings.batch_poll_seconds
+        while self._open:
+            await self._sleep(delay)
+            delay = self._next_delay(delay)
+            jobs = list(self._open.values())
+            statuses = await asyncio.gather(*(self._poll(job) for job in jobs))
+            now = self._clock()
+            self._progress.update(
+                {
+                    job.name: (status.state, now - job.created_at)
+                    for job, status in zip(jobs, statuses, strict=True)
+                    if status is not None
+                }
+            )
+            for job, status in zip(jobs, statuses, strict=True):
+                if status is not None and status.ended:
+                    await self._ended(job, status)
+
+    async def _poll(self, job: BatchJob) -> JobStatus | None:
+        """The job's status, or None if the poll failed for a passing reason. A job past
+        its timeout is cancelled, and so reported."""
+        try:
+            status = await self._api.status(job.name)
+        except RetryableEmbeddingError as error:
+            log.warning("Polling batch job %s failed (%s); polling again", job.name, error)
+            return None
+        hours = self._settings.batch_timeout_hours
+        if not status.ended and self._clock() - job.created_at > hours * 3600:
+            log.warning(
+                "Batch job %s is still %s after gemini.batch_timeout_hours (%g h): cancelling it",
+                job.name,
+                status.state,
+                hours,
+            )
+            try:
+                await self._api.cancel(job.name)
+            except RetryableEmbeddingError as error:
+                log.warning("Cancelling batch job %s failed (%s)", job.name, error)
+            return JobStatus(job.name, CANCELLED, f"ran past {hours:g} h")
+        return status
+
+    async def _ended(self, job: BatchJob, status: JobStatus) -> None:
+        refused: dict[str, str] = {}
+        again: list[str] = []
+        if status.state == SUCCEEDED:
+            try:
+                results = await self._api.results(job.name, len(job.texts))
+            except RetryableEmbeddingError as error:
+                log.warning("Reading batch job %s failed (%s); trying again", job.name, error)
+                return
+            await self._store.put_many((job.texts[i], row) for i, row in results.vectors.items())
+            self._stored += len(results.vectors)
+            for index, line_error in sorted(results.errors.items()):
+                text = job.texts[index]
+                if line_error.permanent:
+                    refused[text] = str(line_error)
+                    self._refused[text] = UnembeddableTextError(str(line_error))
+                else:
+                    again.append(text)
+            if results.errors:
+                log.warning(
+                    "Batch job %s: %d of %d lines failed (%d for good, %d to try again)",
+                    job.name,
+                    len(results.errors),
+                    len(job.texts),
+                    len(refused),
+                    len(again),
+                )
+        else:
+            self._failed_jobs += 1
+            again = list(job.texts)
+            log.warning(
+                "Batch job %s ended %s%s; its %d texts %s",
+                job.name,
+                status.state,
+                f" ({status.message})" if status.message else "",
+                len(job.texts),
+                self._fallback_words(job),
+            )
+        await self._ledger.batch_job_ended(JobEnd(job.name, status.state, refused))
+        del self._open[job.name]
+        if again:
+            await self._fall_back(job, status, again)
+
+    def _fallback_words(self, job: BatchJob) -> str:
+        if self._settings.batch_fallback == "online":
+            return "go online"
+        return "are resubmitted" if job.attempt == 1 else "fail (already resubmitted once)"
+
+    async def _fall_back(self, job: BatchJob, status: JobStatus, texts: list[str]) -> None:
+        if self._settings.batch_fallback == "online":
+            self._online += len(texts)
+        elif job.attempt == 1:
+            await self._submit(texts, attempt=2)
+        else:
+            for text in texts:
+                self._refused[text] = RetryableEmbeddingError(
+                    f"its batch jobs failed twice, the last ({job.name}) {status.state}"
+                )
+
+    async def _sleep(self, seconds: float) -> None:
+        if await self._shutdown.sleep(seconds):
+            self._stop_if_signalled()
+
+    def _stop_if_signalled(self) -> None:
+        number = self._shutdown.signal_number
+        if number is None:
+            return
+        if self._open:
+            log.warning(
+                "%s: leaving %d batch jobs running on Google's side (%s). "
+                "`asyncpipe run --resume` waits for them again, creating none anew; "
+                "`asyncpipe jobs --cancel` cancels them.",
+                self._shutdown.signal_name,
+                len(self._open),
+                ", ".join(self._open),
+            )
+        raise Interrupted(number)
+
+    def _next_delay(self, delay: float) -> float:
+        longest = max(MAX_POLL_SECONDS, self._settings.batch_poll_seconds)
+        return min(longest, delay * _POLL_GROWTH)
+
+
+async def job_lines(
+    api: BatchApi,
+    jobs: Sequence[BatchJob],
+    cancel: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> list[str]:
+    """One line per job, its state asked of the API: what `asyncpipe jobs` prints.
+
+    `cancel`: the jobs that have not ended are cancelled, and said so. A job the API
+    cannot tell about (deleted, or a passing error) is listed with the reason."""
+    lines = []
+    for job in jobs:
+        try:
+            status = await api.status(job.name)
+            state = status.state
+            if cancel and not status.ended:
+                await api.cancel(job.name)
+                state += " -> cancel requested"
+        except (RetryableEmbeddingError, FatalEmbeddingError) as error:
+            state = f"unknown ({error})"
+        created = datetime.fromtimestamp(job.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        age = elapsed(clock() - job.created_at)
+        again = ", a resubmission" if job.attempt > 1 else ""
+        lines.append(
+            f"{job.name}  {state}  {len(job.texts):,} texts{again}  created {created} ({age} ago)"
+        )
+    return lines

@@ -1,0 +1,252 @@
+"""The Gemini Batch API through google-genai: create an embedding job, follow it, read it.
+
+`client.aio.batches.create_embeddings` takes a job's requests inline, or as a JSONL file
+uploaded through `client.aio.files`; the SDK marks it experimental (its warning is
+silenced here, once, for that call). This module speaks to the API and nothing else:
+which texts go in which job, what is recorded, and what happens to a failed job are
+`asyncpipe.embeddings.batch_jobs`'s.
+
+A job's requests are those of an online run: the same model, task type and output
+dimension, one text each. Its vectors pass the same check (`decode.checked_vectors`),
+so they are the online run's vectors bit for bit. Results come back in request order
+for an inline job; a file job's results file has one line per input line, keyed by the
+line's position. An error of one line fails that text alone (`LineError`).
+
+The API's errors are mapped as for online requests (`gemini_sdk.mapped_sdk_errors`):
+a bad key is a `FatalEmbeddingError`, a 429 or a 5xx a `RetryableEmbeddingError`.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+
+from asyncpipe.embeddings.providers.decode import checked_vectors
+from asyncpipe.embeddings.providers.gemini_sdk import mapped_sdk_errors, sdk_client
+from asyncpipe.errors import RetryableEmbeddingError
+from asyncpipe.settings.sections import Gemini
+
+if TYPE_CHECKING:
+    from google.genai import types
+
+#: The states a job ends in, as the SDK names them.
+SUCCEEDED = "JOB_STATE_SUCCEEDED"
+FINAL_STATES = frozenset(
+    {SUCCEEDED, "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
+)
+#: google.rpc.Code numbers of a line's error that no retry can fix: the text itself is
+#: refused (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION,
+#: OUT_OF_RANGE, UNIMPLEMENTED). Any other code is passing (RESOURCE_EXHAUSTED, INTERNAL...).
+PERMANENT_CODES = frozenset({3, 5, 7, 9, 11, 12})
+_JSONL = "application/jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """What a poll of a job says."""
+
+    name: str
+    #: JOB_STATE_PENDING, _RUNNING, _SUCCEEDED, _FAILED, _CANCELLED or _EXPIRED.
+    state: str
+    #: The API's message for a job that did not succeed ("" when it gave none).
+    message: str = ""
+
+    @property
+    def ended(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """One request of a job that got an error instead of a vector."""
+
+    #: google.rpc.Code of the error (0 when the API gave none).
+    code: int
+    message: str
+
+    @property
+    def permanent(self) -> bool:
+        """True when the text itself is refused; False when a later try may succeed."""
+        return self.code in PERMANENT_CODES
+
+    def __str__(self) -> str:
+        return f"the Batch API refused it (code {self.code}: {self.message})"
+
+
+@dataclass(frozen=True, slots=True)
+class JobResults:
+    """A succeeded job's results, one per request, in request order."""
+
+    #: The checked float32 vector of each text that got one (a read-only row of one matrix).
+    vectors: dict[int, np.ndarray]
+    errors: dict[int, LineError]
+
+
+class _Embedding(msgspec.Struct, gc=False):
+    values: list[float]
+
+
+class _Response(msgspec.Struct, gc=False):
+    embedding: _Embedding
+
+
+class _Error(msgspec.Struct, gc=False):
+    code: int = 0
+    message: str = ""
+
+
+class _ResultLine(msgspec.Struct, gc=False):
+    key: str | None = None
+    response: _Response | None = None
+    error: _Error | None = None
+
+
+_RESULT_LINE = msgspec.json.Decoder(_ResultLine)
+
+
+class BatchApi:
+    """Embedding jobs of one model, task type and dimension, on one google-genai client."""
+
+    def __init__(self, settings: Gemini, api_key: str) -> None:
+        from google.genai import types
+
+        self._client = sdk_client(settings, api_key)
+        self._model = settings.model_id
+        self._dimension = settings.embedding_dimension
+        self._task_type = settings.task_type
+        self._config = types.EmbedContentConfig(
+            task_type=settings.task_type, output_dimensionality=settings.embedding_dimension
+        )
+
+    def request_bytes(self, text: str) -> int:
+        """About what one text's request adds to a job, in bytes of JSON."""
+        return len(text.encode("utf-8")) + 120
+
+    async def create(self, texts: Sequence[str], display_name: str, inline: bool) -> str:
+        """A new job embedding `texts` (inline, or through an uploaded JSONL file); its name."""
+        from google.genai import _common, types
+
+        source: types.EmbeddingsBatchJobSourceOrDict
+        with mapped_sdk_errors():
+            if inline:
+                batch = types.EmbedContentBatch(contents=list(texts), config=self._config)
+                source = types.EmbeddingsBatchJobSource(inlined_requests=batch)
+            else:
+                uploaded = await self._client.aio.files.upload(
+                    file=io.BytesIO(self._input_file(texts)),
+                    # No mime type is guessed for .jsonl on every system: it is named.
+                    config=types.UploadFileConfig(mime_type=_JSONL, display_name=display_name),
+                )
+                source = types.EmbeddingsBatchJobSource(file_name=uploaded.name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", _common.ExperimentalWarning)
+                job = await self._client.aio.batches.create_embeddings(
+                    model=self._model,
+                    src=source,
+                    config=types.CreateEmbeddingsBatchJobConfig(display_name=display_name),
+                )
+        if not job.name:
+            raise RetryableEmbeddingError("the Batch API created a job with no name")
+        return job.name
+
+    async def status(self, name: str) -> JobStatus:
+        with mapped_sdk_errors():
+            job = await self._client.aio.batches.get(name=name)
+        return _status_of(name, job)
+
+    async def cancel(self, name: str) -> None:
+        with mapped_sdk_errors():
+            await self._client.aio.batches.cancel(name=name)
+
+    async def results(self, name: str, count: int) -> JobResults:
+        """The results of the succeeded job `name` of `count` requests."""
+        with mapped_sdk_errors():
+            job = await self._client.aio.batches.get(name=name)
+            destination = job.dest
+            if destination is not None and destination.file_name:
+                content = await self._client.aio.files.download(file=destination.file_name)
+                return self._from_file(name, content, count)
+        if destination is None:
+            raise RetryableEmbeddingError(f"{name}: the job succeeded but holds no results")
+        # The SDK files the responses under inlined_embed_content_responses when at least
+        # one holds an embedding, and under inlined_responses when every one is an error.
+        entries = destination.inlined_embed_content_responses or destination.inlined_responses
+        return self._from_inline(name, list(entries or ()), count)
+
+    async def aclose(self) -> None:
+        await self._client.aio.aclose()
+
+    def _input_file(self, texts: Sequence[str]) -> bytes:
+        """The JSONL input: one EmbedContentRequest a line, keyed by its position."""
+        request = {"taskType": self._task_type, "outputDimensionality": self._dimension}
+        lines = (
+            {"key": str(index), "request": {"content": {"parts": [{"text": text}]}, **request}}
+            for index, text in enumerate(texts)
+        )
+        return b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
+
+    def _from_inline(self, name: str, entries: list[Any], count: int) -> JobResults:
+        if len(entries) != count:
+            raise RetryableEmbeddingError(
+                f"{name}: the job holds {len(entries)} results for {count} texts"
+            )
+        values: dict[int, Any] = {}
+        errors: dict[int, LineError] = {}
+        for index, entry in enumerate(entries):
+            error = getattr(entry, "error", None)
+            embedding = getattr(getattr(entry, "response", None), "embedding", None)
+            if error is not None or embedding is None:
+                errors[index] = LineError(
+                    int(getattr(error, "code", 0) or 0), str(getattr(error, "message", "") or "")
+                )
+            else:
+                values[index] = embedding.values
+        return JobResults(self._checked(values), errors)
+
+    def _from_file(self, name: str, content: bytes, count: int) -> JobResults:
+        values: dict[int, Any] = {}
+        errors: dict[int, LineError] = {}
+        for number, raw in enumerate(content.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = _RESULT_LINE.decode(raw)
+                index = int(line.key or "")
+            except (msgspec.DecodeError, ValueError):
+                raise RetryableEmbeddingError(
+                    f"{name}: line {number} of its results is not a keyed result"
+                ) from None
+            if not 0 <= index < count or index in values or index in errors:
+                raise RetryableEmbeddingError(f"{name}: its results hold key {index} out of place")
+            if line.response is not None and line.error is None:
+                values[index] = line.response.embedding.values
+            else:
+                error = line.error or _Error()
+                errors[index] = LineError(error.code, error.message)
+        if len(values) + len(errors) != count:
+            raise RetryableEmbeddingError(
+                f"{name}: its results hold {len(values) + len(errors)} lines for {count} texts"
+            )
+        return JobResults(self._checked(values), errors)
+
+    def _checked(self, values: dict[int, Any]) -> dict[int, np.ndarray]:
+        if not values:
+            return {}
+        positions = sorted(values)
+        matrix = checked_vectors([values[i] for i in positions], len(positions), self._dimension)
+        matrix.flags.writeable = False
+        return dict(zip(positions, matrix, strict=True))
+
+
+def _status_of(name: str, job: types.BatchJob) -> JobStatus:
+    state = job.state.value if job.state is not None else "JOB_STATE_UNSPECIFIED"
+    message = ""
+    if job.error is not None:
+        message = " ".join(str(job.error.message or "").split())
+    return JobStatus(name, str(state), message)
