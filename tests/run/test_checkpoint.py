@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from asyncpipe.api import generate
+from asyncpipe.embeddings.batch_jobs import BatchJob, JobEnd
 from asyncpipe.errors import ConfigError, InputError
 from asyncpipe.puzzle.failures import FailureKind, ThemeFailure
 from asyncpipe.puzzle.scoring import PuzzleScore, score_puzzle
@@ -64,6 +65,52 @@ def test_themes_and_scores_read_back_exactly_as_recorded(tmp_path: Path) -> None
     assert recorded.scores == {tuple(WORDS): score}  # every float to the last bit
     assert recorded.settings == {"a": 1}
     assert recorded.inputs == "digest"
+
+
+def test_batch_jobs_read_back_as_recorded_created_and_ended(tmp_path: Path) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    checkpoint = start(path)
+    first = BatchJob("batches/first", ("mars", "Venus ", "zzqxv"), 1764800000.25)
+    again = BatchJob("batches/again", ("mars",), 1764800100.5, attempt=2)
+
+    async def record() -> None:
+        await checkpoint.batch_job_created(first)
+        await checkpoint.theme_finished("planets", None)
+        await checkpoint.batch_job_ended(
+            JobEnd(first.name, "JOB_STATE_FAILED", {"zzqxv": "refused (code 3: no)"})
+        )
+        await checkpoint.batch_job_created(again)
+
+    asyncio.run(record())
+    checkpoint.close()
+    recorded = read_checkpoint(path)
+
+    assert recorded is not None
+    assert recorded.batch_jobs == [first, again]
+    assert recorded.batch_ends == {
+        first.name: JobEnd(first.name, "JOB_STATE_FAILED", {"zzqxv": "refused (code 3: no)"})
+    }
+    assert recorded.themes == {"planets": None}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"batch_job": 7, "texts": [], "created_at": 1.0},
+        {"batch_job": "batches/x", "created_at": 1.0},
+        {"batch_job": "batches/x", "texts": [], "created_at": "soon"},
+        {"batch_job": "batches/x", "ended": "JOB_STATE_FAILED", "refused": ["a"]},
+    ],
+)
+def test_a_batch_job_record_that_does_not_fit_is_an_input_error_naming_its_line(
+    tmp_path: Path, record: dict[str, object]
+) -> None:
+    path = tmp_path / "run_checkpoint.jsonl"
+    start(path).close()
+    with path.open("ab") as file:
+        file.write(json.dumps(record).encode() + b"\n")
+    with pytest.raises(InputError, match="line 2: a record that does not fit"):
+        read_checkpoint(path)
 
 
 def test_a_resumed_run_retries_a_theme_whose_recorded_failure_is_retryable(

@@ -82,6 +82,27 @@ async def test_guard_gives_work_the_grace_then_ends_it() -> None:
 
 
 @on_virtual_clock
+async def test_sleep_ends_when_a_signal_comes_and_says_so() -> None:
+    shutdown = Shutdown()
+    loop = asyncio.get_running_loop()
+    with shutdown.installed(), shutdown.deferring():
+        async with shutdown.watching():
+            started = loop.time()
+            quiet = await shutdown.sleep(2.0)
+            slept = loop.time() - started
+            loop.call_at(loop.time() + 3.0, os.kill, os.getpid(), signal.SIGTERM)
+            woken = await shutdown.sleep(600.0)
+            woken_after = loop.time() - started - slept
+            already = await shutdown.sleep(600.0)  # a signal that came before: no wait
+            total = loop.time() - started
+
+    assert (quiet, woken, already) == (False, True, True)
+    assert slept == pytest.approx(2.0, abs=1e-3)
+    assert woken_after == pytest.approx(3.0, abs=1e-3)
+    assert total == pytest.approx(5.0, abs=1e-3)
+
+
+@on_virtual_clock
 async def test_guard_lets_work_that_ends_within_the_grace_finish() -> None:
     shutdown = Shutdown(grace_seconds=10.0)
     stopping = asyncio.Event()
