@@ -70,7 +70,9 @@ exit codes:
   130  interrupted by SIGINT (Ctrl-C)
   143  interrupted by SIGTERM
        (130, 143: the puzzles completed so far are written and marked partial
-       in puzzle_metadata.json; `run --resume` continues the run)
+       in puzzle_metadata.json; `run --resume` continues the run. While batch
+       mode waits on its jobs: at once, nothing written, the jobs left running;
+       `run --resume` waits on them again)
 """
 
 log = logging.getLogger(__name__)

@@ -47,6 +47,7 @@ from typing import Protocol
 
 from asyncpipe.embeddings.providers.gemini_batch import SUCCEEDED, BatchApi, JobStatus
 from asyncpipe.embeddings.store import EmbeddingStore
+from asyncpipe.embeddings.tokens import request_tokens
 from asyncpipe.errors import (
     EmbeddingError,
     FatalEmbeddingError,
@@ -109,6 +110,8 @@ class BatchStatistics:
     #: Jobs that ended in another state than SUCCEEDED (timed out ones included).
     jobs_failed: int
     texts_submitted: int
+    #: Their tokens by the documented estimate (`tokens.text_tokens`): what the jobs cost.
+    estimated_tokens: int
     texts_stored: int
     #: Lines whose error refused their text for good.
     texts_refused: int
@@ -125,6 +128,7 @@ class BatchStatistics:
             "jobs_reattached": self.jobs_reattached,
             "jobs_failed": self.jobs_failed,
             "texts_submitted": self.texts_submitted,
+            "estimated_tokens": self.estimated_tokens,
             "texts_stored": self.texts_stored,
             "texts_refused": self.texts_refused,
             "texts_online": self.texts_online,
@@ -184,7 +188,7 @@ class BatchEmbedding:
         self._open: dict[str, BatchJob] = {}
         self._refused: dict[str, EmbeddingError] = {}
         self._created = self._reattached = self._failed_jobs = 0
-        self._submitted = self._stored = self._online = 0
+        self._submitted = self._stored = self._online = self._tokens = 0
 
     async def run(
         self,
@@ -243,6 +247,7 @@ class BatchEmbedding:
                 jobs_reattached=self._reattached,
                 jobs_failed=self._failed_jobs,
                 texts_submitted=self._submitted,
+                estimated_tokens=self._tokens,
                 texts_stored=self._stored,
                 texts_refused=sum(
                     isinstance(error, UnembeddableTextError) for error in self._refused.values()
@@ -269,6 +274,7 @@ class BatchEmbedding:
             self._open[name] = job
             self._created += 1
             self._submitted += len(chunk)
+            self._tokens += request_tokens(chunk)
             log.info(
                 "Created batch job %s: %d texts, %s%s",
                 name,

@@ -161,6 +161,7 @@ async def test_a_job_stores_the_online_vectors_byte_for_byte(
     assert outcome.refused == {}
     figures = outcome.statistics
     assert (figures.jobs_created, figures.texts_submitted, figures.texts_stored) == (1, 30, 30)
+    assert figures.estimated_tokens == 10 * 2 + 20 * 2  # "word 7": 6 bytes, "word 17": 7
     # Recorded when created, then when ended; nothing else.
     assert [type(event) for event in running.ledger.events] == [BatchJob, JobEnd]
     assert running.ledger.created[0].texts == tuple(TEXTS)
