@@ -12,7 +12,7 @@ Jobs are durable. Each job's name and texts are written to the run's checkpoint
 that ends is recorded too. `run --resume`, after a kill, a crash or a signal,
 reattaches to the jobs still open by name: no job is created twice, and nothing is
 paid twice. A signal while the run waits leaves the jobs running on Google's side
-and ends the command at once (`asyncpipe.run.interrupt.Interrupted`); `asyncpipe
+and ends the command at once (`JobsLeftRunning`, then the exit code of the signal); `asyncpipe
 jobs` lists them and `asyncpipe jobs --cancel` cancels them.
 
 What can go wrong, and what happens then:
@@ -54,7 +54,7 @@ from asyncpipe.errors import (
     RetryableEmbeddingError,
     UnembeddableTextError,
 )
-from asyncpipe.run.interrupt import Interrupted, Shutdown
+from asyncpipe.run.interrupt import Shutdown
 from asyncpipe.run.job_progress import JobProgress, elapsed
 from asyncpipe.settings.sections import Gemini
 
@@ -64,6 +64,20 @@ log = logging.getLogger(__name__)
 MAX_POLL_SECONDS = 60.0
 _POLL_GROWTH = 1.5
 CANCELLED = "JOB_STATE_CANCELLED"
+_LABEL_PREFIX = "asyncpipe-"
+
+
+class JobsLeftRunning(Exception):
+    """A signal came while the run waited on its jobs: they are left running.
+
+    An ordinary exception inside the event loop (a KeyboardInterrupt raised in a task
+    escapes the loop itself); the pipeline turns it into `Interrupted` once the loop
+    is closed, for the command line's exit code, 130 or 143."""
+
+    def __init__(self, signal_number: int, jobs: Sequence[str]) -> None:
+        super().__init__(f"signal {signal_number} while waiting on {len(jobs)} batch jobs")
+        self.signal_number = signal_number
+        self.jobs = tuple(jobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +164,7 @@ class BatchOutcome:
 def job_label(texts: Sequence[str], attempt: int) -> str:
     """A job's display name: asyncpipe, a digest of its texts, its attempt."""
     digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
-    return f"asyncpipe-{digest}-{attempt}"
+    return f"{_LABEL_PREFIX}{digest}-{attempt}"
 
 
 def split_jobs(
@@ -189,21 +203,30 @@ class BatchEmbedding:
         self._refused: dict[str, EmbeddingError] = {}
         self._created = self._reattached = self._failed_jobs = 0
         self._submitted = self._stored = self._online = self._tokens = 0
+        self._since: float | None = None
+        self._known: set[str] = set()
+        self._orphans: dict[str, str] | None = None
 
     async def run(
         self,
         texts: Iterable[str],
         recorded: Sequence[BatchJob] = (),
         ended: Mapping[str, JobEnd] | None = None,
+        resumed_since: float | None = None,
     ) -> BatchOutcome | None:
         """Embed what the store lacks of `texts` (distinct keys) in jobs, and wait for them.
 
         `recorded`, `ended`: the jobs an interrupted run created, and how those that
-        ended did. Returns None when `gemini.mode` is auto and too few texts are
-        missing for a job: the run then goes online.
+        ended did. `resumed_since`: when that run started (seconds since the epoch); a
+        job it created but had no time to record (a kill between the API's answer and
+        the checkpoint's write) is found by its display name and adopted, not created
+        again. Returns None when `gemini.mode` is auto and too few texts are missing
+        for a job: the run then goes online.
         """
         started = time.perf_counter()
         ended = ended or {}
+        self._since = resumed_since
+        self._known = {job.name for job in recorded}
         wanted = list(dict.fromkeys(texts))
         missing = await self._store.absent(wanted)
         absent = set(missing)
@@ -284,15 +307,39 @@ class BatchEmbedding:
             )
 
     async def _created_job(self, texts: list[str], inline: bool, attempt: int) -> str:
-        """The API's new job, trying a passing error again after a poll's wait."""
+        """The API's new job (or the unrecorded one of the interrupted run with the same
+        texts), trying a passing error again after a poll's wait."""
+        label = job_label(texts, attempt)
+        adopted = (await self._unrecorded()).pop(label, None)
+        if adopted is not None:
+            log.info(
+                "Adopting batch job %s: created before the interruption, not recorded", adopted
+            )
+            return adopted
         delay = self._settings.batch_poll_seconds
         while True:
             try:
-                return await self._api.create(texts, job_label(texts, attempt), inline)
+                return await self._api.create(texts, label, inline)
             except RetryableEmbeddingError as error:
                 log.warning("Creating a batch job failed (%s); trying again", error)
             await self._sleep(delay)
             delay = self._next_delay(delay)
+
+    async def _unrecorded(self) -> dict[str, str]:
+        """Label -> name of the interrupted run's jobs its checkpoint does not name (read
+        once, when resuming; a list the API cannot give now is taken as empty)."""
+        if self._orphans is None:
+            self._orphans = {}
+            if self._since is not None:
+                try:
+                    jobs = await self._api.open_jobs_since(self._since, _LABEL_PREFIX)
+                except RetryableEmbeddingError as error:
+                    log.warning("Listing the batch jobs failed (%s)", error)
+                    jobs = {}
+                self._orphans = {
+                    label: name for label, name in jobs.items() if name not in self._known
+                }
+        return self._orphans
 
     async def _wait(self) -> None:
         delay = self._settings.batch_poll_seconds
@@ -412,7 +459,7 @@ class BatchEmbedding:
                 len(self._open),
                 ", ".join(self._open),
             )
-        raise Interrupted(number)
+        raise JobsLeftRunning(number, list(self._open))
 
     def _next_delay(self, delay: float) -> float:
         longest = max(MAX_POLL_SECONDS, self._settings.batch_poll_seconds)

@@ -80,6 +80,8 @@ class Shutdown:
         self._received_at: float | None = None
         self._received_before_loop: float | None = None
         self._deferring = False
+        #: What a deferred first signal is answered with in the log (`announcing`).
+        self._announcement: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
 
@@ -122,6 +124,16 @@ class Shutdown:
             yield
         finally:
             self._deferring = False
+
+    @contextmanager
+    def announcing(self, announcement: str) -> Iterator[None]:
+        """Within the block, a deferred first signal is logged as "NAME received: " and
+        `announcement`, in place of the grace's words (a wait with no work in flight)."""
+        previous, self._announcement = self._announcement, announcement
+        try:
+            yield
+        finally:
+            self._announcement = previous
 
     @asynccontextmanager
     async def watching(self) -> AsyncIterator[None]:
@@ -196,12 +208,15 @@ class Shutdown:
         if not self._deferring:
             log.warning("%s received: stopping", name)
             raise Interrupted(signal_number)
-        log.warning(
-            "%s received: no new work is started; the work in flight gets up to %.0f s, "
-            "then the puzzles completed so far are written. Send it again to stop at once.",
-            name,
-            self.grace_seconds,
-        )
+        if self._announcement is not None:
+            log.warning("%s received: %s", name, self._announcement)
+        else:
+            log.warning(
+                "%s received: no new work is started; the work in flight gets up to %.0f s, "
+                "then the puzzles completed so far are written. Send it again to stop at once.",
+                name,
+                self.grace_seconds,
+            )
         if self._loop is not None and self._event is not None:
             self._loop.call_soon_threadsafe(self._event.set)
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from asyncpipe import __version__
-from asyncpipe.embeddings.batch_jobs import BatchStatistics
+from asyncpipe.embeddings.batch_jobs import BatchStatistics, JobsLeftRunning
 from asyncpipe.embeddings.daily_budget import next_reset
 from asyncpipe.embeddings.select import (
     ProviderChoice,
@@ -62,7 +62,7 @@ from asyncpipe.run.checkpoint import (
     read_checkpoint,
     run_settings,
 )
-from asyncpipe.run.interrupt import Shutdown
+from asyncpipe.run.interrupt import Interrupted, Shutdown
 from asyncpipe.run.statistics import RunStatistics
 from asyncpipe.settings.params_file import LoadedParams
 from asyncpipe.settings.sections import Logging, Params, PuzzleGeneration
@@ -366,7 +366,7 @@ def _embed_by_batch(
             )
         return {}
     texts = run_texts(selection.all_themes, usable)
-    with pipeline.timed("batch_jobs"):
+    with pipeline.timed("batch_jobs"), _jobs_left_running_as_interrupted():
         outcome = _run_async(
             embed_by_batch(
                 params,
@@ -383,6 +383,15 @@ def _embed_by_batch(
         return {}
     pipeline.batch_statistics = outcome.statistics
     return outcome.refused
+
+
+@contextmanager
+def _jobs_left_running_as_interrupted() -> Iterator[None]:
+    """A signal while batch jobs were waited on ends the command as a signal does."""
+    try:
+        yield
+    except JobsLeftRunning as stopped:
+        raise Interrupted(stopped.signal_number) from None
 
 
 def _record_batch(pipeline: Pipeline, made: MadePuzzles) -> None:

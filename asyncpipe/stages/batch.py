@@ -10,6 +10,7 @@ that the rounds that follow find all of them in the store.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from asyncpipe.embeddings.batch_jobs import BatchEmbedding, BatchOutcome, JobLedger
@@ -51,14 +52,29 @@ async def embed_by_batch(
     api = BatchApi(gemini, api_key)
     try:
         await store.open()
-        async with shutdown.watching():
-            with JobProgress(params.logging.progress_interval, bar=progress_bar) as progress:
-                batch = BatchEmbedding(api, store, ledger, gemini, shutdown, progress)
-                if recorded is None:
-                    return await batch.run(texts)
-                return await batch.run(texts, recorded.batch_jobs, recorded.batch_ends)
+        with shutdown.announcing("no new job is created; the wait on the batch jobs ends"):
+            async with shutdown.watching():
+                with JobProgress(params.logging.progress_interval, bar=progress_bar) as progress:
+                    batch = BatchEmbedding(api, store, ledger, gemini, shutdown, progress)
+                    if recorded is None:
+                        return await batch.run(texts)
+                    return await batch.run(
+                        texts,
+                        recorded.batch_jobs,
+                        recorded.batch_ends,
+                        _seconds(recorded.started_at),
+                    )
     finally:
         try:
             await store.close()
         finally:
             await api.aclose()
+
+
+def _seconds(started_at: str) -> float | None:
+    """The checkpoint's start (ISO 8601, to the second) in seconds since the epoch, a
+    second early for the rounding; None if it cannot be read."""
+    try:
+        return datetime.fromisoformat(started_at).timestamp() - 1.0
+    except ValueError:
+        return None

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from asyncpipe.embeddings.batch_jobs import (
     BatchJob,
     BatchOutcome,
     JobEnd,
+    JobsLeftRunning,
     job_lines,
     split_jobs,
 )
@@ -36,7 +38,7 @@ from asyncpipe.embeddings.providers.gemini import GeminiProvider
 from asyncpipe.embeddings.providers.gemini_batch import BatchApi
 from asyncpipe.embeddings.store import STORE_FILE, EmbeddingStore
 from asyncpipe.errors import RetryableEmbeddingError, UnembeddableTextError
-from asyncpipe.run.interrupt import Interrupted, Shutdown
+from asyncpipe.run.interrupt import Shutdown
 from asyncpipe.run.job_progress import JobProgress
 from asyncpipe.settings.sections import Gemini
 from tests.gemini_server import (
@@ -347,6 +349,38 @@ async def test_a_resumed_run_waits_on_the_recorded_jobs_and_creates_none(
     assert outcome.statistics.jobs_reattached == 2
 
 
+class KilledBeforeRecording(Ledger):
+    """A kill between the API's answer and the checkpoint's write: nothing is recorded."""
+
+    async def batch_job_created(self, job: BatchJob) -> None:
+        raise asyncio.CancelledError
+
+
+@pytest.mark.asyncio
+async def test_a_job_created_but_not_recorded_is_adopted_by_the_resumed_run(
+    server: GeminiTestServer, tmp_path: Path
+) -> None:
+    server.reconfigure(ServerConfig(batch=BatchConfig(delay=0.3)))
+    gemini = settings(server)
+    before = time.time() - 1
+    async with phase(tmp_path, gemini, KilledBeforeRecording()) as first:
+        with pytest.raises(asyncio.CancelledError):
+            await first.batch.run(TEXTS)
+    (orphan,) = server.submitted_jobs()
+
+    async with phase(tmp_path, gemini) as resumed:
+        outcome = run(await resumed.batch.run(TEXTS, [], {}, resumed_since=before))
+        vectors = await stored(resumed.store, TEXTS)
+    assert [job.name for job in server.submitted_jobs()] == [orphan.name]
+    assert [job.name for job in resumed.ledger.created] == [orphan.name]  # recorded now
+    assert len(vectors) == 30 and outcome.statistics.jobs_created == 1
+
+    # A run that is not resuming never adopts another's job: a fresh one is its own.
+    async with phase(tmp_path / "fresh", gemini) as fresh:
+        run(await fresh.batch.run(TEXTS))
+    assert len(server.submitted_jobs()) == 2
+
+
 @pytest.mark.asyncio
 async def test_a_resumed_run_does_not_ask_again_for_a_text_a_job_refused(
     server: GeminiTestServer, tmp_path: Path
@@ -379,10 +413,11 @@ async def test_a_signal_while_waiting_stops_at_once_and_leaves_the_job_running(
                 while not running.ledger.created:
                     await asyncio.sleep(0.005)
                 os.kill(os.getpid(), signal.SIGTERM)
-                with pytest.raises(Interrupted) as stopped:
+                with pytest.raises(JobsLeftRunning) as stopped:
                     await work
     waited = asyncio.get_running_loop().time() - shutdown_waits
-    assert stopped.value.exit_code == 143
+    assert stopped.value.signal_number == signal.SIGTERM
+    assert stopped.value.jobs == (server.submitted_jobs()[0].name,)
     assert waited < 3.0  # not the 5 s poll, nor the 30 s job
     (job,) = server.submitted_jobs()
     assert job.cancelled is None

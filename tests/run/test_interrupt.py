@@ -9,6 +9,7 @@ immediate exit of a second signal.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -100,6 +101,20 @@ async def test_sleep_ends_when_a_signal_comes_and_says_so() -> None:
     assert slept == pytest.approx(2.0, abs=1e-3)
     assert woken_after == pytest.approx(3.0, abs=1e-3)
     assert total == pytest.approx(5.0, abs=1e-3)
+
+
+@on_virtual_clock
+async def test_an_announced_wait_logs_its_own_words_for_the_first_signal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    shutdown = Shutdown()
+    loop = asyncio.get_running_loop()
+    with caplog.at_level(logging.WARNING), shutdown.installed(), shutdown.deferring():
+        with shutdown.announcing("the wait on the batch jobs ends"):
+            async with shutdown.watching():
+                loop.call_at(loop.time() + 1.0, os.kill, os.getpid(), signal.SIGTERM)
+                assert await shutdown.sleep(60.0)
+    assert caplog.messages == ["SIGTERM received: the wait on the batch jobs ends"]
 
 
 @on_virtual_clock

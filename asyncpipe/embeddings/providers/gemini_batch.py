@@ -160,6 +160,25 @@ class BatchApi:
             job = await self._client.aio.batches.get(name=name)
         return _status_of(name, job)
 
+    async def open_jobs_since(self, since: float, prefix: str) -> dict[str, str]:
+        """Display name -> name of the jobs not ended or succeeded, created at `since`
+        (seconds since the epoch) or later, whose display name starts with `prefix`.
+
+        The list comes newest first; it is read until a job older than `since`."""
+        found: dict[str, str] = {}
+        with mapped_sdk_errors():
+            pager = await self._client.aio.batches.list(config={"page_size": 100})
+            async for job in pager:
+                created = job.create_time.timestamp() if job.create_time is not None else None
+                if created is not None and created < since:
+                    break
+                status = _status_of(job.name or "", job)
+                usable = not status.ended or status.state == SUCCEEDED
+                label = job.display_name or ""
+                if job.name and usable and label.startswith(prefix) and label not in found:
+                    found[label] = job.name
+        return found
+
     async def cancel(self, name: str) -> None:
         with mapped_sdk_errors():
             await self._client.aio.batches.cancel(name=name)
