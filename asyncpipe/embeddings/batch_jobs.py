@@ -26,7 +26,8 @@ What can go wrong, and what happens then:
   `gemini.batch_fallback` says. Texts whose second job fails too fail their themes
   as an API failure would (a later `--resume` tries them again);
 - a poll, a download or a create that the API answers with a passing error is tried
-  again at the next poll; a fatal one (a bad key) stops the run.
+  again at the next poll; a fatal one (a bad key) stops the run. Results that still
+  cannot be read after `gemini.max_retries` polls count as a failed job.
 
 Jobs are polled together, first after `gemini.batch_poll_seconds`, then 1.5 times
 less often each time, up to once a minute. Times are read from `clock` (wall time:
@@ -45,7 +46,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from asyncpipe.embeddings.providers.gemini_batch import SUCCEEDED, BatchApi, JobStatus
+from asyncpipe.embeddings.providers.gemini_batch import (
+    SUCCEEDED,
+    BatchApi,
+    JobResults,
+    JobStatus,
+)
 from asyncpipe.embeddings.store import EmbeddingStore
 from asyncpipe.embeddings.tokens import request_tokens
 from asyncpipe.errors import (
@@ -65,6 +71,8 @@ MAX_POLL_SECONDS = 60.0
 _POLL_GROWTH = 1.5
 CANCELLED = "JOB_STATE_CANCELLED"
 _LABEL_PREFIX = "asyncpipe-"
+#: How a succeeded job whose results could not be read, `max_retries` times over, ends.
+UNREADABLE = "JOB_STATE_SUCCEEDED_UNREADABLE"
 
 
 class JobsLeftRunning(Exception):
@@ -206,6 +214,7 @@ class BatchEmbedding:
         self._since: float | None = None
         self._known: set[str] = set()
         self._orphans: dict[str, str] | None = None
+        self._unreadable: dict[str, int] = {}
 
     async def run(
         self,
@@ -288,7 +297,7 @@ class BatchEmbedding:
         settings = self._settings
         inline_bytes = int(settings.batch_inline_mb * 2**20)
         for chunk, inline in split_jobs(
-            texts, settings.batch_job_texts, inline_bytes, self._api.request_bytes
+            texts, settings.batch_job_texts, inline_bytes, self._api.text_bytes
         ):
             self._stop_if_signalled()
             name = await self._created_job(chunk, inline, attempt)
@@ -386,12 +395,18 @@ class BatchEmbedding:
     async def _ended(self, job: BatchJob, status: JobStatus) -> None:
         refused: dict[str, str] = {}
         again: list[str] = []
+        results: JobResults | None = None
         if status.state == SUCCEEDED:
             try:
                 results = await self._api.results(job.name, len(job.texts))
             except RetryableEmbeddingError as error:
-                log.warning("Reading batch job %s failed (%s); trying again", job.name, error)
-                return
+                failures = self._unreadable[job.name] = self._unreadable.get(job.name, 0) + 1
+                if failures <= self._settings.max_retries:
+                    log.warning("Reading batch job %s failed (%s); trying again", job.name, error)
+                    return
+                # Results that cannot be read are no results: the job counts as failed.
+                status = JobStatus(job.name, UNREADABLE, str(error))
+        if results is not None:
             await self._store.put_many((job.texts[i], row) for i, row in results.vectors.items())
             self._stored += len(results.vectors)
             for index, line_error in sorted(results.errors.items()):

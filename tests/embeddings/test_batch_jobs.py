@@ -11,6 +11,7 @@ those the online provider gets from the same server.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -34,8 +35,9 @@ from asyncpipe.embeddings.batch_jobs import (
     split_jobs,
 )
 from asyncpipe.embeddings.cache import Namespace
+from asyncpipe.embeddings.providers.decode import checked_vectors
 from asyncpipe.embeddings.providers.gemini import GeminiProvider
-from asyncpipe.embeddings.providers.gemini_batch import BatchApi
+from asyncpipe.embeddings.providers.gemini_batch import BatchApi, JobResults, LineError
 from asyncpipe.embeddings.store import STORE_FILE, EmbeddingStore
 from asyncpipe.errors import RetryableEmbeddingError, UnembeddableTextError
 from asyncpipe.run.interrupt import Shutdown
@@ -454,3 +456,96 @@ async def test_job_lines_list_each_job_and_cancel_the_open_ones(
     assert all("-> cancel requested" in line for line in cancelled)
     assert all(line.split()[1] == "JOB_STATE_CANCELLED" for line in after)
     assert all(job.cancelled is not None for job in server.submitted_jobs())
+
+
+# Reading a results file ----------------------------------------------------------------------
+
+
+def results_file(lines: Sequence[dict[str, Any] | str]) -> bytes:
+    return b"".join(
+        (line if isinstance(line, str) else json.dumps(line)).encode() + b"\n" for line in lines
+    )
+
+
+def result(key: str | None, values: list[float]) -> dict[str, Any]:
+    line: dict[str, Any] = {"response": {"embedding": {"values": values}}}
+    if key is not None:
+        line["key"] = key
+    return line
+
+
+VALUES = [[float(i + j) for j in range(DIMENSION)] for i in range(1, 4)]
+
+
+def test_a_results_file_is_read_by_key_into_the_checked_vectors(
+    server: GeminiTestServer,
+) -> None:
+    api = BatchApi(settings(server), DEFAULT_API_KEY)
+    content = results_file(
+        [
+            result("2", VALUES[2]),
+            "",
+            {"key": "1", "error": {"code": 3, "message": "no"}},
+            result("0", VALUES[0]),
+        ]
+    )
+    read = api._from_file("batches/x", content, 3)
+    expected = checked_vectors(np.asarray([VALUES[0], VALUES[2]]), 2, DIMENSION)
+    assert sorted(read.vectors) == [0, 2]
+    assert read.vectors[0].tobytes() == expected[0].tobytes()
+    assert read.vectors[2].tobytes() == expected[1].tobytes()
+    assert read.errors == {1: LineError(3, "no")} and read.errors[1].permanent
+
+
+def test_results_without_keys_are_taken_in_line_order(server: GeminiTestServer) -> None:
+    api = BatchApi(settings(server), DEFAULT_API_KEY)
+    read = api._from_file("batches/x", results_file([result(None, v) for v in VALUES]), 3)
+    assert [read.vectors[i].tobytes() for i in range(3)] == [
+        row.tobytes() for row in checked_vectors(np.asarray(VALUES), 3, DIMENSION)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        ([result("0", VALUES[0]), result("1", VALUES[1])], "2 lines for 3 texts"),
+        ([result("0", VALUES[0]), result("0", VALUES[1]), result("2", VALUES[2])], "key 0"),
+        ([result("0", VALUES[0]), result("7", VALUES[1]), result("2", VALUES[2])], "key 7"),
+        ([result("0", VALUES[0]), "{not json", result("2", VALUES[2])], "line 2"),
+        ([result("0", VALUES[0][:3]), result("1", VALUES[1]), result("2", VALUES[2])], "3 values"),
+    ],
+)
+def test_a_results_file_that_does_not_fit_its_job_is_a_passing_error(
+    server: GeminiTestServer, lines: list[Any], problem: str
+) -> None:
+    api = BatchApi(settings(server), DEFAULT_API_KEY)
+    with pytest.raises(RetryableEmbeddingError, match=problem):
+        api._from_file("batches/x", results_file(lines), 3)
+
+
+class UnreadableResults(BatchApi):
+    """The real API, but every read of a job's results fails as a torn download would."""
+
+    reads = 0
+
+    async def results(self, name: str, count: int) -> JobResults:
+        self.reads += 1
+        raise RetryableEmbeddingError(f"{name}: the download was cut short")
+
+
+@pytest.mark.asyncio
+async def test_results_that_cannot_be_read_count_as_a_failed_job_after_the_retries(
+    server: GeminiTestServer, tmp_path: Path
+) -> None:
+    gemini = settings(server, max_retries=2)
+    async with phase(tmp_path, gemini) as running:
+        unreadable = UnreadableResults(gemini, DEFAULT_API_KEY)
+        running.batch._api = unreadable
+        try:
+            outcome = run(await running.batch.run(TEXTS))
+        finally:
+            await unreadable.aclose()
+    first, _ = server.submitted_jobs()  # resubmitted once, unreadable again
+    assert unreadable.reads == 2 * 3
+    assert running.ledger.ended[first.name].state == "JOB_STATE_SUCCEEDED_UNREADABLE"
+    assert set(outcome.refused) == set(TEXTS)
