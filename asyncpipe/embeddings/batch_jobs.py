@@ -297,7 +297,10 @@ class BatchEmbedding:
         settings = self._settings
         inline_bytes = int(settings.batch_inline_mb * 2**20)
         for chunk, inline in split_jobs(
-            texts, settings.batch_job_texts, inline_bytes, self._api.text_bytes
+            texts,
+            min(settings.batch_job_texts, self._api.texts_per_job),
+            inline_bytes,
+            self._api.text_bytes,
         ):
             self._stop_if_signalled()
             name = await self._created_job(chunk, inline, attempt)

@@ -47,6 +47,9 @@ PERMANENT_CODES = frozenset({3, 5, 7, 9, 11, 12})
 _JSONL = "application/jsonl"
 #: A value of a result in JSON: "-0.012345678," and a little.
 _RESULT_BYTES_PER_VALUE = 11
+#: The largest results file a job is sized for: 7,900 texts at 3072 dimensions, and the
+#: run's memory holds one such file (and its float32 matrix, a third of it) at a time.
+MAX_RESULT_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,12 @@ class BatchApi:
         self._config = types.EmbedContentConfig(
             task_type=settings.task_type, output_dimensionality=settings.embedding_dimension
         )
+
+    @property
+    def texts_per_job(self) -> int:
+        """The most texts a job may hold for its results file to stay within
+        `MAX_RESULT_BYTES`: it is downloaded whole (the SDK returns bytes), then read."""
+        return max(1, MAX_RESULT_BYTES // (_RESULT_BYTES_PER_VALUE * self._dimension + 60))
 
     def text_bytes(self, text: str) -> int:
         """About what one text adds to an inline job, in bytes of JSON: its request, and
