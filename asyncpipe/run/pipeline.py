@@ -358,6 +358,8 @@ def _embed_by_batch(
     params = pipeline.params
     plan = pipeline.provider_plan()
     if params.gemini.mode == "online":
+        if recorded is not None:
+            _warn_of_open_jobs(recorded)
         return {}
     if plan.name != "gemini" or plan.api_key is None:
         if params.gemini.mode == "batch":
@@ -383,6 +385,18 @@ def _embed_by_batch(
         return {}
     pipeline.batch_statistics = outcome.statistics
     return outcome.refused
+
+
+def _warn_of_open_jobs(recorded: Recorded) -> None:
+    """An online resume of a run that was waiting on batch jobs leaves them be: say so."""
+    open_jobs = [job.name for job in recorded.batch_jobs if job.name not in recorded.batch_ends]
+    if open_jobs:
+        log.warning(
+            "The interrupted run's %d batch jobs (%s) are not waited on: this run is online "
+            "(gemini.mode). `asyncpipe jobs --cancel` cancels them.",
+            len(open_jobs),
+            ", ".join(open_jobs),
+        )
 
 
 @contextmanager
