@@ -226,11 +226,13 @@ class BatchEmbedding:
         """Embed what the store lacks of `texts` (distinct keys) in jobs, and wait for them.
 
         `recorded`, `ended`: the jobs an interrupted run created, and how those that
-        ended did. `resumed_since`: when that run started (seconds since the epoch); a
+        ended did. Those still open are waited on whatever the mode; in online mode no
+        job is created, and what they do not cover is left to the online requests.
+        `resumed_since`: when that run started (seconds since the epoch); a
         job it created but had no time to record (a kill between the API's answer and
         the checkpoint's write) is found by its display name and adopted, not created
         again. Returns None when `gemini.mode` is auto and too few texts are missing
-        for a job: the run then goes online.
+        for a job, or online with no job to wait on: the run then goes online.
         """
         started = time.perf_counter()
         ended = ended or {}
@@ -249,6 +251,8 @@ class BatchEmbedding:
         waiting = {text for job in self._open.values() for text in job.texts}
         todo = [text for text in missing if text not in waiting and text not in self._refused]
         mode = self._settings.mode
+        if mode == "online" and not self._open:
+            return None
         if mode == "auto" and not self._open and len(todo) < self._settings.batch_min_texts:
             log.info(
                 "Embedding online: %d texts are not stored, below gemini.batch_min_texts %d",
@@ -264,12 +268,18 @@ class BatchEmbedding:
                 ", ".join(self._open),
             )
         log.info(
-            "Batch mode: %d of the run's %d texts are not stored; %d go into new jobs",
+            "Batch mode: %d of the run's %d texts are not stored; %d are not in a job yet",
             len(missing),
             len(wanted),
             len(todo),
         )
-        await self._submit(todo, attempt=1)
+        if mode == "online":
+            # The jobs of a batch run resumed online are paid for: they are waited on, and
+            # what they do not cover is left to the online requests.
+            log.info("gemini.mode is online: %d texts are left to online requests", len(todo))
+            self._online += len(todo)
+        else:
+            await self._submit(todo, attempt=1)
         await self._wait()
         return BatchOutcome(
             dict(self._refused),
@@ -357,6 +367,7 @@ class BatchEmbedding:
         delay = self._settings.batch_poll_seconds
         while self._open:
             await self._sleep(delay)
+            created = self._created
             delay = self._next_delay(delay)
             jobs = list(self._open.values())
             statuses = await asyncio.gather(*(self._poll(job) for job in jobs))
@@ -371,6 +382,8 @@ class BatchEmbedding:
             for job, status in zip(jobs, statuses, strict=True):
                 if status is not None and status.ended:
                     await self._ended(job, status)
+            if self._created > created:  # a resubmission: polled as soon as a new job is
+                delay = self._settings.batch_poll_seconds
 
     async def _poll(self, job: BatchJob) -> JobStatus | None:
         """The job's status, or None if the poll failed for a passing reason. A job past
@@ -444,13 +457,16 @@ class BatchEmbedding:
         if again:
             await self._fall_back(job, status, again)
 
+    def _goes_online(self) -> bool:
+        return self._settings.batch_fallback == "online" or self._settings.mode == "online"
+
     def _fallback_words(self, job: BatchJob) -> str:
-        if self._settings.batch_fallback == "online":
+        if self._goes_online():
             return "go online"
         return "are resubmitted" if job.attempt == 1 else "fail (already resubmitted once)"
 
     async def _fall_back(self, job: BatchJob, status: JobStatus, texts: list[str]) -> None:
-        if self._settings.batch_fallback == "online":
+        if self._goes_online():
             self._online += len(texts)
         elif job.attempt == 1:
             await self._submit(texts, attempt=2)

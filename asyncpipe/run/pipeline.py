@@ -132,9 +132,15 @@ class Pipeline:
         self._index = None
 
     def provider_plan(self) -> ProviderPlan:
-        """Which provider the run uses; decided once, before any stage needs it."""
+        """Which provider the run uses; decided once, before any stage needs it. Batch
+        mode without Gemini is refused here, before a stage rewrites a file."""
         if self._plan is None:
-            self._plan = plan_provider(self.provider_choice, self.params)
+            plan = plan_provider(self.provider_choice, self.params)
+            if self.params.gemini.mode == "batch" and plan.name != "gemini":
+                raise ConfigError(
+                    f"gemini.mode batch needs the Gemini provider, and the run uses {plan.reason}"
+                )
+            self._plan = plan
         return self._plan
 
     def recorded_run(self) -> Recorded | None:
@@ -357,16 +363,10 @@ def _embed_by_batch(
     first; the texts the online rounds must then not request, with their errors."""
     params = pipeline.params
     plan = pipeline.provider_plan()
-    if params.gemini.mode == "online":
-        if recorded is not None:
-            _warn_of_open_jobs(recorded)
+    if params.gemini.mode == "online" and not _open_jobs(recorded):
         return {}
     if plan.name != "gemini" or plan.api_key is None:
-        if params.gemini.mode == "batch":
-            raise ConfigError(
-                f"gemini.mode batch needs the Gemini provider, and the run uses {plan.reason}"
-            )
-        return {}
+        return {}  # batch mode without Gemini was refused with the plan
     texts = run_texts(selection.all_themes, usable)
     with pipeline.timed("batch_jobs"), _jobs_left_running_as_interrupted():
         outcome = _run_async(
@@ -387,16 +387,12 @@ def _embed_by_batch(
     return outcome.refused
 
 
-def _warn_of_open_jobs(recorded: Recorded) -> None:
-    """An online resume of a run that was waiting on batch jobs leaves them be: say so."""
-    open_jobs = [job.name for job in recorded.batch_jobs if job.name not in recorded.batch_ends]
-    if open_jobs:
-        log.warning(
-            "The interrupted run's %d batch jobs (%s) are not waited on: this run is online "
-            "(gemini.mode). `asyncpipe jobs --cancel` cancels them.",
-            len(open_jobs),
-            ", ".join(open_jobs),
-        )
+def _open_jobs(recorded: Recorded | None) -> list[str]:
+    """The interrupted run's batch jobs that had not ended: paid for, so waited on even by
+    a resume in online mode (`gemini.mode` may change between a run and its resume)."""
+    if recorded is None:
+        return []
+    return [job.name for job in recorded.batch_jobs if job.name not in recorded.batch_ends]
 
 
 @contextmanager
@@ -797,7 +793,7 @@ def _metadata_document(
             if report.resume_after is not None
             else {}
         ),
-        "resumed": pipeline.resume and statistics.themes_resumed > 0,
+        "resumed": pipeline.resume and (statistics.themes_resumed > 0 or _reattached(pipeline)),
         "asyncpipe_version": __version__,
         "params_source": pipeline.loaded.source,
         "random_seed": params.puzzle_generation.random_seed,
@@ -829,6 +825,12 @@ def _metadata_document(
         "run_statistics": statistics.to_json(),
         "puzzle_generation": params.puzzle_generation.model_dump(),
     }
+
+
+def _reattached(pipeline: Pipeline) -> bool:
+    """The run waited on batch jobs an interrupted run had created."""
+    figures = pipeline.batch_statistics
+    return figures is not None and figures.jobs_reattached > 0
 
 
 def _history_json(pipeline: Pipeline, used: set[str]) -> dict[str, Any]:
