@@ -327,26 +327,32 @@ async def test_a_job_past_its_timeout_is_cancelled_and_resubmitted(
 # Durable jobs ------------------------------------------------------------------------------
 
 
+async def killed_after_two_jobs(folder: Path, gemini: Gemini) -> Ledger:
+    """What a kill leaves once two jobs are created and recorded, before either ended."""
+    async with phase(folder, gemini) as first:
+        work = asyncio.ensure_future(first.batch.run(TEXTS))
+        while len(first.ledger.created) < 2:
+            await asyncio.sleep(0.005)
+        work.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await work
+    return first.ledger
+
+
 @pytest.mark.asyncio
 async def test_a_resumed_run_waits_on_the_recorded_jobs_and_creates_none(
     server: GeminiTestServer, tmp_path: Path
 ) -> None:
     server.reconfigure(ServerConfig(batch=BatchConfig(delay=0.5)))
     gemini = settings(server, batch_job_texts=20)
-    async with phase(tmp_path, gemini) as first:
-        work = asyncio.ensure_future(first.batch.run(TEXTS))
-        while len(first.ledger.created) < 2:
-            await asyncio.sleep(0.005)
-        work.cancel()  # what a kill leaves: two jobs recorded, none ended
-        with pytest.raises(asyncio.CancelledError):
-            await work
+    first = await killed_after_two_jobs(tmp_path, gemini)
 
     async with phase(tmp_path, gemini) as resumed:
-        outcome = run(await resumed.batch.run(TEXTS, first.ledger.created, first.ledger.ended))
+        outcome = run(await resumed.batch.run(TEXTS, first.created, first.ended))
         vectors = await stored(resumed.store, TEXTS)
     assert len(server.submitted_jobs()) == 2
     assert resumed.ledger.created == []
-    assert set(resumed.ledger.ended) == {job.name for job in first.ledger.created}
+    assert set(resumed.ledger.ended) == {job.name for job in first.created}
     assert len(vectors) == 30
     assert outcome.statistics.jobs_reattached == 2
 
@@ -433,14 +439,7 @@ async def test_job_lines_list_each_job_and_cancel_the_open_ones(
 ) -> None:
     server.reconfigure(ServerConfig(batch=BatchConfig(delay=30.0)))
     gemini = settings(server, batch_job_texts=20)
-    async with phase(tmp_path, gemini) as running:
-        work = asyncio.ensure_future(running.batch.run(TEXTS))
-        while len(running.ledger.created) < 2:
-            await asyncio.sleep(0.005)
-        work.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await work
-    jobs = running.ledger.created
+    jobs = (await killed_after_two_jobs(tmp_path, gemini)).created
     api = BatchApi(gemini, DEFAULT_API_KEY)
     try:
         listed = await job_lines(api, jobs)
