@@ -25,9 +25,13 @@ What can go wrong, and what happens then:
   resubmitted once in a new job, or left to the online requests of the run, as
   `gemini.batch_fallback` says. Texts whose second job fails too fail their themes
   as an API failure would (a later `--resume` tries them again);
-- a poll, a download or a create that the API answers with a passing error is tried
-  again at the next poll; a fatal one (a bad key) stops the run. Results that still
-  cannot be read after `gemini.max_retries` polls count as a failed job.
+- a recorded job the API answers 404 for (deleted, or lost) is handled like a failed
+  job; so is one whose create is still refused, or whose results still cannot be read,
+  after `gemini.max_retries` tries;
+- a poll, a download or a create that the API answers with a passing error (a 429, a
+  5xx, a dropped connection) is tried again at the next poll. A create is first looked
+  up by its label, `job_label`: the failed try may have made the job before its answer
+  was lost, and a job is never made twice. A fatal error (a bad key) stops the run.
 
 Jobs are polled together, first after `gemini.batch_poll_seconds`, then 1.5 times
 less often each time, up to once a minute. Times are read from `clock` (wall time:
@@ -47,7 +51,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from asyncpipe.embeddings.providers.gemini_batch import (
-    SUCCEEDED,
+    NOT_FOUND,
+    WITH_RESULTS,
     BatchApi,
     JobResults,
     JobStatus,
@@ -73,6 +78,9 @@ CANCELLED = "JOB_STATE_CANCELLED"
 _LABEL_PREFIX = "asyncpipe-"
 #: How a succeeded job whose results could not be read, `max_retries` times over, ends.
 UNREADABLE = "JOB_STATE_SUCCEEDED_UNREADABLE"
+#: How far the API's clock and this machine's may disagree, in seconds, when jobs are
+#: looked up by creation time; the label tells them apart anyway.
+_CLOCK_SLACK = 3600.0
 
 
 class JobsLeftRunning(Exception):
@@ -213,7 +221,7 @@ class BatchEmbedding:
         self._submitted = self._stored = self._online = self._tokens = 0
         self._since: float | None = None
         self._known: set[str] = set()
-        self._orphans: dict[str, str] | None = None
+        self._orphans: dict[str, tuple[str, float]] | None = None
         self._unreadable: dict[str, int] = {}
 
     async def run(
@@ -313,10 +321,16 @@ class BatchEmbedding:
             self._api.text_bytes,
         ):
             self._stop_if_signalled()
-            name = await self._created_job(chunk, inline, attempt)
-            job = BatchJob(name, tuple(chunk), self._clock(), attempt)
+            made = await self._created_job(chunk, inline, attempt)
+            if made is None:
+                continue
+            name, created_at, adopted = made
+            job = BatchJob(name, tuple(chunk), created_at, attempt)
             await self._ledger.batch_job_created(job)
             self._open[name] = job
+            if adopted:
+                self._reattached += 1
+                continue
             self._created += 1
             self._submitted += len(chunk)
             self._tokens += request_tokens(chunk)
@@ -328,40 +342,74 @@ class BatchEmbedding:
                 " (a resubmission)" if attempt > 1 else "",
             )
 
-    async def _created_job(self, texts: list[str], inline: bool, attempt: int) -> str:
-        """The API's new job (or the unrecorded one of the interrupted run with the same
-        texts), trying a passing error again after a poll's wait."""
+    async def _created_job(
+        self, texts: list[str], inline: bool, attempt: int
+    ) -> tuple[str, float, bool] | None:
+        """(name, creation time, adopted) of the job for `texts`: a new one, or one the
+        API already holds under its label (created before an interruption, or by a try
+        whose answer was lost). None when the API would not create it, `max_retries`
+        times over: its texts then go where a failed job's go."""
         label = job_label(texts, attempt)
         adopted = (await self._unrecorded()).pop(label, None)
         if adopted is not None:
             log.info(
-                "Adopting batch job %s: created before the interruption, not recorded", adopted
+                "Adopting batch job %s: created before the interruption, not recorded", adopted[0]
             )
-            return adopted
+            return adopted[0], adopted[1], True
+        started = self._clock()
         delay = self._settings.batch_poll_seconds
-        while True:
+        for tries in range(self._settings.max_retries + 1):
             try:
-                return await self._api.create(texts, label, inline)
+                return await self._api.create(texts, label, inline), self._clock(), False
             except RetryableEmbeddingError as error:
-                log.warning("Creating a batch job failed (%s); trying again", error)
+                failure = error
+                log.warning("Creating a batch job failed (%s)", error)
+            if tries == self._settings.max_retries:
+                break
             await self._sleep(delay)
             delay = self._next_delay(delay)
+            # The failed try may have created the job before its answer was lost.
+            found = (await self._listed(started - _CLOCK_SLACK)).get(label)
+            if found is not None:
+                log.info("Batch job %s was created by the try whose answer was lost", found[0])
+                return found[0], found[1], False
+        log.warning(
+            "The Batch API would not create a job for %d texts (%s); they %s",
+            len(texts),
+            failure,
+            "go online" if self._goes_online() else "fail their themes",
+        )
+        self._unplaced(texts, f"the Batch API would not create their job ({failure})")
+        return None
 
-    async def _unrecorded(self) -> dict[str, str]:
-        """Label -> name of the interrupted run's jobs its checkpoint does not name (read
-        once, when resuming; a list the API cannot give now is taken as empty)."""
+    def _unplaced(self, texts: Sequence[str], reason: str) -> None:
+        """Texts no job will embed: left to the online requests, or failed."""
+        if self._goes_online():
+            self._online += len(texts)
+        else:
+            for text in texts:
+                self._refused[text] = RetryableEmbeddingError(reason)
+
+    async def _unrecorded(self) -> dict[str, tuple[str, float]]:
+        """Label -> (name, creation time) of the interrupted run's jobs its checkpoint does
+        not name (read once, when resuming)."""
         if self._orphans is None:
             self._orphans = {}
             if self._since is not None:
-                try:
-                    jobs = await self._api.open_jobs_since(self._since, _LABEL_PREFIX)
-                except RetryableEmbeddingError as error:
-                    log.warning("Listing the batch jobs failed (%s)", error)
-                    jobs = {}
+                jobs = await self._listed(self._since - _CLOCK_SLACK)
                 self._orphans = {
-                    label: name for label, name in jobs.items() if name not in self._known
+                    label: job for label, job in jobs.items() if job[0] not in self._known
                 }
         return self._orphans
+
+    async def _listed(self, since: float) -> dict[str, tuple[str, float]]:
+        """The API's open or succeeded jobs of asyncpipe's created since `since`, by
+        label; none when the API cannot list them (not every server can)."""
+        try:
+            return await self._api.open_jobs_since(since, _LABEL_PREFIX)
+        except EmbeddingError as error:
+            log.warning("Listing the batch jobs failed (%s): taking it that there are none", error)
+            return {}
 
     async def _wait(self) -> None:
         delay = self._settings.batch_poll_seconds
@@ -387,32 +435,41 @@ class BatchEmbedding:
 
     async def _poll(self, job: BatchJob) -> JobStatus | None:
         """The job's status, or None if the poll failed for a passing reason. A job past
-        its timeout is cancelled, and so reported."""
+        its timeout is cancelled and so reported once the cancel is accepted; a job the
+        API no longer knows (deleted, or a server that lost it) has ended."""
+        hours = self._settings.batch_timeout_hours
+        overdue = self._clock() - job.created_at > hours * 3600
+        status: JobStatus | None = None
         try:
             status = await self._api.status(job.name)
         except RetryableEmbeddingError as error:
             log.warning("Polling batch job %s failed (%s); polling again", job.name, error)
-            return None
-        hours = self._settings.batch_timeout_hours
-        if not status.ended and self._clock() - job.created_at > hours * 3600:
-            log.warning(
-                "Batch job %s is still %s after gemini.batch_timeout_hours (%g h): cancelling it",
-                job.name,
-                status.state,
-                hours,
-            )
-            try:
-                await self._api.cancel(job.name)
-            except RetryableEmbeddingError as error:
-                log.warning("Cancelling batch job %s failed (%s)", job.name, error)
-            return JobStatus(job.name, CANCELLED, f"ran past {hours:g} h")
-        return status
+        except FatalEmbeddingError as error:
+            if error.status != 404:
+                raise
+            return JobStatus(job.name, NOT_FOUND, str(error))
+        if (status is not None and status.ended) or not overdue:
+            return status
+        log.warning(
+            "Batch job %s is still %s after gemini.batch_timeout_hours (%g h): cancelling it",
+            job.name,
+            status.state if status is not None else "unknown",
+            hours,
+        )
+        try:
+            await self._api.cancel(job.name)
+        except RetryableEmbeddingError as error:
+            # Not taken as ended: the job may still succeed, and its texts be paid twice.
+            log.warning("Cancelling batch job %s failed (%s); trying again", job.name, error)
+            return status
+        return JobStatus(job.name, CANCELLED, f"ran past {hours:g} h")
 
     async def _ended(self, job: BatchJob, status: JobStatus) -> None:
         refused: dict[str, str] = {}
         again: list[str] = []
+        line_errors: dict[str, str] = {}
         results: JobResults | None = None
-        if status.state == SUCCEEDED:
+        if status.state in WITH_RESULTS:
             try:
                 results = await self._api.results(job.name, len(job.texts))
             except RetryableEmbeddingError as error:
@@ -432,6 +489,7 @@ class BatchEmbedding:
                     self._refused[text] = UnembeddableTextError(str(line_error))
                 else:
                     again.append(text)
+                    line_errors[text] = str(line_error)
             if results.errors:
                 log.warning(
                     "Batch job %s: %d of %d lines failed (%d for good, %d to try again)",
@@ -455,7 +513,7 @@ class BatchEmbedding:
         await self._ledger.batch_job_ended(JobEnd(job.name, status.state, refused))
         del self._open[job.name]
         if again:
-            await self._fall_back(job, status, again)
+            await self._fall_back(job, status, again, line_errors)
 
     def _goes_online(self) -> bool:
         return self._settings.batch_fallback == "online" or self._settings.mode == "online"
@@ -465,15 +523,24 @@ class BatchEmbedding:
             return "go online"
         return "are resubmitted" if job.attempt == 1 else "fail (already resubmitted once)"
 
-    async def _fall_back(self, job: BatchJob, status: JobStatus, texts: list[str]) -> None:
+    async def _fall_back(
+        self,
+        job: BatchJob,
+        status: JobStatus,
+        texts: list[str],
+        line_errors: Mapping[str, str],
+    ) -> None:
+        """`texts` of `job` got no vector: `line_errors` says why for those whose line
+        failed in a job that ended with results; the others' job did not."""
         if self._goes_online():
             self._online += len(texts)
         elif job.attempt == 1:
             await self._submit(texts, attempt=2)
         else:
             for text in texts:
+                why = line_errors.get(text) or f"its job ended {status.state}"
                 self._refused[text] = RetryableEmbeddingError(
-                    f"its batch jobs failed twice, the last ({job.name}) {status.state}"
+                    f"tried in two batch jobs, the last {job.name}: {why}"
                 )
 
     async def _sleep(self, seconds: float) -> None:

@@ -179,7 +179,7 @@ class Gemini(_Section):
     #: longer, up to 60 s (or this, if it is longer).
     batch_poll_seconds: float = Field(10.0, gt=0.0)
     #: Texts per job: smaller jobs are stored sooner, and a failed one costs less to redo.
-    #: Fewer at large dimensions, where a job's results file would pass 256 MB (7,900
+    #: Fewer at large dimensions, where a job's results file would pass 256 MB (6,200
     #: texts at 3072 dimensions).
     batch_job_texts: int = Field(50000, ge=1)
     #: A job whose requests take more than this many MB goes as a JSONL file through the

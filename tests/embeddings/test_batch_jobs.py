@@ -381,7 +381,8 @@ async def test_a_job_created_but_not_recorded_is_adopted_by_the_resumed_run(
         vectors = await stored(resumed.store, TEXTS)
     assert [job.name for job in server.submitted_jobs()] == [orphan.name]
     assert [job.name for job in resumed.ledger.created] == [orphan.name]  # recorded now
-    assert len(vectors) == 30 and outcome.statistics.jobs_created == 1
+    figures = outcome.statistics
+    assert len(vectors) == 30 and (figures.jobs_created, figures.jobs_reattached) == (0, 1)
 
     # A run that is not resuming never adopts another's job: a fresh one is its own.
     async with phase(tmp_path / "fresh", gemini) as fresh:
@@ -504,6 +505,26 @@ def test_results_without_keys_are_taken_in_line_order(server: GeminiTestServer) 
     ]
 
 
+def test_a_line_without_a_usable_vector_fails_that_line_alone(server: GeminiTestServer) -> None:
+    # Every field of a result is optional in the SDK's types: a server may leave any out.
+    api = BatchApi(settings(server), DEFAULT_API_KEY)
+    lines: list[dict[str, Any] | str] = [
+        {"key": 0, **result(None, VALUES[0])},  # a key as a number
+        result("1", VALUES[1][:3]),  # too few values
+        {"key": "2", "response": {"embedding": None}},
+        {"key": "3", "response": {}},
+        {"key": "4", "error": {"code": None, "message": None}},
+        result("5", [0.0] * DIMENSION),
+        result("6", VALUES[2]),
+    ]
+    read = api._from_file("batches/x", results_file(lines), 7)
+    assert sorted(read.vectors) == [0, 6]
+    assert sorted(read.errors) == [1, 2, 3, 4, 5]
+    assert "3 values" in read.errors[1].message
+    assert not any(error.permanent for error in read.errors.values())  # tried again
+    assert read.vectors[6].tobytes() == checked_vectors(np.asarray([VALUES[2]]), 1, 8)[0].tobytes()
+
+
 @pytest.mark.parametrize(
     ("lines", "problem"),
     [
@@ -511,7 +532,6 @@ def test_results_without_keys_are_taken_in_line_order(server: GeminiTestServer) 
         ([result("0", VALUES[0]), result("0", VALUES[1]), result("2", VALUES[2])], "key 0"),
         ([result("0", VALUES[0]), result("7", VALUES[1]), result("2", VALUES[2])], "key 7"),
         ([result("0", VALUES[0]), "{not json", result("2", VALUES[2])], "line 2"),
-        ([result("0", VALUES[0][:3]), result("1", VALUES[1]), result("2", VALUES[2])], "3 values"),
     ],
 )
 def test_a_results_file_that_does_not_fit_its_job_is_a_passing_error(
@@ -548,3 +568,74 @@ async def test_results_that_cannot_be_read_count_as_a_failed_job_after_the_retri
     assert unreadable.reads == 2 * 3
     assert running.ledger.ended[first.name].state == "JOB_STATE_SUCCEEDED_UNREADABLE"
     assert set(outcome.refused) == set(TEXTS)
+
+
+@pytest.mark.asyncio
+async def test_a_recorded_job_the_api_no_longer_knows_has_its_texts_resubmitted(
+    server: GeminiTestServer, tmp_path: Path
+) -> None:
+    # A server that lost the job (or a user who deleted it) must not wedge every resume.
+    lost = BatchJob("batches/lostjob", tuple(TEXTS), time.time() - 60)
+    async with phase(tmp_path, settings(server)) as resumed:
+        outcome = run(await resumed.batch.run(TEXTS, [lost], {}))
+        vectors = await stored(resumed.store, TEXTS)
+    assert resumed.ledger.ended[lost.name].state == "JOB_STATE_NOT_FOUND"
+    (again,) = server.submitted_jobs()
+    assert again.texts == tuple(TEXTS)
+    assert len(vectors) == 30 and outcome.refused == {}
+
+
+class LosesTheFirstAnswer(BatchApi):
+    """The real API, but the answer to the first create is lost after the job was made
+    (a read timeout, a 503 from a proxy): the job exists, the run was not told."""
+
+    creates = 0
+
+    async def create(self, texts: Sequence[str], display_name: str, inline: bool) -> str:
+        self.creates += 1
+        name = await super().create(texts, display_name, inline)
+        if self.creates == 1:
+            raise RetryableEmbeddingError("the embedding request timed out (ReadTimeout)")
+        return name
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("inline_mb", [10.0, 0.001], ids=["inline", "file"])
+async def test_a_create_whose_answer_was_lost_is_found_not_made_again(
+    server: GeminiTestServer, tmp_path: Path, inline_mb: float
+) -> None:
+    gemini = settings(server, batch_inline_mb=inline_mb)
+    async with phase(tmp_path, gemini) as running:
+        losing = LosesTheFirstAnswer(gemini, DEFAULT_API_KEY)
+        running.batch._api = losing
+        try:
+            outcome = run(await running.batch.run(TEXTS))
+        finally:
+            await losing.aclose()
+    (job,) = server.submitted_jobs()
+    assert losing.creates == 1
+    assert [recorded.name for recorded in running.ledger.created] == [job.name]
+    assert outcome.statistics.texts_stored == 30
+    assert len(server.uploads()) == (0 if inline_mb > 1 else 1)
+
+
+@pytest.mark.asyncio
+async def test_a_server_gone_mid_wait_is_a_passing_error_not_a_crash(tmp_path: Path) -> None:
+    with GeminiTestServer(ServerConfig(batch=BatchConfig(delay=30.0))) as server:
+        gemini = settings(server, max_retries=1)
+        async with phase(tmp_path, gemini) as running:
+            work = asyncio.ensure_future(running.batch.run(TEXTS))
+            while not running.ledger.created:
+                await asyncio.sleep(0.005)
+            server.close()
+            api = BatchApi(gemini, DEFAULT_API_KEY)
+            try:
+                with pytest.raises(RetryableEmbeddingError, match="ConnectError"):
+                    await api.status(running.ledger.created[0].name)
+            finally:
+                await api.aclose()
+            await asyncio.sleep(0.1)  # a few polls fail, and are only logged
+            assert not work.done()
+            work.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await work

@@ -31,24 +31,10 @@ import numpy as np
 from asyncpipe.embeddings.providers.base import Answer, ProviderInfo
 from asyncpipe.embeddings.providers.decode import FULL_DIMENSION as FULL_DIMENSION
 from asyncpipe.embeddings.providers.gemini_rest import RestTransport
+from asyncpipe.embeddings.providers.gemini_sdk import TRANSPORT_ERRORS as _TRANSPORT_ERRORS
 from asyncpipe.embeddings.providers.gemini_sdk import SdkTransport
 from asyncpipe.errors import EmbeddingError, RetryableEmbeddingError
 from asyncpipe.settings.sections import Gemini
-
-
-def _transport_errors() -> tuple[type[Exception], ...]:
-    """httpx's errors, and those of httpx2, the fork newer google-genai releases use."""
-    errors: list[type[Exception]] = [httpx.TransportError]
-    try:
-        import httpx2
-
-        errors.append(httpx2.TransportError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-_TRANSPORT_ERRORS = _transport_errors()
 
 
 class _Transport(Protocol):

@@ -19,9 +19,12 @@ a bad key is a `FatalEmbeddingError`, a 429 or a 5xx a `RetryableEmbeddingError`
 from __future__ import annotations
 
 import io
+import mmap
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -37,17 +40,25 @@ if TYPE_CHECKING:
 
 #: The states a job ends in, as the SDK names them.
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
+#: A job that succeeded in part has results to read, with errors on its failed lines.
+PARTLY_SUCCEEDED = "JOB_STATE_PARTIALLY_SUCCEEDED"
+WITH_RESULTS = frozenset({SUCCEEDED, PARTLY_SUCCEEDED})
+#: asyncpipe's own name for the end of a job the API answers 404 for: deleted, or lost.
+NOT_FOUND = "JOB_STATE_NOT_FOUND"
 FINAL_STATES = frozenset(
-    {SUCCEEDED, "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
+    {*WITH_RESULTS, "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED", NOT_FOUND}
 )
 #: google.rpc.Code numbers of a line's error that no retry can fix: the text itself is
 #: refused (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION,
 #: OUT_OF_RANGE, UNIMPLEMENTED). Any other code is passing (RESOURCE_EXHAUSTED, INTERNAL...).
 PERMANENT_CODES = frozenset({3, 5, 7, 9, 11, 12})
 _JSONL = "application/jsonl"
-#: A value of a result in JSON: "-0.012345678," and a little.
-_RESULT_BYTES_PER_VALUE = 11
-#: The largest results file a job is sized for: 7,900 texts at 3072 dimensions, and the
+#: The most jobs a lookup by label reads from the API's list.
+_LISTED_JOBS = 1000
+#: A value of a result in JSON: "-0.0123456789," (14 bytes as Google and the local server
+#: write them; 9 significant digits measure 13.9).
+_RESULT_BYTES_PER_VALUE = 14
+#: The largest results file a job is sized for: 6,200 texts at 3072 dimensions, and the
 #: run's memory holds one such file (and its float32 matrix, a third of it) at a time.
 MAX_RESULT_BYTES = 256 * 2**20
 
@@ -93,21 +104,23 @@ class JobResults:
     errors: dict[int, LineError]
 
 
+# As lenient as the SDK's own types (every field Optional): a line without a usable
+# vector fails that line, not the job.
 class _Embedding(msgspec.Struct, gc=False):
-    values: list[float]
+    values: list[float] | None = None
 
 
 class _Response(msgspec.Struct, gc=False):
-    embedding: _Embedding
+    embedding: _Embedding | None = None
 
 
 class _Error(msgspec.Struct, gc=False):
-    code: int = 0
-    message: str = ""
+    code: int | None = None
+    message: str | None = None
 
 
 class _ResultLine(msgspec.Struct, gc=False):
-    key: str | None = None
+    key: str | int | None = None
     response: _Response | None = None
     error: _Error | None = None
 
@@ -125,6 +138,8 @@ class BatchApi:
         self._model = settings.model_id
         self._dimension = settings.embedding_dimension
         self._task_type = settings.task_type
+        #: Display name -> the input file uploaded for it.
+        self._uploaded: dict[str, str | None] = {}
         self._config = types.EmbedContentConfig(
             task_type=settings.task_type, output_dimensionality=settings.embedding_dimension
         )
@@ -151,12 +166,16 @@ class BatchApi:
                 batch = types.EmbedContentBatch(contents=list(texts), config=self._config)
                 source = types.EmbeddingsBatchJobSource(inlined_requests=batch)
             else:
-                uploaded = await self._client.aio.files.upload(
-                    file=io.BytesIO(self._input_file(texts)),
-                    # No mime type is guessed for .jsonl on every system: it is named.
-                    config=types.UploadFileConfig(mime_type=_JSONL, display_name=display_name),
-                )
-                source = types.EmbeddingsBatchJobSource(file_name=uploaded.name)
+                # Uploaded once: a try again after a lost answer reuses the file.
+                file_name = self._uploaded.get(display_name)
+                if file_name is None:
+                    uploaded = await self._client.aio.files.upload(
+                        file=io.BytesIO(self._input_file(texts)),
+                        # No mime type is guessed for .jsonl on every system: it is named.
+                        config=types.UploadFileConfig(mime_type=_JSONL, display_name=display_name),
+                    )
+                    file_name = self._uploaded[display_name] = uploaded.name
+                source = types.EmbeddingsBatchJobSource(file_name=file_name)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", _common.ExperimentalWarning)
                 job = await self._client.aio.batches.create_embeddings(
@@ -173,23 +192,28 @@ class BatchApi:
             job = await self._client.aio.batches.get(name=name)
         return _status_of(name, job)
 
-    async def open_jobs_since(self, since: float, prefix: str) -> dict[str, str]:
-        """Display name -> name of the jobs not ended or succeeded, created at `since`
-        (seconds since the epoch) or later, whose display name starts with `prefix`.
-
-        The list comes newest first; it is read until a job older than `since`."""
-        found: dict[str, str] = {}
+    async def open_jobs_since(self, since: float, prefix: str) -> dict[str, tuple[str, float]]:
+        """Display name -> (name, creation time) of the jobs not ended or with results,
+        created at `since` (seconds since the epoch) or later, whose display name starts
+        with `prefix`. At most `_LISTED_JOBS` jobs are read, in the order the API lists
+        them (Google's is newest first, which no code here relies on)."""
+        found: dict[str, tuple[str, float]] = {}
         with mapped_sdk_errors():
             pager = await self._client.aio.batches.list(config={"page_size": 100})
+            read = 0
             async for job in pager:
-                created = job.create_time.timestamp() if job.create_time is not None else None
-                if created is not None and created < since:
+                read += 1
+                if read > _LISTED_JOBS:
                     break
-                status = _status_of(job.name or "", job)
-                usable = not status.ended or status.state == SUCCEEDED
+                created = _seconds(job.create_time)
                 label = job.display_name or ""
-                if job.name and usable and label.startswith(prefix) and label not in found:
-                    found[label] = job.name
+                if not job.name or not label.startswith(prefix) or label in found:
+                    continue
+                if created is not None and created < since:
+                    continue
+                status = _status_of(job.name, job)
+                if not status.ended or status.state in WITH_RESULTS:
+                    found[label] = (job.name, created if created is not None else since)
         return found
 
     async def cancel(self, name: str) -> None:
@@ -202,8 +226,17 @@ class BatchApi:
             job = await self._client.aio.batches.get(name=name)
             destination = job.dest
             if destination is not None and destination.file_name:
-                content = await self._client.aio.files.download(file=destination.file_name)
-                return self._from_file(name, content, count)
+                # Streamed to a file of its own, then read through a memory map: the
+                # run never holds the whole results file in its memory.
+                with tempfile.TemporaryFile(prefix="asyncpipe-results-") as spooled:
+                    await self._client.aio.files.download(
+                        file=destination.file_name, destination=spooled
+                    )
+                    spooled.flush()
+                    if spooled.tell() == 0:
+                        return self._from_file(name, b"", count)
+                    with mmap.mmap(spooled.fileno(), 0, access=mmap.ACCESS_READ) as content:
+                        return self._from_file(name, content, count)
         if destination is None:
             raise RetryableEmbeddingError(f"{name}: the job succeeded but holds no results")
         # The SDK files the responses under inlined_embed_content_responses when at least
@@ -228,29 +261,28 @@ class BatchApi:
             raise RetryableEmbeddingError(
                 f"{name}: the job holds {len(entries)} results for {count} texts"
             )
-        values: dict[int, Any] = {}
-        errors: dict[int, LineError] = {}
+        results = _Rows(count, self._dimension)
         for index, entry in enumerate(entries):
             error = getattr(entry, "error", None)
             embedding = getattr(getattr(entry, "response", None), "embedding", None)
-            if error is not None or embedding is None:
-                errors[index] = LineError(
-                    int(getattr(error, "code", 0) or 0), str(getattr(error, "message", "") or "")
+            values = getattr(embedding, "values", None)
+            if error is not None:
+                results.failed(
+                    index,
+                    int(getattr(error, "code", 0) or 0),
+                    str(getattr(error, "message", "") or ""),
                 )
             else:
-                values[index] = embedding.values
-        return JobResults(self._checked(values), errors)
+                results.put(index, values)
+        return results.checked()
 
-    def _from_file(self, name: str, content: bytes, count: int) -> JobResults:
+    def _from_file(self, name: str, content: bytes | mmap.mmap, count: int) -> JobResults:
         """The results file, read line by line into one float32 matrix.
 
-        At 3072 dimensions a job of 50,000 texts is a file of about 1.7 GB: each line's
-        values are Python floats only until they are copied into their row, so the
-        memory is the file and the matrix, not the 35 bytes a value of a list of floats.
-        A line without a key is taken to be at its place."""
-        matrix = np.empty((count, self._dimension), dtype=np.float32)
-        got = np.zeros(count, dtype=bool)
-        errors: dict[int, LineError] = {}
+        At 3072 dimensions a job's results file is a few hundred MB: each line's values
+        are Python floats only until they are copied into their row, and the file is read
+        through a memory map. A line without a key is taken to be at its place."""
+        results = _Rows(count, self._dimension)
         for number, raw in enumerate(_lines(content), start=1):
             try:
                 line = _RESULT_LINE.decode(raw)
@@ -261,39 +293,66 @@ class BatchApi:
                 raise RetryableEmbeddingError(
                     f"{name}: line {number} of its results is not a keyed result"
                 ) from None
-            if not 0 <= index < count or got[index] or index in errors:
+            if not 0 <= index < count or results.has(index):
                 raise RetryableEmbeddingError(f"{name}: its results hold key {index} out of place")
-            if line.response is not None and line.error is None:
-                values = line.response.embedding.values
-                if len(values) != self._dimension:
-                    raise RetryableEmbeddingError(
-                        f"{name}: line {number} holds {len(values)} values, "
-                        f"expected {self._dimension}"
-                    )
-                matrix[index] = values
-                got[index] = True
+            if line.error is not None:
+                results.failed(index, line.error.code or 0, line.error.message or "")
             else:
-                error = line.error or _Error()
-                errors[index] = LineError(error.code, error.message)
-        if int(got.sum()) + len(errors) != count:
+                embedding = line.response.embedding if line.response is not None else None
+                results.put(index, embedding.values if embedding is not None else None)
+        if results.count != count:
             raise RetryableEmbeddingError(
-                f"{name}: its results hold {int(got.sum()) + len(errors)} lines for {count} texts"
+                f"{name}: its results hold {results.count} lines for {count} texts"
             )
-        positions = np.flatnonzero(got)
+        return results.checked()
+
+
+class _Rows:
+    """A job's results as they are read: rows of one float32 matrix, and lines' errors.
+
+    A line whose vector is missing, of the wrong size, not finite or all zeros fails
+    that line alone (code 0), where an online answer would be refused whole: a job's
+    lines are independent requests."""
+
+    def __init__(self, count: int, dimension: int) -> None:
+        self._dimension = dimension
+        self._matrix = np.empty((count, dimension), dtype=np.float32)
+        self._got = np.zeros(count, dtype=bool)
+        self.errors: dict[int, LineError] = {}
+
+    @property
+    def count(self) -> int:
+        return int(self._got.sum()) + len(self.errors)
+
+    def has(self, index: int) -> bool:
+        return bool(self._got[index]) or index in self.errors
+
+    def failed(self, index: int, code: int, message: str) -> None:
+        self.errors[index] = LineError(code, message)
+
+    def put(self, index: int, values: Sequence[float] | None) -> None:
+        if not values or len(values) != self._dimension:
+            size = len(values) if values else 0
+            self.failed(index, 0, f"the result holds {size} values, not {self._dimension}")
+            return
+        self._matrix[index] = values
+        row = self._matrix[index]
+        if not np.isfinite(row).all() or not row.any():
+            self.failed(index, 0, "the result is not a finite, non-zero vector")
+            return
+        self._got[index] = True
+
+    def checked(self) -> JobResults:
+        positions = np.flatnonzero(self._got)
         if not len(positions):
-            return JobResults({}, errors)
-        rows = matrix if len(positions) == count else matrix[positions]
+            return JobResults({}, self.errors)
+        # Compacted in place (no second matrix), then checked as an online answer is.
+        if len(positions) < len(self._got):
+            self._matrix[: len(positions)] = self._matrix[positions]
+        rows = self._matrix[: len(positions)]
         checked = checked_vectors(rows, len(positions), self._dimension)
         checked.flags.writeable = False
-        return JobResults(dict(zip(positions.tolist(), checked, strict=True)), errors)
-
-    def _checked(self, values: dict[int, Any]) -> dict[int, np.ndarray]:
-        if not values:
-            return {}
-        positions = sorted(values)
-        matrix = checked_vectors([values[i] for i in positions], len(positions), self._dimension)
-        matrix.flags.writeable = False
-        return dict(zip(positions, matrix, strict=True))
+        return JobResults(dict(zip(positions.tolist(), checked, strict=True)), self.errors)
 
 
 def _status_of(name: str, job: types.BatchJob) -> JobStatus:
@@ -304,7 +363,7 @@ def _status_of(name: str, job: types.BatchJob) -> JobStatus:
     return JobStatus(name, str(state), message)
 
 
-def _lines(content: bytes) -> Iterator[memoryview]:
+def _lines(content: bytes | mmap.mmap) -> Iterator[memoryview]:
     """The non-empty lines of `content`, as views: no line is copied."""
     view = memoryview(content)
     start = 0
@@ -315,3 +374,12 @@ def _lines(content: bytes) -> Iterator[memoryview]:
         if end > start:
             yield view[start:end]
         start = end + 1
+
+
+def _seconds(moment: datetime | None) -> float | None:
+    """A timestamp of the API in seconds since the epoch; one without a zone is UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import httpx
 import numpy as np
 
 from asyncpipe.embeddings.providers.base import Decoded
@@ -40,7 +41,12 @@ def sdk_client(settings: Gemini, api_key: str) -> genai.Client:
 
 @contextmanager
 def mapped_sdk_errors() -> Iterator[None]:
-    """The SDK's API errors as asyncpipe's, mapped like the REST method's (`gemini_errors`)."""
+    """The SDK's API errors as asyncpipe's, mapped like the REST method's (`gemini_errors`).
+
+    A dropped connection or a timeout (httpx's, or httpx2's in newer SDKs), an answer
+    that is not JSON, or one the SDK's models refuse, is a passing error: the online
+    engine and the Batch API waits retry it, none of them ends the run with a traceback."""
+    import pydantic
     from google.genai import errors
 
     try:
@@ -53,6 +59,30 @@ def mapped_sdk_errors() -> Iterator[None]:
         ) from None
     except json.JSONDecodeError as error:
         raise RetryableEmbeddingError(f"the answer is not JSON ({error.msg})") from None
+    except pydantic.ValidationError as error:
+        raise RetryableEmbeddingError(
+            f"the answer does not fit the SDK's model ({error.error_count()} problems)"
+        ) from None
+    except TRANSPORT_ERRORS as error:
+        kind = "timed out" if "Timeout" in type(error).__name__ else "failed"
+        raise RetryableEmbeddingError(
+            f"the embedding request {kind} ({type(error).__name__})"
+        ) from None
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """httpx's errors, and those of httpx2, the fork newer google-genai releases use."""
+    found: list[type[Exception]] = [httpx.TransportError]
+    try:
+        import httpx2
+
+        found.append(httpx2.TransportError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+TRANSPORT_ERRORS = _transport_errors()
 
 
 class SdkTransport:
