@@ -24,6 +24,7 @@ from pyarrow import parquet
 
 from asyncpipe.io.vector_index import VocabularyIndex
 from asyncpipe.puzzle.words import is_variant_of_theme, variant_key
+from asyncpipe.run.lock import exclusive_run
 from asyncpipe.run.pipeline import Pipeline, run_enhance, run_select_candidates, run_select_themes
 from asyncpipe.settings.params_file import Overrides, load_params
 from asyncpipe.settings.workspace import Workspace
@@ -864,3 +865,19 @@ def test_help_lists_the_exit_codes(tmp_path: Path, args: list[str]) -> None:
     assert "exit codes" in result.stdout
     for code in ("0", "1", "2", "3", "70", "74", "75", "130", "143"):
         assert any(line.split()[:1] == [code] for line in result.stdout.splitlines()), code
+
+
+def test_jobs_cancel_is_refused_while_a_run_works_and_jobs_lists_none_without_a_run(
+    tmp_path: Path,
+) -> None:
+    # A run waiting on its batch jobs would resubmit, and pay again for, what a cancel
+    # cancels under it: `jobs --cancel` takes the run's lock (exit 75 while it is held).
+    env = {"GEMINI_API_KEY": "k"}
+    with exclusive_run(tmp_path / "data" / "cache" / "run.lock"):
+        busy = run_cli(["jobs", "--cancel"], cwd=tmp_path, env=env)
+        listed = run_cli(["jobs"], cwd=tmp_path, env=env)  # reading needs no lock
+    assert busy.returncode == 75, busy.stderr
+    assert listed.returncode == 0, listed.stderr
+    assert "No batch jobs" in listed.stdout
+    free = run_cli(["jobs", "--cancel"], cwd=tmp_path, env=env)
+    assert free.returncode == 0 and "No batch jobs" in free.stdout
