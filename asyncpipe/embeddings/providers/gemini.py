@@ -31,8 +31,11 @@ import numpy as np
 from asyncpipe.embeddings.providers.base import Answer, ProviderInfo
 from asyncpipe.embeddings.providers.decode import FULL_DIMENSION as FULL_DIMENSION
 from asyncpipe.embeddings.providers.gemini_rest import RestTransport
-from asyncpipe.embeddings.providers.gemini_sdk import TRANSPORT_ERRORS as _TRANSPORT_ERRORS
-from asyncpipe.embeddings.providers.gemini_sdk import SdkTransport
+from asyncpipe.embeddings.providers.gemini_sdk import (
+    TRANSPORT_ERRORS,
+    SdkTransport,
+    transport_failure,
+)
 from asyncpipe.errors import EmbeddingError, RetryableEmbeddingError
 from asyncpipe.settings.sections import Gemini
 
@@ -110,11 +113,8 @@ class GeminiProvider:
             raise type(error)(
                 self._scrub(str(error)), status=error.status, **_extra(error)
             ) from None
-        except _TRANSPORT_ERRORS as error:
-            kind = "timed out" if "Timeout" in type(error).__name__ else "failed"
-            raise RetryableEmbeddingError(
-                f"the embedding request {kind} ({type(error).__name__})"
-            ) from None
+        except TRANSPORT_ERRORS as error:
+            raise transport_failure(error) from None
 
     async def aclose(self) -> None:
         await self._transport.aclose()

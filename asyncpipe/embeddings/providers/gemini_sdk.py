@@ -64,10 +64,13 @@ def mapped_sdk_errors() -> Iterator[None]:
             f"the answer does not fit the SDK's model ({error.error_count()} problems)"
         ) from None
     except TRANSPORT_ERRORS as error:
-        kind = "timed out" if "Timeout" in type(error).__name__ else "failed"
-        raise RetryableEmbeddingError(
-            f"the embedding request {kind} ({type(error).__name__})"
-        ) from None
+        raise transport_failure(error) from None
+
+
+def transport_failure(error: Exception) -> RetryableEmbeddingError:
+    """A dropped connection or a timeout (one of `TRANSPORT_ERRORS`), as a passing error."""
+    kind = "timed out" if "Timeout" in type(error).__name__ else "failed"
+    return RetryableEmbeddingError(f"the embedding request {kind} ({type(error).__name__})")
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
