@@ -280,6 +280,7 @@ class Scenarios:
             "sigterm": self._sigterm,
             "kill": self._kill,
             "kill-flag": lambda: self._kill("kill-flag", {}, "--embedding-mode", "batch"),
+            "afresh": self._afresh,
             "reference": lambda: self._one("reference", {}, plain),
             "batch": lambda: self._one("batch", {}, plain, "--embedding-mode", "batch"),
             "file": lambda: self._one(
@@ -441,6 +442,18 @@ class Scenarios:
             jobs_after_cancel=jobs_after_cancel,
             records=records,
         )
+
+    def _afresh(self) -> Outcome:
+        """Stopped while its job runs, then started afresh (no --resume) over it."""
+        server = self._server(server_config(delay=KILLED_JOB))
+        folder = self._folder("afresh", server, BATCH)
+        running = self._start(folder, *RUN_ARGS)
+        wait_for(lambda: bool(job_records(folder)), "batch job in the checkpoint", running)
+        os.kill(running.pid, signal.SIGTERM)
+        stopped = running.finish()
+        jobs_at_stop = server.submitted_jobs()
+        again = cli(folder, *RUN_ARGS)
+        return self._outcome(folder, server, [stopped, again], jobs_at_stop=jobs_at_stop)
 
     def _timeout(self) -> Outcome:
         server = self._server(server_config(delay=ENDLESS_JOB))
@@ -606,6 +619,21 @@ def test_a_batch_run_resumed_without_the_flag_still_waits_on_its_job(
     assert job.cancelled is None
     assert outcome.requests() == 0 and outcome.online_texts() == set()
     assert outcome.batch_figures()["jobs_reattached"] == 1
+    assert_like_the_reference(outcome, reference)
+
+
+def test_a_run_started_afresh_over_an_open_job_adopts_it_instead_of_paying_again(
+    scenarios: Scenarios, reference: Outcome
+) -> None:
+    outcome = scenarios.get("afresh")
+    stopped, again = outcome.runs
+    assert stopped.returncode == 143
+    (job,) = outcome.notes["jobs_at_stop"]
+    assert again.returncode == 0, again.tail()
+    assert [submitted.name for submitted in outcome.jobs] == [job.name]  # no second job
+    assert f"Adopting batch job {job.name}" in again.stderr
+    assert any(job.name in line for line in again.warnings())
+    assert outcome.requests() == 0
     assert_like_the_reference(outcome, reference)
 
 

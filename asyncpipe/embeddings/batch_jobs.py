@@ -353,7 +353,8 @@ class BatchEmbedding:
         adopted = (await self._unrecorded()).pop(label, None)
         if adopted is not None:
             log.info(
-                "Adopting batch job %s: created before the interruption, not recorded", adopted[0]
+                "Adopting batch job %s: an interrupted run created it, unrecorded here",
+                adopted[0],
             )
             return adopted[0], adopted[1], True
         started = self._clock()

@@ -102,6 +102,9 @@ class Pipeline:
     timings: dict[str, float] = field(default_factory=dict)
     #: What the Batch API jobs did, when the run embedded its texts in batch mode.
     batch_statistics: BatchStatistics | None = None
+    #: A fresh run over a checkpoint with open batch jobs: when that run started, so that
+    #: a job of it holding the texts this run sends is adopted (`_note_replaced_jobs`).
+    adopt_jobs_since: float | None = None
     _index: VocabularyIndex | None = field(default=None, repr=False)
     _plan: ProviderPlan | None = field(default=None, repr=False)
     _recorded: Recorded | None = field(default=None, repr=False)
@@ -379,12 +382,41 @@ def _embed_by_batch(
                 recorded,
                 pipeline.shutdown,
                 pipeline.progress_bar,
+                pipeline.adopt_jobs_since,
             )
         )
     if outcome is None:
         return {}
     pipeline.batch_statistics = outcome.statistics
     return outcome.refused
+
+
+def _note_replaced_jobs(pipeline: Pipeline) -> None:
+    """A run started afresh over a checkpoint that records open batch jobs: a job with
+    the texts this run sends again is adopted by its label (`batch_jobs.job_label`), not
+    paid for twice; the others are named, as the new checkpoint will not list them."""
+    try:
+        previous = read_checkpoint(pipeline.workspace.checkpoint)
+    except AsyncpipeError:
+        return  # unreadable: nothing to adopt from, and the run replaces it anyway
+    open_jobs = _open_jobs(previous)
+    if previous is None or not open_jobs:
+        return
+    pipeline.adopt_jobs_since = _started_seconds(previous.started_at)
+    log.warning(
+        "The run started afresh replaces a checkpoint with %d batch jobs still open (%s): "
+        "in batch mode a job holding texts this run needs is waited on, not made again; "
+        "the others are no longer listed by `asyncpipe jobs`",
+        len(open_jobs),
+        ", ".join(open_jobs),
+    )
+
+
+def _started_seconds(started_at: str) -> float | None:
+    try:
+        return datetime.fromisoformat(started_at).timestamp()
+    except ValueError:
+        return None
 
 
 def _open_jobs(recorded: Recorded | None) -> list[str]:
@@ -437,6 +469,7 @@ def _open_checkpoint(
     )
     recorded = pipeline.recorded_run() if pipeline.resume else None
     if recorded is None:
+        _note_replaced_jobs(pipeline)
         return Checkpoint.start(path, settings, inputs), None
     recorded.refuse_unless_same_settings(path, settings)
     recorded.refuse_unless_same_inputs(path, inputs)

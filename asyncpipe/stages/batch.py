@@ -44,8 +44,12 @@ async def embed_by_batch(
     recorded: Recorded | None,
     shutdown: Shutdown,
     progress_bar: bool | None = None,
+    adopt_since: float | None = None,
 ) -> BatchOutcome | None:
-    """The batch phase (`BatchEmbedding.run`); None when `auto` mode chose online."""
+    """The batch phase (`BatchEmbedding.run`); None when `auto` mode chose online.
+
+    `adopt_since`: a fresh run replacing a checkpoint whose jobs were still open, when
+    that run started: the jobs it created since are adopted where their labels match."""
     gemini = params.gemini
     namespace = Namespace(gemini.model_id, gemini.embedding_dimension, gemini.task_type or "")
     store = EmbeddingStore(cache_dir / STORE_FILE, namespace)
@@ -57,7 +61,8 @@ async def embed_by_batch(
                 with JobProgress(params.logging.progress_interval, bar=progress_bar) as progress:
                     batch = BatchEmbedding(api, store, ledger, gemini, shutdown, progress)
                     if recorded is None:
-                        return await batch.run(texts)
+                        since = None if adopt_since is None else adopt_since - 1.0
+                        return await batch.run(texts, resumed_since=since)
                     return await batch.run(
                         texts,
                         recorded.batch_jobs,
