@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import mmap
 import os
 import signal
 import time
@@ -540,6 +541,19 @@ def test_a_results_file_that_does_not_fit_its_job_is_a_passing_error(
     api = BatchApi(settings(server), DEFAULT_API_KEY)
     with pytest.raises(RetryableEmbeddingError, match=problem):
         api._from_file("batches/x", results_file(lines), 3)
+
+
+def test_a_mapped_results_file_that_does_not_fit_is_still_a_passing_error(
+    server: GeminiTestServer, tmp_path: Path
+) -> None:
+    # The results file is read through a memory map: the error must leave the map free
+    # to close, or it reaches the run as a BufferError instead.
+    api = BatchApi(settings(server), DEFAULT_API_KEY)
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(results_file([result("0", VALUES[0]), "{not json", result("2", VALUES[2])]))
+    with path.open("rb") as file, pytest.raises(RetryableEmbeddingError, match="line 2"):
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as content:
+            api._from_file("batches/x", content, 3)
 
 
 class UnreadableResults(BatchApi):

@@ -288,7 +288,7 @@ class BatchApi:
                 line = _RESULT_LINE.decode(raw)
                 index = number - 1 if line.key is None else int(line.key)
             except (msgspec.DecodeError, ValueError):
-                if not bytes(raw).strip():  # a blank line: copied only to be sure of it
+                if not raw.strip():  # a blank line
                     continue
                 raise RetryableEmbeddingError(
                     f"{name}: line {number} of its results is not a keyed result"
@@ -363,16 +363,17 @@ def _status_of(name: str, job: types.BatchJob) -> JobStatus:
     return JobStatus(name, str(state), message)
 
 
-def _lines(content: bytes | mmap.mmap) -> Iterator[memoryview]:
-    """The non-empty lines of `content`, as views: no line is copied."""
-    view = memoryview(content)
+def _lines(content: bytes | mmap.mmap) -> Iterator[bytes]:
+    """The non-empty lines of `content`, one copied at a time (a line is at most tens of
+    KB). Copies, not views: a view still held by an error's traceback would keep the
+    memory map from closing, and turn a passing error into a BufferError."""
     start = 0
     while start < len(content):
         end = content.find(b"\n", start)
         if end < 0:
             end = len(content)
         if end > start:
-            yield view[start:end]
+            yield content[start:end]
         start = end + 1
 
 
