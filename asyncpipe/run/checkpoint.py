@@ -128,6 +128,19 @@ class Recorded:
     batch_ends: dict[str, JobEnd] = field(default_factory=dict)
 
     @property
+    def open_batch_jobs(self) -> list[BatchJob]:
+        """The batch jobs that had not ended: paid for, so waited on by the next run."""
+        return [job for job in self.batch_jobs if job.name not in self.batch_ends]
+
+    @property
+    def started_seconds(self) -> float | None:
+        """`started_at` in seconds since the epoch (to the second); None if unreadable."""
+        try:
+            return datetime.fromisoformat(self.started_at).timestamp()
+        except ValueError:
+            return None
+
+    @property
     def failed_themes(self) -> dict[str, ThemeFailure]:
         """The themes a resumed run does not try again, with their failures."""
         return {

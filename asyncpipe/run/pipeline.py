@@ -366,8 +366,8 @@ def _embed_by_batch(
     first; the texts the online rounds must then not request, with their errors."""
     params = pipeline.params
     plan = pipeline.provider_plan()
-    if params.gemini.mode == "online" and not _open_jobs(recorded):
-        return {}
+    if params.gemini.mode == "online" and not (recorded and recorded.open_batch_jobs):
+        return {}  # unless a batch run resumed online: its open jobs are paid for
     if plan.name != "gemini" or plan.api_key is None:
         return {}  # batch mode without Gemini was refused with the plan
     texts = run_texts(selection.all_themes, usable)
@@ -382,7 +382,7 @@ def _embed_by_batch(
                 recorded,
                 pipeline.shutdown,
                 pipeline.progress_bar,
-                pipeline.adopt_jobs_since,
+                recorded.started_seconds if recorded is not None else pipeline.adopt_jobs_since,
             )
         )
     if outcome is None:
@@ -399,10 +399,10 @@ def _note_replaced_jobs(pipeline: Pipeline) -> None:
         previous = read_checkpoint(pipeline.workspace.checkpoint)
     except AsyncpipeError:
         return  # unreadable: nothing to adopt from, and the run replaces it anyway
-    open_jobs = _open_jobs(previous)
-    if previous is None or not open_jobs:
+    if previous is None or not previous.open_batch_jobs:
         return
-    pipeline.adopt_jobs_since = _started_seconds(previous.started_at)
+    open_jobs = [job.name for job in previous.open_batch_jobs]
+    pipeline.adopt_jobs_since = previous.started_seconds
     log.warning(
         "The run started afresh replaces a checkpoint with %d batch jobs still open (%s): "
         "in batch mode a job holding texts this run needs is waited on, not made again; "
@@ -410,21 +410,6 @@ def _note_replaced_jobs(pipeline: Pipeline) -> None:
         len(open_jobs),
         ", ".join(open_jobs),
     )
-
-
-def _started_seconds(started_at: str) -> float | None:
-    try:
-        return datetime.fromisoformat(started_at).timestamp()
-    except ValueError:
-        return None
-
-
-def _open_jobs(recorded: Recorded | None) -> list[str]:
-    """The interrupted run's batch jobs that had not ended: paid for, so waited on even by
-    a resume in online mode (`gemini.mode` may change between a run and its resume)."""
-    if recorded is None:
-        return []
-    return [job.name for job in recorded.batch_jobs if job.name not in recorded.batch_ends]
 
 
 @contextmanager

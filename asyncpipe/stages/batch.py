@@ -10,7 +10,6 @@ that the rounds that follow find all of them in the store.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 
 from asyncpipe.embeddings.batch_jobs import BatchEmbedding, BatchOutcome, JobLedger
@@ -48,8 +47,9 @@ async def embed_by_batch(
 ) -> BatchOutcome | None:
     """The batch phase (`BatchEmbedding.run`); None when `auto` mode chose online.
 
-    `adopt_since`: a fresh run replacing a checkpoint whose jobs were still open, when
-    that run started: the jobs it created since are adopted where their labels match."""
+    `adopt_since`: when the run that may have left unrecorded jobs started (the one
+    resumed, or the one a fresh run replaces): those created since are adopted where
+    their labels match."""
     gemini = params.gemini
     namespace = Namespace(gemini.model_id, gemini.embedding_dimension, gemini.task_type or "")
     store = EmbeddingStore(cache_dir / STORE_FILE, namespace)
@@ -61,25 +61,12 @@ async def embed_by_batch(
                 with JobProgress(params.logging.progress_interval, bar=progress_bar) as progress:
                     batch = BatchEmbedding(api, store, ledger, gemini, shutdown, progress)
                     if recorded is None:
-                        since = None if adopt_since is None else adopt_since - 1.0
-                        return await batch.run(texts, resumed_since=since)
+                        return await batch.run(texts, resumed_since=adopt_since)
                     return await batch.run(
-                        texts,
-                        recorded.batch_jobs,
-                        recorded.batch_ends,
-                        _seconds(recorded.started_at),
+                        texts, recorded.batch_jobs, recorded.batch_ends, adopt_since
                     )
     finally:
         try:
             await store.close()
         finally:
             await api.aclose()
-
-
-def _seconds(started_at: str) -> float | None:
-    """The checkpoint's start (ISO 8601, to the second) in seconds since the epoch, a
-    second early for the rounding; None if it cannot be read."""
-    try:
-        return datetime.fromisoformat(started_at).timestamp() - 1.0
-    except ValueError:
-        return None
