@@ -380,15 +380,17 @@ class BatchEmbedding:
             failure,
             "go online" if self._goes_online() else "fail their themes",
         )
-        self._unplaced(texts, f"the Batch API would not create their job ({failure})")
+        self._unplaced(
+            dict.fromkeys(texts, f"the Batch API would not create their job ({failure})")
+        )
         return None
 
-    def _unplaced(self, texts: Sequence[str], reason: str) -> None:
-        """Texts no job will embed: left to the online requests, or failed."""
+    def _unplaced(self, reasons: Mapping[str, str]) -> None:
+        """Texts no job will embed, with why: left to the online requests, or failed."""
         if self._goes_online():
-            self._online += len(texts)
+            self._online += len(reasons)
         else:
-            for text in texts:
+            for text, reason in reasons.items():
                 self._refused[text] = RetryableEmbeddingError(reason)
 
     async def _unrecorded(self) -> dict[str, tuple[str, float]]:
@@ -416,7 +418,6 @@ class BatchEmbedding:
         delay = self._settings.batch_poll_seconds
         while self._open:
             await self._sleep(delay)
-            created = self._created
             delay = self._next_delay(delay)
             jobs = list(self._open.values())
             statuses = await asyncio.gather(*(self._poll(job) for job in jobs))
@@ -431,7 +432,8 @@ class BatchEmbedding:
             for job, status in zip(jobs, statuses, strict=True):
                 if status is not None and status.ended:
                     await self._ended(job, status)
-            if self._created > created:  # a resubmission: polled as soon as a new job is
+            if self._open.keys() - {job.name for job in jobs}:
+                # A resubmission (made or adopted): polled as soon as a new job is.
                 delay = self._settings.batch_poll_seconds
 
     async def _poll(self, job: BatchJob) -> JobStatus | None:
@@ -533,16 +535,16 @@ class BatchEmbedding:
     ) -> None:
         """`texts` of `job` got no vector: `line_errors` says why for those whose line
         failed in a job that ended with results; the others' job did not."""
-        if self._goes_online():
-            self._online += len(texts)
-        elif job.attempt == 1:
+        if job.attempt == 1 and not self._goes_online():
             await self._submit(texts, attempt=2)
-        else:
-            for text in texts:
-                why = line_errors.get(text) or f"its job ended {status.state}"
-                self._refused[text] = RetryableEmbeddingError(
-                    f"tried in two batch jobs, the last {job.name}: {why}"
-                )
+            return
+        self._unplaced(
+            {
+                text: f"tried in two batch jobs, the last {job.name}: "
+                + (line_errors.get(text) or f"its job ended {status.state}")
+                for text in texts
+            }
+        )
 
     async def _sleep(self, seconds: float) -> None:
         if await self._shutdown.sleep(seconds):

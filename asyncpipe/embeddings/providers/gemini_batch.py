@@ -58,8 +58,8 @@ _LISTED_JOBS = 1000
 #: A value of a result in JSON: "-0.0123456789," (14 bytes as Google and the local server
 #: write them; 9 significant digits measure 13.9).
 _RESULT_BYTES_PER_VALUE = 14
-#: The largest results file a job is sized for: 6,200 texts at 3072 dimensions, and the
-#: run's memory holds one such file (and its float32 matrix, a third of it) at a time.
+#: The largest results file a job is sized for: 6,200 texts at 3072 dimensions. The file
+#: is streamed to disk; its float32 matrix (4 bytes a value, under a third) is in memory.
 MAX_RESULT_BYTES = 256 * 2**20
 
 
@@ -147,13 +147,13 @@ class BatchApi:
     @property
     def texts_per_job(self) -> int:
         """The most texts a job may hold for its results file to stay within
-        `MAX_RESULT_BYTES`: it is downloaded whole (the SDK returns bytes), then read."""
+        `MAX_RESULT_BYTES`, and the float32 matrix it is read into within a third of that."""
         return max(1, MAX_RESULT_BYTES // (_RESULT_BYTES_PER_VALUE * self._dimension + 60))
 
     def text_bytes(self, text: str) -> int:
         """About what one text adds to an inline job, in bytes of JSON: its request, and
         its result, which comes back inside every poll of the succeeded job and is parsed
-        by the SDK into Python objects (about 11 bytes a value, 35 of memory)."""
+        by the SDK into Python objects (about 14 bytes a value, 35 of memory)."""
         return len(text.encode("utf-8")) + 120 + _RESULT_BYTES_PER_VALUE * self._dimension
 
     async def create(self, texts: Sequence[str], display_name: str, inline: bool) -> str:
