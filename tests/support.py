@@ -36,6 +36,25 @@ STORE = Path("data/cache/embeddings.sqlite3")
 CHECKPOINT = Path("data/cache/run_checkpoint.jsonl")
 
 
+def session_processes(session: int) -> list[str]:
+    """Processes of `session` ("pid state command"), from /proc (zombies included)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        # After the command name in parentheses: state, ppid, pgrp, session, ...
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) == session:
+            shown = command.replace(b"\0", b" ").decode(errors="replace").strip()
+            found.append(f"{entry.name} {fields[0]} {shown}")
+    return found
+
+
 def write_params(folder: Path, changes: Mapping[str, Any]) -> None:
     """The project's params.yaml in `folder`, with dotted keys ("gemini.base_url") changed."""
     settings = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))

@@ -47,7 +47,16 @@ import pytest
 
 from tests.gemini_batches import BatchConfig, BatchState, SubmittedJob
 from tests.gemini_server import Arrival, GeminiTestServer, ServerConfig
-from tests.support import CHECKPOINT, FINAL, METADATA, PUZZLE_SETS, SELECTED, load, write_params
+from tests.support import (
+    CHECKPOINT,
+    FINAL,
+    METADATA,
+    PUZZLE_SETS,
+    SELECTED,
+    load,
+    session_processes,
+    write_params,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -200,22 +209,6 @@ def checkpoint_records(folder: Path) -> list[dict[str, Any]]:
 
 def job_records(folder: Path) -> list[dict[str, Any]]:
     return [record for record in checkpoint_records(folder) if "texts" in record]
-
-
-def session_processes(session: int) -> list[int]:
-    """Processes whose session id is `session` (a run's, started in a session of its own)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # After the command: state, ppid, pgrp, session.
-        if int(fields[3]) == session:
-            found.append(int(entry.name))
-    return found
 
 
 # --- what a scenario leaves ---------------------------------------------------------------
@@ -381,13 +374,21 @@ class Scenarios:
         folder = self._folder(name, server, changes)
         return self._outcome(folder, server, [cli(folder, *RUN_ARGS, *args)])
 
-    def _kill(self, name: str = "kill", changes: dict[str, Any] = BATCH, *args: str) -> Outcome:
-        """Killed while its job runs, then `run --resume` (without `args`: a run started
-        with --embedding-mode batch is resumed without it)."""
-        server = self._server(server_config(delay=KILLED_JOB))
+    def _waiting_on_a_job(
+        self, name: str, job_seconds: float, changes: dict[str, Any], *args: str
+    ) -> tuple[GeminiTestServer, Path, Running]:
+        """A run started against a server of its own whose jobs last `job_seconds`,
+        once its checkpoint records its job."""
+        server = self._server(server_config(delay=job_seconds))
         folder = self._folder(name, server, changes)
         running = self._start(folder, *RUN_ARGS, *args)
         wait_for(lambda: bool(job_records(folder)), "batch job in the checkpoint", running)
+        return server, folder, running
+
+    def _kill(self, name: str = "kill", changes: dict[str, Any] = BATCH, *args: str) -> Outcome:
+        """Killed while its job runs, then `run --resume` (without `args`: a run started
+        with --embedding-mode batch is resumed without it)."""
+        server, folder, running = self._waiting_on_a_job(name, KILLED_JOB, changes, *args)
         killed_at = time.monotonic()
         os.kill(running.pid, signal.SIGKILL)
         killed = running.finish()
@@ -408,10 +409,7 @@ class Scenarios:
         )
 
     def _sigterm(self) -> Outcome:
-        server = self._server(server_config(delay=ENDLESS_JOB))
-        folder = self._folder("sigterm", server, BATCH)
-        running = self._start(folder, *RUN_ARGS)
-        wait_for(lambda: bool(job_records(folder)), "batch job in the checkpoint", running)
+        server, folder, running = self._waiting_on_a_job("sigterm", ENDLESS_JOB, BATCH)
         # Into the wait: the first poll has come.
         wait_for(
             lambda: any(arrival.api_method == "batches.get" for arrival in server.arrivals()),
@@ -445,10 +443,7 @@ class Scenarios:
 
     def _afresh(self) -> Outcome:
         """Stopped while its job runs, then started afresh (no --resume) over it."""
-        server = self._server(server_config(delay=KILLED_JOB))
-        folder = self._folder("afresh", server, BATCH)
-        running = self._start(folder, *RUN_ARGS)
-        wait_for(lambda: bool(job_records(folder)), "batch job in the checkpoint", running)
+        server, folder, running = self._waiting_on_a_job("afresh", KILLED_JOB, BATCH)
         os.kill(running.pid, signal.SIGTERM)
         stopped = running.finish()
         jobs_at_stop = server.submitted_jobs()

@@ -47,6 +47,7 @@ from tests.support import (
     SELECTED,
     STORE,
     load,
+    session_processes,
     write_params,
 )
 
@@ -197,25 +198,6 @@ def warm_folder(root: Path, name: str, server: GeminiTestServer, reference: Path
 
 
 # --- what a run leaves ------------------------------------------------------------------
-
-
-def session_processes(session: int) -> list[str]:
-    """Processes of `session` ("pid state command"), from /proc (zombies included)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue  # gone meanwhile
-        # After the command name in parentheses: state, ppid, pgrp, session, ...
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == session:
-            shown = command.replace(b"\0", b" ").decode(errors="replace").strip()
-            found.append(f"{entry.name} {fields[0]} {shown}")
-    return found
 
 
 def session_left_behind(session: int, patience: float = 5.0) -> list[str]:
