@@ -150,9 +150,9 @@ def _run(arguments: argparse.Namespace, shutdown: Shutdown) -> int:
         progress_bar=False if arguments.log_format == "json" else None,
         created_at=creation_time(getattr(arguments, "created_at", None), os.environ),
     )
-    if arguments.command == "jobs" and not arguments.cancel:
-        return _command_jobs(pipeline, cancel=False)  # reads only: no lock needed
     if arguments.command == "jobs":
+        if not arguments.cancel:
+            return _command_jobs(pipeline, cancel=False)  # reads only: no lock needed
         # A run waiting on the jobs would resubmit what is cancelled under it, and pay
         # again: a cancel waits for no run, it is refused while one works (exit 75).
         with exclusive_run(workspace.run_lock):

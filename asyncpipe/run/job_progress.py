@@ -17,7 +17,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from asyncpipe.embeddings.providers.gemini_batch import FINAL_STATES
@@ -45,7 +45,7 @@ class JobProgress:
         interval: float,
         stream: IO[str] | None = None,
         bar: bool | None = None,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._interval = interval
         self._stream = stream if stream is not None else sys.stderr
