@@ -70,6 +70,9 @@ PARAMS: dict[str, Any] = {
     "concurrency.shutdown_grace_seconds": GRACE,
     "puzzle_generation.candidate_words_per_theme": 20,
     "logging.progress_interval": 1.0,
+    # Three windows (8, 8 and 4 puzzles): a signal lands in one of them, and a resumed
+    # run makes the windows again from the checkpoint, each as the reference did.
+    "puzzle_generation.puzzles_per_window": 8,
 }
 RUN_ARGS = ("run", "--provider", "gemini", "--count", str(COUNT))
 

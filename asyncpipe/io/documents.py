@@ -22,7 +22,7 @@ from asyncpipe.puzzle.difficulty import (
     group_color,
     puzzle_label,
 )
-from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.embedded import EmbeddedTheme, ThemeRecord
 from asyncpipe.puzzle.scoring import PuzzleScore
 from asyncpipe.settings.sections import Quality
 
@@ -69,7 +69,9 @@ def final_puzzles_document(
 
 
 def embedding_analysis_document(
-    embedded: Mapping[str, EmbeddedTheme], puzzles: Iterable[Puzzle], provider: Mapping[str, Any]
+    embedded: Mapping[str, EmbeddedTheme | ThemeRecord],
+    puzzles: Iterable[Puzzle],
+    provider: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Similarity statistics of all candidates and of the words the puzzles use."""
     all_scores = np.fromiter(
@@ -82,7 +84,7 @@ def embedding_analysis_document(
         theme: distribution(np.asarray(result.ranked.scores, dtype=np.float64))
         for theme, result in embedded.items()
     }
-    theme_norms = [float(np.linalg.norm(result.theme_vector)) for result in embedded.values()]
+    theme_norms = [result.theme_vector_norm for result in embedded.values()]
     return {
         "provider": dict(provider),
         "candidate_similarity": distribution(all_scores),
@@ -119,10 +121,11 @@ def all_embeddings_blocks(embedded: Mapping[str, EmbeddedTheme]) -> Iterator[Emb
 
 
 def puzzle_embeddings_blocks(
-    puzzles: Iterable[Puzzle], embedded: Mapping[str, EmbeddedTheme]
+    puzzles: Iterable[Puzzle], embedded: Mapping[str, EmbeddedTheme], first_number: int = 1
 ) -> Iterator[EmbeddingRows]:
-    """The words of the puzzles only, one block per puzzle, in grid order."""
-    for number, puzzle in enumerate(puzzles, start=1):
+    """The words of the puzzles only, one block per puzzle, in grid order; the first
+    puzzle is numbered `first_number` (a window of the batch starts further on)."""
+    for number, puzzle in enumerate(puzzles, start=first_number):
         themes: list[str] = []
         ranks: list[int] = []
         rows: list[np.ndarray] = []

@@ -34,7 +34,6 @@ SIMILARITY_DECIMALS = 2
 #: Shuffles tried before giving up on keeping every group out of a single row.
 
 
-
 @dataclass(frozen=True, slots=True)
 class Tile:
     """One tile of the grid: its word, the group it belongs to (index into the groups),
@@ -96,11 +95,13 @@ def review_puzzles(
     below_bar: Sequence[bool],
     embedded: Mapping[str, EmbeddedTheme],
     seed: int,
+    first_number: int = 1,
 ) -> list[ReviewPuzzle]:
-    """One `ReviewPuzzle` per puzzle, numbered from 1 as in final_puzzles.json."""
+    """One `ReviewPuzzle` per puzzle, numbered from `first_number` as in
+    final_puzzles.json (a window of the batch starts further on)."""
     reviewed: list[ReviewPuzzle] = []
     for number, (puzzle, score, flagged) in enumerate(
-        zip(puzzles, scores, below_bar, strict=True), start=1
+        zip(puzzles, scores, below_bar, strict=True), start=first_number
     ):
         word_vectors, _ = puzzle_arrays(puzzle, embedded)
         levels = score.group_levels

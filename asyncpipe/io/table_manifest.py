@@ -23,14 +23,16 @@ from pathlib import Path
 import numpy as np
 
 from asyncpipe.io.files import write_json
-from asyncpipe.puzzle.embedded import EmbeddedTheme
+from asyncpipe.puzzle.embedded import EmbeddedTheme, ThemeRecord
 
 
 def manifest_path(table: Path) -> Path:
     return table.with_name(table.name + ".manifest.json")
 
 
-def table_fingerprint(embedded: Mapping[str, EmbeddedTheme], settings: Mapping[str, object]) -> str:
+def table_fingerprint(
+    embedded: Mapping[str, EmbeddedTheme | ThemeRecord], settings: Mapping[str, object]
+) -> str:
     """sha256 of what the table holds, vectors aside: `settings` (format, precision,
     provider namespace) and every theme's texts, cosines and ranking, in table order."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())

@@ -1,7 +1,8 @@
 """The value every later step shares: a theme embedded together with its candidates.
 
 Its vectors are `VectorRows`, the embedding engine's own arrays, so the themes of
-a batch hold each distinct vector once.
+a batch hold each distinct vector once. Once its window of puzzles is made, a
+theme is kept as a `ThemeRecord`: everything the reports need but the vectors.
 
 Pure: the embedding stage (`asyncpipe.stages.embed`) builds these; assembly, scoring,
 the quality checks and the output documents read them.
@@ -100,3 +101,25 @@ class EmbeddedTheme:
     def row_of(self, word: str) -> int:
         """The row of a candidate word in `candidate_vectors` and `candidate_scores`."""
         return self._rows[word]
+
+    @property
+    def theme_vector_norm(self) -> float:
+        return float(np.linalg.norm(self.theme_vector))
+
+    def record(self) -> ThemeRecord:
+        """What is kept of the theme once its vectors are let go."""
+        return ThemeRecord(
+            self.candidate_words, self.candidate_scores, self.ranked, self.theme_vector_norm
+        )
+
+
+@dataclass(frozen=True)
+class ThemeRecord:
+    """An embedded theme without its vectors: what the batch's reports read of a theme
+    whose window is done (`asyncpipe.stages.windows`). A few hundred bytes, where the
+    vectors were 50 x 12 KB at 3072 dimensions."""
+
+    candidate_words: tuple[str, ...]
+    candidate_scores: np.ndarray
+    ranked: RankedTheme
+    theme_vector_norm: float

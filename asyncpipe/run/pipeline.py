@@ -34,18 +34,17 @@ from asyncpipe.embeddings.select import (
 )
 from asyncpipe.errors import AsyncpipeError, ConfigError, EmbeddingError
 from asyncpipe.io.documents import (
-    all_embeddings_blocks,
     embedding_analysis_document,
     final_puzzles_document,
-    puzzle_embeddings_blocks,
     quality_report,
 )
 from asyncpipe.io.files import ensure_writable, write_json, write_text
 from asyncpipe.io.history_file import append_batch, published_batch, read_history
+from asyncpipe.io.kept_outputs import KeptOutputs
 from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.io.puzzle_sets import puzzle_sets_document
 from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
-from asyncpipe.io.review_batch import batch_figures, review_puzzles
+from asyncpipe.io.review_batch import batch_figures
 from asyncpipe.io.review_page import review_page
 from asyncpipe.io.stage_files import load_candidates, load_selection
 from asyncpipe.io.table_manifest import forget, record, table_fingerprint, up_to_date
@@ -337,13 +336,28 @@ def run_enhance(
                 pipeline.progress_bar,
                 refused,
             )
-            with pipeline.timed("embed_and_assemble"):
-                made = _run_async(
-                    make_puzzles(
-                        params, selection, usable, provider, run, candidates.categories, history
+            # Each window's rows and records wait here for the outputs, on disk.
+            with KeptOutputs(
+                workspace.puzzle_embeddings_table,
+                workspace.embedding_cache_table,
+                params.puzzle_generation.random_seed,
+            ) as kept:
+                with pipeline.timed("embed_and_assemble"):
+                    made = _run_async(
+                        make_puzzles(
+                            params,
+                            selection,
+                            usable,
+                            provider,
+                            run,
+                            candidates.categories,
+                            history,
+                            kept,
+                        )
                     )
+                report = _write_outputs(
+                    pipeline, selection, made, kept, unusable, provider_json, candidates
                 )
-            report = _write_outputs(pipeline, selection, made, unusable, provider_json, candidates)
     except BaseException:
         checkpoint.close()  # kept: `--resume` goes on from it
         raise
@@ -471,13 +485,14 @@ def _write_outputs(
     pipeline: Pipeline,
     selection: ThemeSelection,
     made: MadePuzzles,
+    kept: KeptOutputs,
     unusable: Mapping[str, ThemeFailure],
     provider_json: dict[str, Any],
     candidates: CandidateSearchResult,
 ) -> EnhanceReport:
     params = pipeline.params
     workspace = pipeline.workspace
-    outcome, assembly, scores = made.outcome, made.assembly, made.scores
+    assembly, scores = made.assembly, made.scores
     statistics = made.statistics
     failed_themes = {**unusable, **made.failed_themes}
     report = _report(pipeline, made)
@@ -494,21 +509,19 @@ def _write_outputs(
     # a failure while writing the tables leaves the previous batch's puzzles and metadata
     # together, never a mix.
     with pipeline.timed("write_outputs"):
-        _write_tables(pipeline, made, provider_json, report.partial)
-        analysis = embedding_analysis_document(outcome.embedded, assembly.puzzles, provider_json)
+        _write_tables(pipeline, made, kept, provider_json, report.partial)
+        analysis = embedding_analysis_document(kept.themes, assembly.puzzles, provider_json)
         write_json(workspace.embedding_analysis, analysis)
         quality = quality_report(scores, made.below_bar, statistics.puzzles_rebuilt, params.quality)
         write_json(workspace.puzzle_quality, quality)
-        seed = params.puzzle_generation.random_seed
-        reviewed = review_puzzles(assembly.puzzles, scores, made.below_bar, outcome.embedded, seed)
         figures = batch_figures(
-            seed,
+            params.puzzle_generation.random_seed,
             report.puzzles_requested,
             statistics.puzzles_rebuilt,
             failed_themes,
             candidates.sources(),
         )
-        write_text(workspace.review_page, review_page(reviewed, figures))
+        write_text(workspace.review_page, review_page(kept.reviewed, figures))
         write_json(workspace.puzzle_sets, _puzzle_sets(pipeline, made, provider_json))
         write_json(
             workspace.final_puzzles,
@@ -659,7 +672,11 @@ def _usable_themes(
 
 
 def _write_tables(
-    pipeline: Pipeline, made: MadePuzzles, provider_json: dict[str, Any], partial: bool
+    pipeline: Pipeline,
+    made: MadePuzzles,
+    kept: KeptOutputs,
+    provider_json: dict[str, Any],
+    partial: bool,
 ) -> None:
     """The puzzles' vectors, and every embedded text's; after a signal only the former.
 
@@ -669,11 +686,10 @@ def _write_tables(
     the same table again leaves it as it is (`asyncpipe.io.table_manifest`).
     """
     output = pipeline.params.output
-    embedded = made.outcome.embedded
     dimension = provider_json["dimension"]
     write_embedding_table(
         pipeline.workspace.puzzle_embeddings_table,
-        puzzle_embeddings_blocks(made.assembly.puzzles, embedded),
+        kept.puzzle_rows,
         dimension,
         output.embedding_table_format,
         output.csv_precision,
@@ -686,7 +702,7 @@ def _write_tables(
         "precision": output.csv_precision,
         "provider": [provider_json[key] for key in ("name", "model", "dimension", "task_type")],
     }
-    fingerprint = table_fingerprint(embedded, settings)
+    fingerprint = table_fingerprint(kept.themes, settings)
     store = made.statistics.engine.store
     if (store is None or store.written == 0) and up_to_date(table, fingerprint):
         log.info("%s is up to date (the same texts and vectors): not written again", table)
@@ -694,7 +710,7 @@ def _write_tables(
     forget(table)
     write_embedding_table(
         table,
-        all_embeddings_blocks(embedded),
+        kept.theme_rows,
         dimension,
         output.embedding_table_format,
         output.csv_precision,

@@ -65,6 +65,10 @@ class PuzzleGeneration(_Section):
     #: Extra themes drawn beyond those the puzzles need, as a fraction of them,
     #: so that a theme that yields too few words can be replaced.
     spare_theme_fraction: float = Field(0.25, ge=0.0, le=10.0)
+    #: Puzzles made together: their themes are embedded, assembled and scored as one
+    #: window, then written out and let go, so memory stays flat however large the
+    #: batch (`asyncpipe.stages.windows`). A batch no larger is made in one window.
+    puzzles_per_window: int = Field(100, gt=0)
 
     @field_validator("candidate_words_per_theme")
     @classmethod

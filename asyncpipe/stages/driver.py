@@ -2,9 +2,10 @@
 
 `make_puzzles` runs inside one event loop: the embedding engine, the scoring
 pool, the progress reporter and the loop-lag monitor are opened together and
-closed together. It carries out the decisions of the round planner
-(`asyncpipe.stages.planner`: which themes to embed, when to draw spares, what
-a rebuild drops, when a signal cuts the run short), records each finished
+closed together. Window by window (`asyncpipe.stages.windows`), it carries out
+the decisions of the round planner (`asyncpipe.stages.planner`: which themes to
+embed, when to draw spares, what a rebuild drops, when a signal cuts the run
+short) and hands each window's result to a keeper before letting it go. It records each finished
 theme and scored puzzle in the run's checkpoint, and lets the work in flight
 wind down after a signal (`asyncpipe.run.interrupt`), or after the engine
 stopped itself because the day's requests are spent (`DailyQuotaSpent`): the
@@ -21,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
@@ -32,6 +34,7 @@ from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle
 from asyncpipe.puzzle.embedded import EmbeddedTheme
 from asyncpipe.puzzle.failures import ThemeFailure
 from asyncpipe.puzzle.history import NO_MEMORY, GroupMemory
+from asyncpipe.puzzle.lexicon import Lexicon
 from asyncpipe.puzzle.quality import puzzle_arrays
 from asyncpipe.puzzle.scoring import PuzzleScore
 from asyncpipe.run.checkpoint import Checkpoint, Recorded
@@ -42,8 +45,17 @@ from asyncpipe.run.scoring_pool import ScoringPool
 from asyncpipe.run.statistics import RunStatistics
 from asyncpipe.settings.sections import Params
 from asyncpipe.stages.embed import EnhanceOutcome, embed_and_rank, theme_workers
-from asyncpipe.stages.planner import Done, Embed, PuzzleKey, Rebuild, RoundPlanner, Score
+from asyncpipe.stages.planner import (
+    Done,
+    Embed,
+    PlannedBatch,
+    PuzzleKey,
+    Rebuild,
+    RoundPlanner,
+    Score,
+)
 from asyncpipe.stages.themes import ThemeSelection
+from asyncpipe.stages.windows import MadeWindows, Window, batch_windows
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +76,30 @@ class RunContext:
     refused: Mapping[str, EmbeddingError] = field(default_factory=dict)
 
 
+class WindowKeeper(Protocol):
+    """Where each window's result goes before its vectors are let go
+    (`asyncpipe.io.kept_outputs.KeptOutputs`)."""
+
+    def take(
+        self,
+        embedded: Mapping[str, EmbeddedTheme],
+        puzzles: Sequence[Puzzle],
+        scores: Sequence[PuzzleScore],
+        below_bar: Sequence[bool],
+        first_puzzle: int,
+    ) -> None: ...
+
+
 @dataclass(repr=False)  # asyncio.run formats its result's repr on Python 3.11: keep it cheap
 class MadePuzzles:
-    #: The themes embedded, and those that failed embedding or were dropped by a rebuild.
-    outcome: EnhanceOutcome
     assembly: AssemblyResult
     scores: list[PuzzleScore]
     below_bar: list[bool]
     statistics: RunStatistics
     #: A signal cut the work short; `assembly` holds only the completed (scored) puzzles.
     partial: bool
-    #: Every theme given up in this stage: `outcome`'s failures, then the assembly's.
+    #: Every theme given up in this stage: failed embedding, dropped by a rebuild, or
+    #: unusable by the assembly.
     failed_themes: Mapping[str, ThemeFailure]
     #: Why the engine stopped by itself, when the day's requests were spent.
     quota_spent: DailyQuotaSpent | None = None
@@ -88,41 +113,40 @@ async def make_puzzles(
     run: RunContext,
     categories: Mapping[str, str] | None = None,
     history: GroupMemory = NO_MEMORY,
+    keeper: WindowKeeper | None = None,
 ) -> MadePuzzles:
-    """Embed, assemble and score, in the rounds the planner decides (`RoundPlanner`).
+    """Embed, assemble and score, window by window (`asyncpipe.stages.windows`), in
+    the rounds the planner decides for each (`RoundPlanner`); `keeper` takes each
+    window's result before its vectors are let go.
 
     `categories`: the lexicon category of each theme whose candidates are its members;
     those are ranked by typicality and chosen by `asyncpipe.puzzle.selection`, which
     keeps to `history`, the groups the published batches forbid.
 
-    After a signal no new round starts; the puzzles assembled from the themes
-    finished by then, and scored within the grace, are the partial result. So it
-    is once the day's requests are spent, the scoring then taking the time it needs.
+    After a signal no new round or window starts; the puzzles assembled from the
+    themes finished by then, and scored within the grace, are the partial result. So
+    it is once the day's requests are spent, the scoring then taking the time it needs.
     """
     # What was loaded so far (the lexicon, the index, the candidates: millions of
     # objects) lives to the end of the run: frozen out of the collector's reach, or
     # each full collection walks all of it, 50 to 70 ms with the loop stopped.
     gc.freeze()
     generation = params.puzzle_generation
-    shutdown, checkpoint, recorded = run.shutdown, run.checkpoint, run.recorded
+    shutdown = run.shutdown
     ordered = [theme for theme in selection.all_themes if theme in usable]
-    planner = RoundPlanner(
-        ordered,
-        selection.themes,
-        generation,
-        params.quality,
-        recorded.failed_themes if recorded is not None else None,
-        recorded.scores if recorded is not None else None,
-        categories=categories,
-        lexicon=load_lexicon() if categories else None,
-        candidates=params.candidates,
-        history=history,
+    chosen = set(selection.themes)
+    windows = batch_windows(
+        [theme for theme in ordered if theme in chosen],
+        generation.total_puzzle_count,
+        generation.themes_per_puzzle,
+        generation.puzzles_per_window,
     )
+    spares = [theme for theme in ordered if theme not in chosen]
+    lexicon = load_lexicon() if categories else None
     mean_texts = 1 + sum(len(usable[theme]) for theme in ordered) / max(1, len(ordered))
     workers = theme_workers(
         params.concurrency.max_concurrent_requests, params.concurrency.batch_size, mean_texts
     )
-    embedding_seconds = scoring_seconds = 0.0
     async with (
         # Opened first: the workers start while the themes are embedded.
         ScoringPool(
@@ -132,7 +156,9 @@ async def make_puzzles(
         ) as pool,
         open_engine(provider, params, run.cache_dir, run.refused) as engine,
         ProgressReporter(
-            planner.primary_count, params.logging.progress_interval, bar=run.progress_bar
+            sum(len(window.themes) for window in windows),
+            params.logging.progress_interval,
+            bar=run.progress_bar,
         ) as progress,
         LoopLagMonitor() as lag,
         shutdown.watching(),
@@ -142,51 +168,47 @@ async def make_puzzles(
             # embedded: at 3072 dimensions an answer is 10 to 60 ms of CPU, which on
             # the loop was the event-loop lag's p99. The pool outlives the requests.
             provider.decode_in(pool.executor)
-        embedding = _EmbeddingRound(
-            engine, workers, progress, checkpoint, usable, frozenset(categories or ())
+        maker = _WindowMaker(
+            params,
+            categories,
+            lexicon,
+            history,
+            _EmbeddingRound(
+                engine, workers, progress, run.checkpoint, usable, frozenset(categories or ())
+            ),
+            pool,
+            run,
+            engine,
+            progress,
+            keeper,
         )
-        while True:
-            # Read after the planner heard of the last step: it decides on what it was told.
-            # The planner assembles puzzles when told of a round (pure Python, up to a
-            # second for a large batch): in a thread, so the loop keeps serving
-            # the signals, the progress and the requests still in flight.
-            winding_down = shutdown.requested or engine.stopped  # a signal, or a spent day
-            step = await asyncio.to_thread(planner.next_step, winding_down)
-            match step:
-                case Embed() as step:
-                    if step.spares:
-                        progress.add_total(step.drawn)
-                        log.info("Embedding %d spare themes to replace failed ones", step.drawn)
-                    part = await embedding.run(step, shutdown, planner.spares)
-                    embedding_seconds += part.seconds
-                    await asyncio.to_thread(
-                        planner.embedded, part.embedded, part.failed_themes, engine.stopped
-                    )
-                case Score(puzzles):
-                    started = time.perf_counter()
-                    scores = await _score(
-                        puzzles, planner.embedded_themes, pool, checkpoint, shutdown
-                    )
-                    scoring_seconds += time.perf_counter() - started
-                    await asyncio.to_thread(planner.scored, scores)
-                case Rebuild() as step:
-                    log.info("Rebuilding %d puzzles below the quality bar", step.puzzles)
-                case Done(result):
-                    break
+        for window in windows:
+            if maker.made.windows and (shutdown.requested or engine.stopped):
+                maker.made.partial = True  # a window not started is a window not made
+                break
+            if len(windows) > 1:
+                log.info(
+                    "Window %d of %d: puzzles %d to %d",
+                    window.number,
+                    len(windows),
+                    window.first_puzzle,
+                    window.first_puzzle + window.puzzles - 1,
+                )
+            spares = await maker.make(window, spares)
+            if maker.made.partial:
+                break
 
     # Read once the engine is closed: a request of the spares' filler may outlive the
     # round that sent it (a retry after a 429), and is counted only when it is over.
-    outcome = EnhanceOutcome(
-        dict(result.embedded), dict(result.failed_in_rounds), embedding_seconds
-    )
+    recorded = run.recorded
+    made = maker.made
+    failed = made.failed_in_rounds
     statistics = RunStatistics(
-        themes_embedded=len(outcome.embedded),
-        themes_failed_embedding=sum(
-            failure.kind.embedding for failure in outcome.failed_themes.values()
-        ),
-        embedding_seconds=outcome.seconds,
-        scoring_seconds=scoring_seconds,
-        puzzles_rebuilt=result.puzzles_rebuilt,
+        themes_embedded=made.themes_embedded,
+        themes_failed_embedding=sum(failure.kind.embedding for failure in failed.values()),
+        embedding_seconds=maker.embedding_seconds,
+        scoring_seconds=maker.scoring_seconds,
+        puzzles_rebuilt=made.puzzles_rebuilt,
         themes_resumed=len(recorded.themes) if recorded else 0,
         puzzle_scores_resumed=len(recorded.scores) if recorded else 0,
         engine=engine.statistics(),
@@ -195,15 +217,99 @@ async def make_puzzles(
     )
     log.info("%s", statistics.summary_line())
     return MadePuzzles(
-        outcome,
-        result.assembly,
-        list(result.scores),
-        list(result.below_bar),
+        made.assembly,
+        list(made.scores),
+        list(made.below_bar),
         statistics,
-        result.partial,
-        result.failed_themes,
+        made.partial,
+        made.failed_themes,
         engine.quota_spent,
     )
+
+
+@dataclass
+class _WindowMaker:
+    """Makes the windows one after the other, each through a planner of its own."""
+
+    params: Params
+    categories: Mapping[str, str] | None
+    lexicon: Lexicon | None
+    history: GroupMemory
+    embedding: _EmbeddingRound
+    pool: ScoringPool
+    run: RunContext
+    engine: EmbeddingEngine
+    progress: ProgressReporter
+    keeper: WindowKeeper | None
+    made: MadeWindows = field(default_factory=MadeWindows)
+    embedding_seconds: float = 0.0
+    scoring_seconds: float = 0.0
+
+    async def make(self, window: Window, spares: Sequence[str]) -> list[str]:
+        """Make the window's puzzles, hand them to the keeper and let their vectors go;
+        returns the spares left for the next windows.
+
+        Nothing of the window outlives this call but what `made` and the keeper keep:
+        its planner, its themes and its result are this frame's alone."""
+        recorded = self.run.recorded
+        planner = RoundPlanner(
+            [*window.themes, *spares],
+            window.themes,
+            self.params.puzzle_generation,
+            self.params.quality,
+            recorded.failed_themes if recorded is not None else None,
+            recorded.scores if recorded is not None else None,
+            categories=self.categories,
+            lexicon=self.lexicon,
+            candidates=self.params.candidates,
+            history=self.history,
+            puzzles=window.puzzles,
+            first_puzzle=window.first_puzzle,
+        )
+        result = await self._rounds(planner)
+        if self.keeper is not None:
+            await asyncio.to_thread(
+                self.keeper.take,
+                result.embedded,
+                result.assembly.puzzles,
+                result.scores,
+                result.below_bar,
+                window.first_puzzle,
+            )
+        self.made.add(result)
+        return list(planner.spares)
+
+    async def _rounds(self, planner: RoundPlanner) -> PlannedBatch:
+        """One window's rounds, as its planner decides them."""
+        shutdown, engine = self.run.shutdown, self.engine
+        while True:
+            # Read after the planner heard of the last step: it decides on what it was
+            # told. The planner assembles puzzles when told of a round (pure Python, up
+            # to a second for a large batch): in a thread, so the loop keeps serving
+            # the signals, the progress and the requests still in flight.
+            winding_down = shutdown.requested or engine.stopped  # a signal, or a spent day
+            step = await asyncio.to_thread(planner.next_step, winding_down)
+            match step:
+                case Embed() as step:
+                    if step.spares:
+                        self.progress.add_total(step.drawn)
+                        log.info("Embedding %d spare themes to replace failed ones", step.drawn)
+                    part = await self.embedding.run(step, shutdown, planner.spares)
+                    self.embedding_seconds += part.seconds
+                    await asyncio.to_thread(
+                        planner.embedded, part.embedded, part.failed_themes, engine.stopped
+                    )
+                case Score(puzzles):
+                    started = time.perf_counter()
+                    scores = await _score(
+                        puzzles, planner.embedded_themes, self.pool, self.run.checkpoint, shutdown
+                    )
+                    self.scoring_seconds += time.perf_counter() - started
+                    await asyncio.to_thread(planner.scored, scores)
+                case Rebuild() as step:
+                    log.info("Rebuilding %d puzzles below the quality bar", step.puzzles)
+                case Done(result):
+                    return result
 
 
 @dataclass

@@ -100,11 +100,21 @@ class PlannedBatch:
     def failed_themes(self) -> dict[str, ThemeFailure]:
         """Every theme the rounds gave up: `failed_in_rounds`, then those the last
         assembly could not use (too few distinct candidates)."""
-        unusable = {
+        return given_up(self.failed_in_rounds, self.assembly.failed_themes)
+
+
+def given_up(
+    failed_in_rounds: Mapping[str, ThemeFailure], unusable: Mapping[str, str]
+) -> dict[str, ThemeFailure]:
+    """The themes failed in the rounds, then those the assembly could not use (`unusable`:
+    the reason for each, too few distinct candidates)."""
+    return {
+        **failed_in_rounds,
+        **{
             theme: ThemeFailure(FailureKind.TOO_FEW_CANDIDATES, reason)
-            for theme, reason in self.assembly.failed_themes.items()
-        }
-        return {**self.failed_in_rounds, **unusable}
+            for theme, reason in unusable.items()
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -138,14 +148,21 @@ class RoundPlanner:
         lexicon: Lexicon | None = None,
         candidates: Candidates | None = None,
         history: GroupMemory = NO_MEMORY,
+        puzzles: int | None = None,
+        first_puzzle: int = 1,
     ) -> None:
         """`themes`: every usable theme in draw order; `primary`: those drawn for the
-        puzzles (the rest are spares); `resumed_*`: what the interrupted run recorded;
+        puzzles (the rest are spares); `puzzles`: how many to make (by default the
+        batch's `total_puzzle_count`), numbered in the batch from `first_puzzle` (a
+        window of the batch, `asyncpipe.stages.windows`); `resumed_*`: what the
+        interrupted run recorded;
         `categories`: the lexicon category of each theme served by its members (the
         assembly then keeps overlapping categories apart and picks the words with
         `asyncpipe.puzzle.selection`, as `candidates` says); `history`: the groups the
         published batches forbid (`asyncpipe.puzzle.history`), kept by that selection."""
         self._generation = generation
+        self._puzzles = generation.total_puzzle_count if puzzles is None else puzzles
+        self._first_puzzle = first_puzzle
         self._bar = bar
         self._categories = dict(categories or {})
         if self._categories and lexicon is None:
@@ -198,7 +215,7 @@ class RoundPlanner:
         if self._phase is _Phase.SCORING:
             return Score(self._unscored())
         if self._phase is _Phase.ASSEMBLED:
-            missing = self._generation.total_puzzle_count - len(self._assembly.puzzles)
+            missing = self._puzzles - len(self._assembly.puzzles)
             if missing and self._spares:
                 if not signalled:
                     return self._draw_spares(missing)
@@ -308,11 +325,12 @@ class RoundPlanner:
                 )
         self._assembly = assemble_puzzles(
             ranked,
-            self._generation.total_puzzle_count,
+            self._puzzles,
             self._generation.themes_per_puzzle,
             self._generation.words_per_theme,
             closer_elsewhere=self._closer,
             selection=self._selection,
+            first_number=self._first_puzzle,
         )
         self._phase = _Phase.ASSEMBLED
 
