@@ -74,16 +74,13 @@ def embedding_analysis_document(
     provider: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Similarity statistics of all candidates and of the words the puzzles use."""
-    all_scores = np.fromiter(
-        (score for theme in embedded.values() for score in theme.ranked.scores), dtype=np.float64
+    all_scores = np.concatenate(
+        [np.zeros(0), *(theme.ranked_scores for theme in embedded.values())]
     )
     puzzle_scores = np.fromiter(
         (score for puzzle in puzzles for score in puzzle.scores), dtype=np.float64
     )
-    per_theme = {
-        theme: distribution(np.asarray(result.ranked.scores, dtype=np.float64))
-        for theme, result in embedded.items()
-    }
+    per_theme = {theme: distribution(result.ranked_scores) for theme, result in embedded.items()}
     theme_norms = [result.theme_vector_norm for result in embedded.values()]
     return {
         "provider": dict(provider),

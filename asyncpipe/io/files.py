@@ -90,10 +90,15 @@ def write_json(path: Path, document: Any) -> None:
         handle.write(text)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write UTF-8 text as it is (a page, a report), atomically like every output."""
+def write_text(path: Path, text: str | Iterable[str]) -> None:
+    """Write UTF-8 text as it is (a page, a report), atomically like every output; given
+    parts, each is written as it comes, so the whole text is never held at once."""
     with atomic_writer(path) as handle:
-        handle.write(text)
+        if isinstance(text, str):
+            handle.write(text)
+        else:
+            for part in text:
+                handle.write(part)
 
 
 @overload

@@ -17,7 +17,7 @@ Not here: what the figures are (`review_batch`, the scorer), or the app's files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from html import escape
 
 from asyncpipe.io.review_batch import BatchFigures, ReviewPuzzle
@@ -102,11 +102,17 @@ _SCRIPT = """
 
 def review_page(puzzles: Sequence[ReviewPuzzle], figures: BatchFigures) -> str:
     """The whole page, as text."""
+    return "".join(review_page_parts(puzzles, figures))
+
+
+def review_page_parts(puzzles: Sequence[ReviewPuzzle], figures: BatchFigures) -> Iterator[str]:
+    """The page in parts, a puzzle each, to be written as they come: a batch of 2,000
+    puzzles is a page of about 60 MB, which held whole doubled the run's memory at its end."""
     scale = _similarity_scale(puzzles)
     flagged = sum(puzzle.below_bar for puzzle in puzzles)
     ambiguous = sum(puzzle.ambiguous for puzzle in puzzles)
     title = f"Puzzle review: {len(puzzles)} puzzles, seed {figures.random_seed}"
-    parts = [
+    head = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -132,10 +138,11 @@ def review_page(puzzles: Sequence[ReviewPuzzle], figures: BatchFigures) -> str:
         "</label>",
         f'<span id="shown">showing {len(puzzles)} of {len(puzzles)}</span></nav>',
         "<main>",
-        *(_puzzle(puzzle, scale) for puzzle in puzzles),
-        f"</main><script>{_SCRIPT}</script></body></html>",
     ]
-    return "\n".join(parts) + "\n"
+    yield "\n".join(head) + "\n"
+    for puzzle in puzzles:
+        yield _puzzle(puzzle, scale) + "\n"
+    yield f"</main><script>{_SCRIPT}</script></body></html>\n"
 
 
 def _headline(puzzles: Sequence[ReviewPuzzle], figures: BatchFigures) -> str:

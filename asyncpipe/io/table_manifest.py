@@ -39,7 +39,7 @@ def table_fingerprint(
     for theme, result in embedded.items():
         digest.update(json.dumps([theme, result.candidate_words]).encode())
         digest.update(np.asarray(result.candidate_scores, dtype="<f8").tobytes())
-        digest.update(np.asarray(result.ranked.source_rows, dtype="<i8").tobytes())
+        digest.update(np.asarray(result.ranked_rows, dtype="<i8").tobytes())
     return digest.hexdigest()
 
 

@@ -106,10 +106,23 @@ class EmbeddedTheme:
     def theme_vector_norm(self) -> float:
         return float(np.linalg.norm(self.theme_vector))
 
+    @property
+    def ranked_rows(self) -> np.ndarray:
+        """The row of each ranked word in the candidates, best first (`ranked.source_rows`)."""
+        return np.asarray(self.ranked.source_rows, dtype=np.int64)
+
+    @property
+    def ranked_scores(self) -> np.ndarray:
+        """The cosines of the ranked words, best first (`ranked.scores`)."""
+        return np.asarray(self.ranked.scores, dtype=np.float64)
+
     def record(self) -> ThemeRecord:
         """What is kept of the theme once its vectors are let go."""
         return ThemeRecord(
-            self.candidate_words, self.candidate_scores, self.ranked, self.theme_vector_norm
+            self.candidate_words,
+            self.candidate_scores,
+            np.asarray(self.ranked.source_rows, dtype=np.int32),
+            self.theme_vector_norm,
         )
 
 
@@ -117,9 +130,16 @@ class EmbeddedTheme:
 class ThemeRecord:
     """An embedded theme without its vectors: what the batch's reports read of a theme
     whose window is done (`asyncpipe.stages.windows`). A few hundred bytes, where the
-    vectors were 50 x 12 KB at 3072 dimensions."""
+    vectors were 50 x 12 KB at 3072 dimensions. Its ranking is kept as rows, not as the
+    `RankedTheme` of Python floats, which was three times the rest."""
 
     candidate_words: tuple[str, ...]
     candidate_scores: np.ndarray
-    ranked: RankedTheme
+    #: As `EmbeddedTheme.ranked_rows`: the ranking, in a few bytes a word.
+    ranked_rows: np.ndarray
     theme_vector_norm: float
+
+    @property
+    def ranked_scores(self) -> np.ndarray:
+        # The ranking's scores are the cosines of its rows (`rank_candidates`).
+        return np.asarray(self.candidate_scores, dtype=np.float64)[self.ranked_rows]

@@ -45,7 +45,7 @@ from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.io.puzzle_sets import puzzle_sets_document
 from asyncpipe.io.puzzle_sets_check import validate_puzzle_sets
 from asyncpipe.io.review_batch import batch_figures
-from asyncpipe.io.review_page import review_page
+from asyncpipe.io.review_page import review_page_parts
 from asyncpipe.io.stage_files import load_candidates, load_selection
 from asyncpipe.io.table_manifest import forget, record, table_fingerprint, up_to_date
 from asyncpipe.io.tables import write_embedding_table
@@ -521,7 +521,7 @@ def _write_outputs(
             failed_themes,
             candidates.sources(),
         )
-        write_text(workspace.review_page, review_page(kept.reviewed, figures))
+        write_text(workspace.review_page, review_page_parts(kept.reviewed, figures))
         write_json(workspace.puzzle_sets, _puzzle_sets(pipeline, made, provider_json))
         write_json(
             workspace.final_puzzles,

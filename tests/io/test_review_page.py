@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from asyncpipe.io.files import write_text
 from asyncpipe.io.review_batch import BatchFigures, ReviewGroup, ReviewPuzzle, Tile
-from asyncpipe.io.review_page import review_page
+from asyncpipe.io.review_page import review_page, review_page_parts
 from tests.browser import REVIEW_PAGE_PROBE, load_with_probe
 
 HOSTILE = "<script>alert(1)</script>"
@@ -106,3 +107,12 @@ def test_in_chromium_each_puzzle_is_one_grid_the_filter_works_and_nothing_is_log
     assert probe["scripts"] == 2
     assert len(probe["decoys"]) == 1
     assert probe["resources"] == 0
+
+
+def test_the_page_written_in_parts_is_the_page(tmp_path: Path) -> None:
+    parts = list(review_page_parts(*_batch()))
+    path = tmp_path / "puzzles.html"
+    write_text(path, iter(parts))
+
+    assert len(parts) == len(_batch()[0]) + 2  # the head, a part per puzzle, the end
+    assert path.read_text(encoding="utf-8") == review_page(*_batch())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from asyncpipe.io.documents import embedding_analysis_document
 from asyncpipe.io.table_manifest import (
     forget,
     manifest_path,
@@ -103,3 +104,23 @@ def test_a_rerun_of_the_same_batch_leaves_the_table_alone(workdir: Path) -> None
     assert "is up to date" not in other.stderr
     assert table.read_bytes() != contents
     assert up_to_date(table, json.loads(manifest_path(table).read_text())["fingerprint"])
+
+
+def test_a_theme_let_go_of_its_vectors_reports_as_it_did() -> None:
+    """What a window keeps of its themes (`ThemeRecord`) gives the same fingerprint and
+    the same similarity figures as the themes did, vectors and all."""
+    embedded = {
+        "Dogs": theme(["dog", "Dogs", "puppy", "hound", "dogs"], seed=1),
+        "Cats": theme(["cat", "kitten", "tabby"], seed=2),
+    }
+    records = {name: found.record() for name, found in embedded.items()}
+    settings = {"format": "csv", "precision": 6}
+    provider = {"name": "glove", "dimension": 8}
+
+    assert table_fingerprint(records, settings) == table_fingerprint(embedded, settings)
+    assert embedding_analysis_document(records, [], provider) == embedding_analysis_document(
+        embedded, [], provider
+    )
+    for name, found in embedded.items():
+        assert records[name].ranked_scores.tolist() == list(found.ranked.scores)
+        assert records[name].ranked_rows.tolist() == list(found.ranked.source_rows)
