@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -69,7 +69,9 @@ class ReviewPuzzle:
     difficulty: float
     ambiguous: bool
     below_bar: bool
-    similarity: tuple[tuple[float, ...], ...]
+    #: n x n float64, read-only: a batch keeps one per puzzle to the end (2 KB each,
+    #: where tuples of Python floats were 10 KB).
+    similarity: np.ndarray = field(compare=False)
 
     @property
     def columns(self) -> int:
@@ -155,11 +157,15 @@ def batch_figures(
     )
 
 
-def similarity_matrix(word_vectors: np.ndarray) -> tuple[tuple[float, ...], ...]:
+def similarity_matrix(word_vectors: np.ndarray) -> np.ndarray:
     """The cosines between the words' vectors (n x n, rows in the vectors' order),
-    rounded to `SIMILARITY_DECIMALS`; computed in float64 so the rounding is stable."""
+    rounded to `SIMILARITY_DECIMALS`; computed in float64 so the rounding is stable,
+    and rounded by Python's `round`, which is correctly rounded where `np.round` is not."""
     units = unit_rows(word_vectors, np.float64)
     cosines = np.clip(units @ units.T, -1.0, 1.0)
-    return tuple(
-        tuple(round(float(value), SIMILARITY_DECIMALS) + 0.0 for value in row) for row in cosines
-    )
+    rounded = np.array(
+        [[round(float(value), SIMILARITY_DECIMALS) + 0.0 for value in row] for row in cosines],
+        dtype=np.float64,
+    ).reshape(cosines.shape)
+    rounded.flags.writeable = False
+    return rounded
