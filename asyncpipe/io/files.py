@@ -80,14 +80,32 @@ def ensure_writable(folders: Iterable[Path]) -> None:
             ) from None
 
 
+#: Encoded JSON gathered before it is written: large enough that writes are few.
+_JSON_WRITE_CHARS = 1 << 20
+
+
 def write_json(path: Path, document: Any) -> None:
-    """Write JSON with a stable layout (two-space indent, UTF-8, trailing newline)."""
-    try:
-        text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    except (TypeError, ValueError) as error:
-        raise OutputError(f"{path}: cannot encode as JSON ({error})") from None
+    """Write JSON with a stable layout (two-space indent, UTF-8, trailing newline).
+
+    Encoded and written a megabyte at a time: `json.dumps` with an indent gathers every
+    fragment of the document before it joins them, which for the candidates of 50,000
+    themes was 600 MB at once. The bytes are the same as `json.dumps` would give.
+    """
+    encoder = json.JSONEncoder(indent=2, ensure_ascii=False, allow_nan=False)
     with atomic_writer(path) as handle:
-        handle.write(text)
+        try:
+            pending: list[str] = []
+            size = 0
+            for fragment in encoder.iterencode(document):
+                pending.append(fragment)
+                size += len(fragment)
+                if size >= _JSON_WRITE_CHARS:
+                    handle.write("".join(pending))
+                    pending.clear()
+                    size = 0
+        except (TypeError, ValueError) as error:
+            raise OutputError(f"{path}: cannot encode as JSON ({error})") from None
+        handle.write("".join(pending) + "\n")
 
 
 def write_text(path: Path, text: str | Iterable[str]) -> None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from html import escape
 
+import numpy as np
+
 from asyncpipe.io.review_batch import BatchFigures, ReviewPuzzle
 from asyncpipe.puzzle.difficulty import GROUP_COLORS, PUZZLE_LABELS, group_color, puzzle_label
 
@@ -319,16 +321,15 @@ def _heatmap(puzzle: ReviewPuzzle, scale: tuple[float, float]) -> str:
 def _similarity_scale(puzzles: Sequence[ReviewPuzzle]) -> tuple[float, float]:
     """The lowest and highest cosine between two different words of any puzzle: one
     scale for the batch, so heatmaps compare, whatever the provider's baseline."""
-    values = [
-        value
-        for puzzle in puzzles
-        for row, cosines in enumerate(puzzle.similarity)
-        for column, value in enumerate(cosines)
-        if row != column
-    ]
-    if not values:
+    low, high = float("inf"), float("-inf")
+    for puzzle in puzzles:
+        matrix = np.asarray(puzzle.similarity, dtype=np.float64)
+        off_diagonal = matrix[~np.eye(len(matrix), dtype=bool)]
+        if off_diagonal.size:
+            low, high = min(low, float(off_diagonal.min())), max(high, float(off_diagonal.max()))
+    if low > high:
         return (0.0, 1.0)
-    return (min(values), max(values))
+    return (low, high)
 
 
 def _color(value: float, scale: tuple[float, float]) -> str:

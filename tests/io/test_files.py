@@ -494,3 +494,18 @@ def test_parquet_vectors_are_not_dictionary_encoded_and_the_words_are(tmp_path: 
     }
     assert not any("DICTIONARY" in encoding for encoding in encodings["embedding"])
     assert any("DICTIONARY" in encoding for encoding in encodings["word"])
+
+
+def test_a_document_written_a_megabyte_at_a_time_is_what_json_dumps_gives(
+    tmp_path: Path,
+) -> None:
+    document = {
+        f"theme {n}": {"words": [f"wörd{n}-{m}" for m in range(50)], "scores": [n / 7] * 50}
+        for n in range(3000)
+    }
+    target = tmp_path / "candidates.json"
+    write_json(target, document)
+
+    expected = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    assert len(expected) > 3 * 1024 * 1024  # several writes
+    assert target.read_text(encoding="utf-8") == expected
