@@ -18,14 +18,14 @@ import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 from asyncpipe.io.tables import EmbeddingRows
 
 
 class BlockSpool:
-    """Append `EmbeddingRows` blocks, then read them back once or more, in order."""
+    """Append `EmbeddingRows` blocks, then read them back once or more, in order; `close`
+    (or `contextlib.closing`) drops the file."""
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -60,14 +60,3 @@ class BlockSpool:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> BlockSpool:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

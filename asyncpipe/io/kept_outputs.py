@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from asyncpipe.io.block_spool import BlockSpool
 from asyncpipe.io.documents import all_embeddings_blocks, puzzle_embeddings_blocks
@@ -28,7 +27,8 @@ from asyncpipe.puzzle.scoring import PuzzleScore
 
 
 class KeptOutputs:
-    """Takes each window's result (`take`), in window order; closed, it drops its spools."""
+    """Takes each window's result (`take`), in window order; `close` (or
+    `contextlib.closing`) drops its spools."""
 
     def __init__(self, puzzle_table: Path, theme_table: Path, seed: int) -> None:
         """`puzzle_table`, `theme_table`: the embedding tables the rows are for (their
@@ -61,14 +61,3 @@ class KeptOutputs:
     def close(self) -> None:
         self.puzzle_rows.close()
         self.theme_rows.close()
-
-    def __enter__(self) -> KeptOutputs:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -18,7 +18,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -337,10 +337,12 @@ def run_enhance(
                 refused,
             )
             # Each window's rows and records wait here for the outputs, on disk.
-            with KeptOutputs(
-                workspace.puzzle_embeddings_table,
-                workspace.embedding_cache_table,
-                params.puzzle_generation.random_seed,
+            with closing(
+                KeptOutputs(
+                    workspace.puzzle_embeddings_table,
+                    workspace.embedding_cache_table,
+                    params.puzzle_generation.random_seed,
+                )
             ) as kept:
                 with pipeline.timed("embed_and_assemble"):
                     made = _run_async(

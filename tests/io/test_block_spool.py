@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ def _block(theme: str, rows: int, seed: int) -> EmbeddingRows:
 
 def test_blocks_come_back_in_order_as_often_as_asked(tmp_path: Path) -> None:
     blocks = [_block(f"t{n}", rows=n + 1, seed=n) for n in range(5)]
-    with BlockSpool(tmp_path) as spool:
+    with closing(BlockSpool(tmp_path)) as spool:
         for block in blocks[:3]:
             spool.append(block)
         first = list(spool)
