@@ -45,17 +45,16 @@ class KeptOutputs:
         puzzles: Sequence[Puzzle],
         scores: Sequence[PuzzleScore],
         below_bar: Sequence[bool],
-        first_puzzle: int,
     ) -> None:
-        """A window is done: what it embedded, and its scored puzzles, numbered from
-        `first_puzzle` in the batch."""
+        """A window is done: what it embedded, and its scored puzzles. They are numbered
+        after the puzzles of the windows before, as the batch's files number them (a
+        window that fell short leaves no gap)."""
+        first = len(self.reviewed) + 1
         for block in all_embeddings_blocks(embedded):
             self.theme_rows.append(block)
-        for block in puzzle_embeddings_blocks(puzzles, embedded, first_puzzle):
+        for block in puzzle_embeddings_blocks(puzzles, embedded, first):
             self.puzzle_rows.append(block)
-        self.reviewed += review_puzzles(
-            puzzles, scores, below_bar, embedded, self._seed, first_puzzle
-        )
+        self.reviewed += review_puzzles(puzzles, scores, below_bar, embedded, self._seed, first)
         self.themes.update((theme, found.record()) for theme, found in embedded.items())
 
     def close(self) -> None:

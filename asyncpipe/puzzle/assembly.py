@@ -68,12 +68,8 @@ def assemble_puzzles(
     words_per_theme: int,
     closer_elsewhere: CloserElsewhere | None = None,
     selection: PuzzleSelection | None = None,
-    first_number: int = 1,
 ) -> AssemblyResult:
     """Puzzles from ranked themes, in order.
-
-    `first_number`: the number in the batch of the first puzzle, which names the
-    puzzles not made (a window of the batch starts further on).
 
     With `selection` (themes served by lexicon categories), a theme joins a puzzle only
     if its category does not overlap another theme's there, and only if every group
@@ -109,12 +105,12 @@ def assemble_puzzles(
             groups, held_over = _fill_puzzle(pending, themes_per_puzzle, words_per_theme)
         if len(groups) < themes_per_puzzle:
             left = len(groups) + len(held_over)
-            first_missing = first_number + len(puzzles)
+            first_missing = len(puzzles) + 1
             failed_puzzles[f"puzzle_{first_missing}"] = (
                 f"ran out of themes: the {left} usable themes left fill only "
                 f"{len(groups)} of {themes_per_puzzle} groups"
             )
-            for number in range(first_missing + 1, first_number + puzzle_count):
+            for number in range(first_missing + 1, puzzle_count + 1):
                 failed_puzzles[f"puzzle_{number}"] = "ran out of themes: none left"
             unused = [group.theme for group in groups] + [theme.theme for theme in held_over]
             unused += [theme.theme for theme in pending]

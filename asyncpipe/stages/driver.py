@@ -5,9 +5,9 @@ pool, the progress reporter and the loop-lag monitor are opened together and
 closed together. Window by window (`asyncpipe.stages.windows`), it carries out
 the decisions of the round planner (`asyncpipe.stages.planner`: which themes to
 embed, when to draw spares, what a rebuild drops, when a signal cuts the run
-short) and hands each window's result to a keeper before letting it go. It records each finished
-theme and scored puzzle in the run's checkpoint, and lets the work in flight
-wind down after a signal (`asyncpipe.run.interrupt`), or after the engine
+short) and hands each window's result to the outputs' keeper before letting it go.
+It records each finished theme and scored puzzle in the run's checkpoint, and lets
+the work in flight wind down after a signal (`asyncpipe.run.interrupt`), or after the engine
 stopped itself because the day's requests are spent (`DailyQuotaSpent`): the
 same winding down, with no grace to time, since nothing asked for haste.
 `asyncpipe.run.pipeline` decides what goes in and writes what comes out.
@@ -22,13 +22,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.providers.base import EmbeddingProvider
 from asyncpipe.embeddings.providers.gemini import GeminiProvider
 from asyncpipe.embeddings.session import open_engine
 from asyncpipe.errors import DailyQuotaSpent, EmbeddingError
+from asyncpipe.io.kept_outputs import KeptOutputs
 from asyncpipe.io.lexicon_file import load_lexicon
 from asyncpipe.puzzle.assembly import AssemblyResult, Puzzle
 from asyncpipe.puzzle.embedded import EmbeddedTheme
@@ -76,20 +76,6 @@ class RunContext:
     refused: Mapping[str, EmbeddingError] = field(default_factory=dict)
 
 
-class WindowKeeper(Protocol):
-    """Where each window's result goes before its vectors are let go
-    (`asyncpipe.io.kept_outputs.KeptOutputs`)."""
-
-    def take(
-        self,
-        embedded: Mapping[str, EmbeddedTheme],
-        puzzles: Sequence[Puzzle],
-        scores: Sequence[PuzzleScore],
-        below_bar: Sequence[bool],
-        first_puzzle: int,
-    ) -> None: ...
-
-
 @dataclass(repr=False)  # asyncio.run formats its result's repr on Python 3.11: keep it cheap
 class MadePuzzles:
     assembly: AssemblyResult
@@ -113,7 +99,7 @@ async def make_puzzles(
     run: RunContext,
     categories: Mapping[str, str] | None = None,
     history: GroupMemory = NO_MEMORY,
-    keeper: WindowKeeper | None = None,
+    keeper: KeptOutputs | None = None,
 ) -> MadePuzzles:
     """Embed, assemble and score, window by window (`asyncpipe.stages.windows`), in
     the rounds the planner decides for each (`RoundPlanner`); `keeper` takes each
@@ -178,8 +164,6 @@ async def make_puzzles(
             ),
             pool,
             run,
-            engine,
-            progress,
             keeper,
         )
         for window in windows:
@@ -238,9 +222,7 @@ class _WindowMaker:
     embedding: _EmbeddingRound
     pool: ScoringPool
     run: RunContext
-    engine: EmbeddingEngine
-    progress: ProgressReporter
-    keeper: WindowKeeper | None
+    keeper: KeptOutputs | None
     made: MadeWindows = field(default_factory=MadeWindows)
     embedding_seconds: float = 0.0
     scoring_seconds: float = 0.0
@@ -264,7 +246,6 @@ class _WindowMaker:
             candidates=self.params.candidates,
             history=self.history,
             puzzles=window.puzzles,
-            first_puzzle=window.first_puzzle,
         )
         result = await self._rounds(planner)
         if self.keeper is not None:
@@ -274,14 +255,13 @@ class _WindowMaker:
                 result.assembly.puzzles,
                 result.scores,
                 result.below_bar,
-                window.first_puzzle,
             )
         self.made.add(result)
         return list(planner.spares)
 
     async def _rounds(self, planner: RoundPlanner) -> PlannedBatch:
         """One window's rounds, as its planner decides them."""
-        shutdown, engine = self.run.shutdown, self.engine
+        shutdown, engine = self.run.shutdown, self.embedding.engine
         while True:
             # Read after the planner heard of the last step: it decides on what it was
             # told. The planner assembles puzzles when told of a round (pure Python, up
@@ -292,7 +272,7 @@ class _WindowMaker:
             match step:
                 case Embed() as step:
                     if step.spares:
-                        self.progress.add_total(step.drawn)
+                        self.embedding.progress.add_total(step.drawn)
                         log.info("Embedding %d spare themes to replace failed ones", step.drawn)
                     part = await self.embedding.run(step, shutdown, planner.spares)
                     self.embedding_seconds += part.seconds

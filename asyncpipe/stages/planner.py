@@ -149,20 +149,17 @@ class RoundPlanner:
         candidates: Candidates | None = None,
         history: GroupMemory = NO_MEMORY,
         puzzles: int | None = None,
-        first_puzzle: int = 1,
     ) -> None:
         """`themes`: every usable theme in draw order; `primary`: those drawn for the
         puzzles (the rest are spares); `puzzles`: how many to make (by default the
-        batch's `total_puzzle_count`), numbered in the batch from `first_puzzle` (a
-        window of the batch, `asyncpipe.stages.windows`); `resumed_*`: what the
-        interrupted run recorded;
+        batch's `total_puzzle_count`; a window's, `asyncpipe.stages.windows`);
+        `resumed_*`: what the interrupted run recorded;
         `categories`: the lexicon category of each theme served by its members (the
         assembly then keeps overlapping categories apart and picks the words with
         `asyncpipe.puzzle.selection`, as `candidates` says); `history`: the groups the
         published batches forbid (`asyncpipe.puzzle.history`), kept by that selection."""
         self._generation = generation
         self._puzzles = generation.total_puzzle_count if puzzles is None else puzzles
-        self._first_puzzle = first_puzzle
         self._bar = bar
         self._categories = dict(categories or {})
         if self._categories and lexicon is None:
@@ -330,7 +327,6 @@ class RoundPlanner:
             self._generation.words_per_theme,
             closer_elsewhere=self._closer,
             selection=self._selection,
-            first_number=self._first_puzzle,
         )
         self._phase = _Phase.ASSEMBLED
 

@@ -29,8 +29,10 @@ from asyncpipe.stages.planner import PlannedBatch, given_up
 
 @dataclass(frozen=True)
 class Window:
-    """The puzzles numbered `first_puzzle` to `first_puzzle + puzzles - 1` of the batch,
-    made from `themes` (primary ones, in draw order) and the spares they need."""
+    """The batch's puzzles `first_puzzle` to `first_puzzle + puzzles - 1`, as the draw
+    counts them, made from `themes` (primary ones, in draw order) and the spares they
+    need. The files number the puzzles made, so after a window that fell short (no
+    spares left) the later ones come earlier there."""
 
     number: int
     first_puzzle: int
@@ -66,7 +68,8 @@ class MadeWindows:
     failed_in_rounds: dict[str, ThemeFailure] = field(default_factory=dict)
     #: Themes no assembly could use (too few distinct candidates), with the reason.
     unusable: dict[str, str] = field(default_factory=dict)
-    failed_puzzles: dict[str, str] = field(default_factory=dict)
+    #: Why each puzzle a window could not make was not made, in window order.
+    not_made: list[str] = field(default_factory=list)
     unused_themes: list[str] = field(default_factory=list)
     themes_embedded: int = 0
     puzzles_rebuilt: int = 0
@@ -81,7 +84,7 @@ class MadeWindows:
         self.below_bar += result.below_bar
         self.failed_in_rounds.update(result.failed_in_rounds)
         self.unusable.update(assembly.failed_themes)
-        self.failed_puzzles.update(assembly.failed_puzzles)
+        self.not_made += assembly.failed_puzzles.values()
         self.unused_themes += assembly.unused_themes
         self.themes_embedded += len(result.embedded)
         self.puzzles_rebuilt += result.puzzles_rebuilt
@@ -90,11 +93,15 @@ class MadeWindows:
 
     @property
     def assembly(self) -> AssemblyResult:
+        """The windows' puzzles, numbered through the batch as its files number them; the
+        puzzles not made are named after them, as one assembly of the batch names them."""
+        first_missing = len(self.puzzles) + 1
+        failed = {
+            f"puzzle_{number}": reason
+            for number, reason in enumerate(self.not_made, start=first_missing)
+        }
         return AssemblyResult(
-            tuple(self.puzzles),
-            dict(self.unusable),
-            dict(self.failed_puzzles),
-            tuple(self.unused_themes),
+            tuple(self.puzzles), dict(self.unusable), failed, tuple(self.unused_themes)
         )
 
     @property

@@ -24,7 +24,7 @@ from asyncpipe.stages import driver
 from asyncpipe.stages.planner import PlannedBatch, RoundPlanner
 from asyncpipe.stages.windows import MadeWindows, Window, batch_windows
 from tests.stages.test_planner import a_score
-from tests.support import ALL_TABLE, ANALYSIS, FINAL, PUZZLE_TABLE, REPO, load
+from tests.support import ALL_TABLE, ANALYSIS, FINAL, METADATA, PUZZLE_TABLE, REPO, load
 
 THEMES = tuple(f"t{n:02}" for n in range(40))
 
@@ -85,6 +85,16 @@ def test_the_windows_results_join_in_window_order() -> None:
         "down": FailureKind.API_FAILED,
         "short": FailureKind.TOO_FEW_CANDIDATES,
     }
+
+
+def test_puzzles_a_window_could_not_make_are_named_after_every_puzzle_made() -> None:
+    """A middle window short of themes leaves no gap: the files number the puzzles made,
+    and the missing ones come after them, as one assembly of the batch names them."""
+    made = MadeWindows()
+    made.add(_planned([_puzzle("a")], {"puzzle_2": "ran out of themes"}, partial=False))
+    made.add(_planned([_puzzle("b"), _puzzle("c")], {}, partial=False))
+
+    assert made.assembly.failed_puzzles == {"puzzle_4": "ran out of themes"}
 
 
 # --- real runs, offline -----------------------------------------------------------------
@@ -167,6 +177,28 @@ def test_a_windowed_batch_is_numbered_and_written_as_one(tmp_path: Path) -> None
     every_text = _csv_rows(first / ALL_TABLE)
     assert len(every_text) == summary["themes_embedded"] + summary["candidate_vectors"]
     assert summary["themes_embedded"] >= 4 * COUNT
+
+
+@pytest.mark.slow
+def test_a_window_short_of_themes_leaves_no_gap_in_the_numbering(tmp_path: Path) -> None:
+    """No spares: some windows make fewer puzzles than they are for. The tables and the
+    review page number the puzzles as final_puzzles.json does, and the puzzles not made
+    are named after them."""
+    params = _params(per_window=10, count=40)
+    generation = params.puzzle_generation.model_copy(update={"spare_theme_fraction": 0.0})
+    report = asyncpipe.generate(
+        params.model_copy(update={"puzzle_generation": generation}), tmp_path, provider="glove"
+    )
+
+    made = report.puzzles_generated
+    assert made < 40  # else this batch tests nothing
+    assert list(load(tmp_path, FINAL)) == [f"puzzle_{n}" for n in range(1, made + 1)]
+    labels = dict.fromkeys(row["word_type"] for row in _csv_rows(tmp_path / PUZZLE_TABLE))
+    assert list(labels) == [f"puzzle_{n}" for n in range(1, made + 1)]
+    page = (tmp_path / "reports/puzzles.html").read_text()
+    assert f"Puzzle {made} " in page and f"Puzzle {made + 1} " not in page
+    failed = load(tmp_path, METADATA)["failed_puzzles"]
+    assert list(failed) == [f"puzzle_{n}" for n in range(made + 1, 41)]
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
