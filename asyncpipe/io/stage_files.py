@@ -104,7 +104,9 @@ def _theme_candidates(path: Path, theme: str, entry: object) -> ThemeCandidates:
         raise _not_candidates(
             path, f"theme {theme!r} has 'similarity_scores' that do not pair with its 'words'"
         )
-    return ThemeCandidates(words, tuple(scores))
+    if not all(isinstance(score, int | float) and not isinstance(score, bool) for score in scores):
+        raise _not_candidates(path, f"theme {theme!r} has a similarity score that is not a number")
+    return ThemeCandidates(words, scores)
 
 
 def _log_defaults(path: Path, fields: Sequence[str]) -> None:

@@ -197,7 +197,7 @@ def test_an_older_candidates_file_loads_its_words_and_its_list_of_failed_themes(
         result = load_candidates(workspace)
 
     assert result.candidates["Books"].words == ("novels", "novel", "Novel", "essays")
-    assert result.candidates["Books"].similarity_scores == (0.81, 0.8, 0.7, 0.6)
+    assert tuple(result.candidates["Books"].similarity_scores) == (0.81, 0.8, 0.7, 0.6)
     assert result.candidates["Letters"].source == "neighbours"
     assert result.failed_themes == {
         "Prefixes": ThemeFailure(
@@ -220,7 +220,7 @@ def test_neighbours_without_scores_load_unscored_with_one_info_line_for_the_file
     assert [found.words for found in result.candidates.values()] == [
         ("one", "two", "three", "four")
     ] * 5
-    assert all(found.similarity_scores == () for found in result.candidates.values())
+    assert all(len(found.similarity_scores) == 0 for found in result.candidates.values())
     (line,) = defaults_lines(caplog, workspace.candidate_words)
     assert "metadata" in line
     assert "similarity_scores of 5 themes" in line
@@ -233,6 +233,8 @@ def test_neighbours_without_scores_load_unscored_with_one_info_line_for_the_file
         ({"similarity_scores": [0.5]}, "lacks a 'words' list"),
         ({"words": ["owl", 7]}, "not a string"),
         ({"words": ["owl", "wren"], "similarity_scores": [0.5]}, "do not pair"),
+        ({"words": ["owl", "wren"], "similarity_scores": [0.5, "high"]}, "not a number"),
+        ({"words": ["owl", "wren"], "similarity_scores": [0.5, True]}, "not a number"),
         ({"words": ["owl"], "source": "members"}, "lacks its 'category'"),
     ],
 )

@@ -8,6 +8,7 @@ theme word at 0 degrees is the cosine of its angle.
 from __future__ import annotations
 
 import math
+from array import array
 
 import numpy as np
 import pytest
@@ -288,7 +289,7 @@ def test_variant_duplicates_keep_the_first_word_of_each_key_in_order_with_its_sc
 
     kept = result.candidates["Music"]
     assert kept.words == ("Dance", "ballet", "tango", "waltzes")
-    assert kept.similarity_scores == (0.9, 0.8, 0.5, 0.3)
+    assert tuple(kept.similarity_scores) == (0.9, 0.8, 0.5, 0.3)
     assert dropped == 4
     keys = [variant_key(word) for word in kept.words]
     assert len(set(keys)) == len(keys)
@@ -320,3 +321,15 @@ def test_a_list_without_variant_duplicates_comes_back_as_it_was() -> None:
     result, dropped = without_variant_duplicates(found, use_lemmatized=True)
 
     assert result is found and dropped == 0
+
+
+def test_scores_are_held_as_one_array_of_doubles_and_the_value_stays_hashable() -> None:
+    given = ThemeCandidates(("owl", "wren"), [0.9, 0.123456789])
+    again = ThemeCandidates(("owl", "wren"), (0.9, 0.123456789))
+
+    assert isinstance(given.similarity_scores, array)
+    assert given.similarity_scores.typecode == "d"  # no float lost to float32
+    assert tuple(given.similarity_scores) == (0.9, 0.123456789)
+    assert given == again and hash(given) == hash(again)
+    assert given != ThemeCandidates(("owl", "wren"), (0.9, 0.5))
+    assert given.to_json()["similarity_scores"] == [0.9, 0.123457]
