@@ -38,7 +38,7 @@ from asyncpipe.io.documents import (
     final_puzzles_document,
     quality_report,
 )
-from asyncpipe.io.files import ensure_writable, write_json, write_text
+from asyncpipe.io.files import EntriesAsWritten, ensure_writable, write_json, write_text
 from asyncpipe.io.history_file import append_batch, published_batch, read_history
 from asyncpipe.io.kept_outputs import KeptOutputs
 from asyncpipe.io.lexicon_file import load_lexicon
@@ -231,7 +231,11 @@ def run_select_candidates(
             _embeddable(pipeline),
         )
     document = {
-        "candidates": {theme: found.to_json() for theme, found in result.candidates.items()},
+        # Each theme's entry made as it is written: at 50,000 themes the whole object
+        # was 130 MB at once (`EntriesAsWritten`).
+        "candidates": EntriesAsWritten(
+            result.candidates, lambda theme: result.candidates[theme].to_json()
+        ),
         "metadata": {
             "candidate_source": params.candidates.source,
             "not_a_category": params.candidates.not_a_category,

@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from pyarrow import parquet
 import asyncpipe
 from asyncpipe.errors import ConfigError, InputError, OutputError
 from asyncpipe.io import files
-from asyncpipe.io.files import read_input, read_json, write_json
+from asyncpipe.io.files import EntriesAsWritten, read_input, read_json, write_json
 from asyncpipe.io.tables import EmbeddingRows, write_embedding_table
 
 HEADER_START = ["theme", "word", "word_type", "similarity_to_theme", "rank"]
@@ -509,3 +510,43 @@ def test_a_document_written_a_megabyte_at_a_time_is_what_json_dumps_gives(
     expected = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     assert len(expected) > 3 * 1024 * 1024  # several writes
     assert target.read_text(encoding="utf-8") == expected
+
+
+def test_entries_made_as_written_give_the_bytes_of_the_whole_dict_one_entry_at_a_time(
+    tmp_path: Path,
+) -> None:
+    class Entry(dict[str, object]):  # a dict json encodes, that a weak reference can watch
+        pass
+
+    themes = [f"theme {n}" for n in range(3000)]
+
+    def entry(theme: str) -> Entry:
+        return Entry(words=[f"{theme}-{m}" for m in range(50)], scores=[len(theme) / 7] * 50)
+
+    made: list[str] = []
+    alive: list[int] = []
+    watched: list[weakref.ref[Entry]] = []
+
+    def made_now(theme: str) -> Entry:
+        made.append(theme)
+        alive.append(sum(1 for ref in watched if ref() is not None))
+        value = entry(theme)
+        watched.append(weakref.ref(value))
+        return value
+
+    target = tmp_path / "candidates.json"
+    write_json(target, {"candidates": EntriesAsWritten(themes, made_now), "metadata": {"n": 1}})
+
+    whole = {"candidates": {theme: entry(theme) for theme in themes}, "metadata": {"n": 1}}
+    expected = json.dumps(whole, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    assert target.read_text(encoding="utf-8") == expected
+    assert made == themes  # each entry made once, in order
+    assert max(alive) <= 1  # the entries before were let go as they were written
+
+
+def test_no_entries_made_as_written_is_an_empty_object(tmp_path: Path) -> None:
+    target = tmp_path / "empty.json"
+    write_json(target, {"candidates": EntriesAsWritten([], lambda theme: theme)})
+
+    assert json.loads(target.read_text()) == {"candidates": {}}
+    assert target.read_text() == json.dumps({"candidates": {}}, indent=2) + "\n"
