@@ -10,7 +10,6 @@ and those tables.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import signal
@@ -24,8 +23,6 @@ from asyncpipe.run.blas import hold_one_blas_thread
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _PARENT_CHECK_SECONDS = 1.0
-#: How much lower a worker's scheduling priority is than the run's (`os.nice`).
-WORKER_NICENESS = 10
 
 
 def start_worker(groups: int, size: int, parent: int) -> None:
@@ -33,27 +30,9 @@ def start_worker(groups: int, size: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     die_with(parent)
-    yield_to_the_loop()
     hold_mmap_threshold()  # the worker decodes answers of megabytes: asyncpipe.run.allocator
     hold_one_blas_thread()  # the pool's workers are the run's parallelism: asyncpipe.run.blas
     prepare(groups, size)  # the solver's tables, built once per worker before the first puzzle
-
-
-def yield_to_the_loop() -> None:
-    """Run this worker below the parent's priority: the cores are the event loop's first.
-
-    The workers decode answers and score puzzles flat out, and with a server, a
-    browser or another run on the same cores there are more busy processes than
-    cores. At equal priority the loop's thread then waited its turn like any other:
-    on the 2-core machine, the 80-puzzle run at 3072 dimensions saw event-loop lag
-    p99 of 45 to 76 ms, against 27 and 32 ms with the workers at niceness 10, for
-    the same or shorter wall time (the loop wants little CPU, only at once). Nothing
-    is lost when the cores are free: niceness orders who runs, it never idles a core.
-    """
-    # POSIX only; a sandbox that forbids it leaves the worker at the parent's priority.
-    if hasattr(os, "nice"):
-        with contextlib.suppress(OSError):
-            os.nice(WORKER_NICENESS)
 
 
 def ready() -> None:
