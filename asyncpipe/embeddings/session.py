@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from asyncpipe.embeddings.cache import LruVectorCache, Namespace
+from asyncpipe.embeddings.cache import ENTRY_OVERHEAD_BYTES, LruVectorCache, Namespace
 from asyncpipe.embeddings.daily_budget import BUDGET_FILE, DailyBudget
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.limits import RequestGate
@@ -64,7 +64,9 @@ async def open_engine(
             gate,
             retry,
             batch_size=params.concurrency.batch_size,
-            memory=LruVectorCache(params.concurrency.cache_bytes(info.dimension)),
+            memory=LruVectorCache(
+                params.concurrency.cache_bytes(info.dimension, ENTRY_OVERHEAD_BYTES)
+            ),
             store=store,
             seed=params.puzzle_generation.random_seed,
             budget=budget,

@@ -234,8 +234,9 @@ class Concurrency(_Section):
     max_concurrent_requests: int = Field(8, gt=0)
     batch_size: int = Field(MAX_TEXTS_PER_REQUEST, gt=0, le=MAX_TEXTS_PER_REQUEST)
     scoring_workers: int = Field(default_factory=_default_scoring_workers, gt=0)
-    #: The in-memory LRU of vectors, in MB (2^20 bytes): 64 MB holds 5,461 vectors of
-    #: 3072 values or 21,845 of 768; the store on disk holds every vector anyway.
+    #: The in-memory LRU of vectors, in MB (2^20 bytes), each entry counted with its
+    #: overhead: 64 MB holds 5,382 vectors of 3072 values or 20,636 of 768; the store
+    #: on disk holds every vector anyway.
     embedding_cache_mb: float = Field(64.0, ge=0.0)
     #: The older setting, in vectors: still read when `embedding_cache_mb` is not given
     #: (`cache_bytes`), so an older params file keeps its meaning.
@@ -244,13 +245,14 @@ class Concurrency(_Section):
     #: of the puzzles they complete, may still take before they are cancelled.
     shutdown_grace_seconds: float = Field(10.0, ge=0.0)
 
-    def cache_bytes(self, dimension: int) -> int:
+    def cache_bytes(self, dimension: int, entry_overhead: int = 0) -> int:
         """The cache's bound in bytes for vectors of `dimension` float32 values:
-        `embedding_cache_mb`, or an older file's `embedding_cache_size` vectors."""
+        `embedding_cache_mb`, or room for an older file's `embedding_cache_size`
+        vectors, each counting `entry_overhead` bytes besides its values."""
         if self.embedding_cache_size is not None and "embedding_cache_mb" not in (
             self.model_fields_set
         ):
-            return self.embedding_cache_size * dimension * 4
+            return self.embedding_cache_size * (dimension * 4 + entry_overhead)
         return int(self.embedding_cache_mb * 2**20)
 
 

@@ -7,10 +7,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from asyncpipe.embeddings.cache import LruVectorCache, Namespace, normalise_text
+from asyncpipe.embeddings.cache import (
+    ENTRY_OVERHEAD_BYTES,
+    LruVectorCache,
+    Namespace,
+    entry_bytes,
+    normalise_text,
+)
 
-#: The bytes of one test vector: 4 float32 values.
-VECTOR_BYTES = 16
+#: The bytes one entry of a test vector counts: 4 float32 values and the entry's overhead.
+VECTOR_BYTES = 16 + ENTRY_OVERHEAD_BYTES
 
 
 def vector(seed: int) -> np.ndarray:
@@ -162,19 +168,33 @@ def test_a_namespace_is_frozen_and_hashable() -> None:
 
 
 def test_the_bound_is_in_bytes_whatever_the_vectors_size() -> None:
-    cache = LruVectorCache(1000)
-    cache.put("small", np.zeros(50, dtype=np.float32))  # 200 bytes
-    cache.put("large", np.zeros(200, dtype=np.float32))  # 800 bytes: 1000 in all
+    bound = 1000 + 2 * ENTRY_OVERHEAD_BYTES
+    cache = LruVectorCache(bound)
+    cache.put("small", np.zeros(50, dtype=np.float32))  # 200 bytes of values
+    cache.put("large", np.zeros(200, dtype=np.float32))  # 800: the bound, with overheads
     assert cache.statistics().size == 2
 
     cache.put("more", np.zeros(50, dtype=np.float32))  # over: "small" goes first
 
     assert cache.get("small") is None
-    assert cache.statistics().size_bytes == 1000
+    assert cache.statistics().size_bytes == bound
+
+
+def test_each_entry_counts_its_overhead_so_small_vectors_cannot_overrun_the_bound() -> None:
+    values = 50 * 4
+    cache = LruVectorCache(100 * values)
+    for number in range(100):
+        cache.put(f"text {number}", np.zeros(50, dtype=np.float32))
+
+    statistics = cache.statistics()
+    # The values alone would fit 100; with what each entry costs besides, fewer do.
+    assert statistics.size == 100 * values // entry_bytes(np.zeros(50, dtype=np.float32))
+    assert statistics.size < 100
+    assert statistics.size_bytes <= statistics.capacity_bytes
 
 
 def test_a_vector_larger_than_the_cache_is_not_kept() -> None:
-    cache = LruVectorCache(100)
+    cache = LruVectorCache(100 + ENTRY_OVERHEAD_BYTES)
     cache.put("kept", np.zeros(10, dtype=np.float32))
 
     cache.put("huge", np.zeros(1000, dtype=np.float32))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asyncpipe.embeddings.cache import LruVectorCache, Namespace
+from asyncpipe.embeddings.cache import ENTRY_OVERHEAD_BYTES, LruVectorCache, Namespace
 from asyncpipe.embeddings.daily_budget import BUDGET_FILE, DailyBudget
 from asyncpipe.embeddings.engine import EmbeddingEngine
 from asyncpipe.embeddings.limits import RequestGate
@@ -215,7 +215,7 @@ def make_engine(
         RequestGate(max_concurrent, requests_per_minute, min_interval, tokens_per_minute),
         RetryPolicy(max_retries=max_retries, base_delay=base_delay),
         batch_size=batch_size,
-        memory=LruVectorCache(cache_size * DIMENSION * 4),
+        memory=LruVectorCache(cache_size * (DIMENSION * 4 + ENTRY_OVERHEAD_BYTES)),
         store=store,
         linger=linger,
         budget=budget,
@@ -775,7 +775,7 @@ async def test_statistics_gather_each_pieces_figures_counted_once() -> None:
     assert (statistics.requests, statistics.texts_requested, statistics.texts_asked) == (4, 16, 20)
     assert (statistics.retries, statistics.failed_requests) == (1, 0)
     assert (statistics.cache.hits, statistics.cache.size, statistics.cache.evictions) == (9, 9, 2)
-    assert statistics.cache.capacity_bytes == 9 * DIMENSION * 4
+    assert statistics.cache.capacity_bytes == 9 * (DIMENSION * 4 + ENTRY_OVERHEAD_BYTES)
     assert statistics.store is None
     assert statistics.gate.requests_started == 4
     assert statistics.gate.max_in_flight >= 1

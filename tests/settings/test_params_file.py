@@ -6,9 +6,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from asyncpipe.embeddings.cache import ENTRY_OVERHEAD_BYTES, LruVectorCache
 from asyncpipe.errors import AsyncpipeError, ConfigError
 from asyncpipe.settings.params_file import Overrides, load_params
 from tests.support import REFERENCE, REPO, run_cli
@@ -352,6 +354,11 @@ def test_an_older_cache_size_in_vectors_still_bounds_the_cache(tmp_path: Path) -
     assert loaded.params.concurrency.cache_bytes(3072) == 1000 * 3072 * 4
     assert loaded.params.concurrency.cache_bytes(768) == 1000 * 768 * 4
     assert any("embedding_cache_size (1000 vectors)" in note for note in loaded.notes)
+    # With the overhead each entry counts, the bound still holds 1000 vectors, no more.
+    cache = LruVectorCache(loaded.params.concurrency.cache_bytes(8, ENTRY_OVERHEAD_BYTES))
+    for number in range(1001):
+        cache.put(f"text {number}", np.ones(8, dtype=np.float32))
+    assert cache.statistics().size == 1000
 
 
 def test_the_cache_bound_in_mb_wins_over_the_older_size(tmp_path: Path) -> None:
