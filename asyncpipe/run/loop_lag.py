@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -50,7 +51,9 @@ class LoopLagMonitor:
 
     def __init__(self, interval: float = DEFAULT_INTERVAL) -> None:
         self._interval = interval
-        self._lags: list[float] = []
+        # Doubles in one array, not a list of floats: 100 wake-ups a second for an hour
+        # are 2.9 MB here, 11.5 MB as Python floats.
+        self._lags = array("d")
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> LoopLagMonitor:
