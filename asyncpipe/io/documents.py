@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from asyncpipe.io.files import EntriesAsWritten
 from asyncpipe.io.tables import EmbeddingRows
 from asyncpipe.puzzle.assembly import Puzzle
 from asyncpipe.puzzle.difficulty import (
@@ -32,7 +33,7 @@ SCORE_DECIMALS = 6
 
 
 def final_puzzles_document(
-    puzzles: Iterable[Puzzle],
+    puzzles: Sequence[Puzzle],
     include_scores: bool,
     quality: Sequence[PuzzleScore] | None = None,
     below_bar: Sequence[bool] | None = None,
@@ -45,27 +46,52 @@ def final_puzzles_document(
     theme in `themes` order, and `difficulty_level` with its `difficulty_label`.
     A puzzle with red herrings lists them under `decoys`: each tile, the category it
     belongs to, and the one it `pretends` to."""
-    document: dict[str, Any] = {}
-    for number, puzzle in enumerate(puzzles, start=1):
-        entry: dict[str, Any] = {"words": puzzle.words, "themes": puzzle.themes}
-        if puzzle.decoys:
-            entry["decoys"] = [decoy.to_json() for decoy in puzzle.decoys]
-        if include_scores:
-            entry["theme_similarity_scores"] = [
-                round(score, SCORE_DECIMALS) for score in puzzle.scores
-            ]
-        if quality is not None:
-            score = quality[number - 1]
-            levels = score.group_levels
-            entry["group_levels"] = list(levels)
-            entry["group_colors"] = [group_color(level) for level in levels]
-            entry["difficulty_level"] = score.puzzle_level
-            entry["difficulty_label"] = puzzle_label(score.puzzle_level)
-            entry["quality"] = score.to_json()
-            if below_bar is not None:
-                entry["quality"]["below_quality_bar"] = below_bar[number - 1]
-        document[f"puzzle_{number}"] = entry
-    return document
+    return {
+        f"puzzle_{number}": _final_puzzle(puzzle, number, include_scores, quality, below_bar)
+        for number, puzzle in enumerate(puzzles, start=1)
+    }
+
+
+def final_puzzles_as_written(
+    puzzles: Sequence[Puzzle],
+    include_scores: bool,
+    quality: Sequence[PuzzleScore] | None = None,
+    below_bar: Sequence[bool] | None = None,
+) -> EntriesAsWritten:
+    """`final_puzzles_document` for `write_json`, each puzzle's entry made as it is
+    written: for 10,000 puzzles the whole document was tens of MB at once."""
+    numbered = {f"puzzle_{number}": number for number in range(1, len(puzzles) + 1)}
+
+    def entry(key: str) -> dict[str, Any]:
+        number = numbered[key]
+        return _final_puzzle(puzzles[number - 1], number, include_scores, quality, below_bar)
+
+    return EntriesAsWritten(numbered, entry)
+
+
+def _final_puzzle(
+    puzzle: Puzzle,
+    number: int,
+    include_scores: bool,
+    quality: Sequence[PuzzleScore] | None,
+    below_bar: Sequence[bool] | None,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"words": puzzle.words, "themes": puzzle.themes}
+    if puzzle.decoys:
+        entry["decoys"] = [decoy.to_json() for decoy in puzzle.decoys]
+    if include_scores:
+        entry["theme_similarity_scores"] = [round(score, SCORE_DECIMALS) for score in puzzle.scores]
+    if quality is not None:
+        score = quality[number - 1]
+        levels = score.group_levels
+        entry["group_levels"] = list(levels)
+        entry["group_colors"] = [group_color(level) for level in levels]
+        entry["difficulty_level"] = score.puzzle_level
+        entry["difficulty_label"] = puzzle_label(score.puzzle_level)
+        entry["quality"] = score.to_json()
+        if below_bar is not None:
+            entry["quality"]["below_quality_bar"] = below_bar[number - 1]
+    return entry
 
 
 def embedding_analysis_document(

@@ -35,7 +35,7 @@ from asyncpipe.embeddings.select import (
 from asyncpipe.errors import AsyncpipeError, ConfigError, EmbeddingError
 from asyncpipe.io.documents import (
     embedding_analysis_document,
-    final_puzzles_document,
+    final_puzzles_as_written,
     quality_report,
 )
 from asyncpipe.io.files import EntriesAsWritten, ensure_writable, write_json, write_text
@@ -531,7 +531,7 @@ def _write_outputs(
         write_json(workspace.puzzle_sets, _puzzle_sets(pipeline, made, provider_json))
         write_json(
             workspace.final_puzzles,
-            final_puzzles_document(
+            final_puzzles_as_written(
                 assembly.puzzles,
                 params.output.include_similarity_scores,
                 scores,

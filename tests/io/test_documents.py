@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from asyncpipe.io.documents import (
     all_embeddings_blocks,
+    final_puzzles_as_written,
     final_puzzles_document,
     puzzle_embeddings_blocks,
     quality_report,
 )
+from asyncpipe.io.files import write_json
 from asyncpipe.io.tables import EmbeddingRows
 from asyncpipe.puzzle.assembly import Group, Puzzle
 from asyncpipe.puzzle.difficulty import PUZZLE_LABELS
@@ -266,3 +270,18 @@ def test_an_empty_batch_reports_every_level_with_nothing_in_it() -> None:
     assert [level["groups"] for level in report["group_levels"]] == [0] * 4
     assert report["group_levels"][0]["mean_ease"] is None
     assert [level["puzzles"] for level in report["puzzle_levels"]] == [0] * 4
+
+
+@pytest.mark.parametrize("include_scores", [True, False])
+def test_final_puzzles_made_as_written_are_the_bytes_of_the_whole_document(
+    tmp_path: Path, include_scores: bool
+) -> None:
+    scores = [planted_score(1), planted_score(2)]
+    below_bar = [False, True]
+    whole, streamed = tmp_path / "whole.json", tmp_path / "streamed.json"
+
+    write_json(whole, final_puzzles_document(PUZZLES, include_scores, scores, below_bar))
+    write_json(streamed, final_puzzles_as_written(PUZZLES, include_scores, scores, below_bar))
+
+    assert streamed.read_bytes() == whole.read_bytes()
+    assert list(json.loads(streamed.read_text())) == ["puzzle_1", "puzzle_2"]
