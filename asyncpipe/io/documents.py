@@ -46,10 +46,7 @@ def final_puzzles_document(
     theme in `themes` order, and `difficulty_level` with its `difficulty_label`.
     A puzzle with red herrings lists them under `decoys`: each tile, the category it
     belongs to, and the one it `pretends` to."""
-    return {
-        f"puzzle_{number}": _final_puzzle(puzzle, number, include_scores, quality, below_bar)
-        for number, puzzle in enumerate(puzzles, start=1)
-    }
+    return dict(_final_puzzles(puzzles, include_scores, quality, below_bar))
 
 
 def final_puzzles_as_written(
@@ -60,13 +57,19 @@ def final_puzzles_as_written(
 ) -> EntriesAsWritten:
     """`final_puzzles_document` for `write_json`, each puzzle's entry made as it is
     written: for 10,000 puzzles the whole document was tens of MB at once."""
-    numbered = {f"puzzle_{number}": number for number in range(1, len(puzzles) + 1)}
+    return EntriesAsWritten(
+        len(puzzles), lambda: _final_puzzles(puzzles, include_scores, quality, below_bar)
+    )
 
-    def entry(key: str) -> dict[str, Any]:
-        number = numbered[key]
-        return _final_puzzle(puzzles[number - 1], number, include_scores, quality, below_bar)
 
-    return EntriesAsWritten(numbered, entry)
+def _final_puzzles(
+    puzzles: Sequence[Puzzle],
+    include_scores: bool,
+    quality: Sequence[PuzzleScore] | None,
+    below_bar: Sequence[bool] | None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    for number, puzzle in enumerate(puzzles, start=1):
+        yield f"puzzle_{number}", _final_puzzle(puzzle, number, include_scores, quality, below_bar)
 
 
 def _final_puzzle(

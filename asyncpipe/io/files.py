@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, TypeVar, overload
+from typing import IO, Any, overload
 
 from asyncpipe.errors import AsyncpipeError, InputError, OutputError
 
@@ -83,31 +83,29 @@ def ensure_writable(folders: Iterable[Path]) -> None:
 #: Encoded JSON gathered before it is written: large enough that writes are few.
 _JSON_WRITE_CHARS = 1 << 20
 
-_Key = TypeVar("_Key", bound=str)
-
 
 class EntriesAsWritten(dict[str, Any]):
-    """A JSON object for `write_json` whose values are made one at a time, as written.
+    """A JSON object for `write_json` whose entries are made one at a time, as written.
 
     The candidates of 50,000 themes as one dict of lists of rounded floats were
     about 130 MB at once, before the first byte was written; made entry by entry,
-    each is garbage as soon as it is encoded. `write_json` encodes with an indent,
+    each is garbage as soon as it is encoded. `entries` makes the `count` (key,
+    value) pairs afresh each time it is called. `write_json` encodes with an indent,
     hence with json's Python encoder, which asks only `len`, truthiness and
     `items()` of a dict: those are all this answers. Anything else sees an empty
     dict, so it is not for use outside `write_json`.
     """
 
-    def __init__(self, keys: Iterable[_Key], entry: Callable[[_Key], Any]) -> None:
+    def __init__(self, count: int, entries: Callable[[], Iterable[tuple[str, Any]]]) -> None:
         super().__init__()
-        self._keys: tuple[str, ...] = tuple(keys)
-        self._entry: Callable[[Any], Any] = entry
+        self._count = count
+        self._entries = entries
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return self._count
 
     def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]
-        for key in self._keys:
-            yield key, self._entry(key)
+        return iter(self._entries())
 
 
 def write_json(path: Path, document: Any) -> None:

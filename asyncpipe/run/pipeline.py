@@ -234,7 +234,8 @@ def run_select_candidates(
         # Each theme's entry made as it is written: at 50,000 themes the whole object
         # was 130 MB at once (`EntriesAsWritten`).
         "candidates": EntriesAsWritten(
-            result.candidates, lambda theme: result.candidates[theme].to_json()
+            len(result.candidates),
+            lambda: ((theme, found.to_json()) for theme, found in result.candidates.items()),
         ),
         "metadata": {
             "candidate_source": params.candidates.source,

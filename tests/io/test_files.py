@@ -535,7 +535,8 @@ def test_entries_made_as_written_give_the_bytes_of_the_whole_dict_one_entry_at_a
         return value
 
     target = tmp_path / "candidates.json"
-    write_json(target, {"candidates": EntriesAsWritten(themes, made_now), "metadata": {"n": 1}})
+    entries = EntriesAsWritten(len(themes), lambda: ((theme, made_now(theme)) for theme in themes))
+    write_json(target, {"candidates": entries, "metadata": {"n": 1}})
 
     whole = {"candidates": {theme: entry(theme) for theme in themes}, "metadata": {"n": 1}}
     expected = json.dumps(whole, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -546,7 +547,7 @@ def test_entries_made_as_written_give_the_bytes_of_the_whole_dict_one_entry_at_a
 
 def test_no_entries_made_as_written_is_an_empty_object(tmp_path: Path) -> None:
     target = tmp_path / "empty.json"
-    write_json(target, {"candidates": EntriesAsWritten([], lambda theme: theme)})
+    write_json(target, {"candidates": EntriesAsWritten(0, lambda: iter(()))})
 
     assert json.loads(target.read_text()) == {"candidates": {}}
     assert target.read_text() == json.dumps({"candidates": {}}, indent=2) + "\n"
