@@ -55,8 +55,9 @@ class ThemeCandidates:
     category: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.similarity_scores, array):
-            object.__setattr__(self, "similarity_scores", array("d", self.similarity_scores))
+        scores = self.similarity_scores
+        if not (isinstance(scores, array) and scores.typecode == "d"):
+            object.__setattr__(self, "similarity_scores", array("d", scores))
 
     def __hash__(self) -> int:  # the array is not hashable; its values are
         return hash((self.words, tuple(self.similarity_scores), self.source, self.category))

@@ -333,3 +333,4 @@ def test_scores_are_held_as_one_array_of_doubles_and_the_value_stays_hashable() 
     assert given == again and hash(given) == hash(again)
     assert given != ThemeCandidates(("owl", "wren"), (0.9, 0.5))
     assert given.to_json()["similarity_scores"] == [0.9, 0.123457]
+    assert ThemeCandidates(("owl",), array("f", [0.5])).similarity_scores.typecode == "d"
