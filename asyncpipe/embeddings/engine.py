@@ -199,7 +199,9 @@ class EmbeddingEngine:
         self._rng = random.Random(seed)  # jitter only; never affects results
         # A provider that can hand over an answer before decoding it gets its request
         # slot back in between: the next request goes out while this one is decoded.
-        # At most as many answers wait for their decoding as requests may be in flight.
+        # At most as many answers are decoded at once as requests may be in flight; an
+        # answer received while all are busy keeps its slot until one is free, so the
+        # answers held undecoded are at most twice the slots.
         self._receive = provider.receive if isinstance(provider, ReceivesBeforeDecoding) else None
         self._decoding = asyncio.Semaphore(gate.max_concurrent)
         self._in_flight: dict[str, asyncio.Future[np.ndarray]] = {}
@@ -601,9 +603,14 @@ class EmbeddingEngine:
                     else:
                         answer = Decoded(await self._provider.embed(batch))
                     self._latencies.append(loop.time() - started)
+                    # The slot is kept until a decoding may start: under a slow decoding
+                    # (a busy pool), answers of megabytes would otherwise pile up.
+                    await self._decoding.acquire()
                 # The slot is free again while the answer is decoded (see __init__).
-                async with self._decoding:
+                try:
                     vectors = await answer.vectors()
+                finally:
+                    self._decoding.release()
                 self._gate.succeeded()
                 return vectors
             except RetryableEmbeddingError as error:

@@ -160,10 +160,14 @@ class DecodesLater(HashProvider):
         self._garbled = garbled
         self.decoding = 0
         self.max_decoding = 0
+        self.held = 0  # answers received and not decoded yet
+        self.max_held = 0
 
     async def receive(self, texts: Sequence[str]) -> _LateAnswer:
         vectors = await self.embed(texts)
         garbled = len(self.calls) <= self._garbled
+        self.held += 1
+        self.max_held = max(self.max_held, self.held)
         return _LateAnswer(self, vectors, garbled)
 
 
@@ -181,6 +185,7 @@ class _LateAnswer:
             await asyncio.sleep(provider._decoding)
         finally:
             provider.decoding -= 1
+            provider.held -= 1
         if self.garbled:
             raise RetryableEmbeddingError("the answer is not JSON")
         return self.matrix
@@ -1115,6 +1120,24 @@ async def test_answers_waiting_to_be_decoded_are_as_many_as_the_slots_at_most() 
 
     assert provider.max_decoding == 2
     assert len(provider.calls) == 20
+
+
+@on_virtual_clock
+async def test_a_slow_decoding_holds_back_the_next_requests() -> None:
+    # Answers are megabytes at 3072 dimensions: while every decoding permit is taken, a
+    # received answer keeps its request slot, so no more answers pile up than slots twice.
+    provider = DecodesLater(delay=0.01, decoding=1.0)
+    texts = [f"text {n}" for n in range(200)]
+
+    async with make_engine(provider, batch_size=10, max_concurrent=2) as engine:
+        vectors = await engine.embed(texts)
+
+    assert provider.max_held == 4
+    # Two decoding, two waiting with their slots: the fifth request waits for a decoding.
+    first = provider.call_times[0]
+    sent = [round(t - first, 2) for t in provider.call_times[:6]]
+    assert sent == [0.0, 0.0, 0.01, 0.01, 1.01, 1.01]
+    np.testing.assert_array_equal(vectors, hashed(texts))
 
 
 @on_virtual_clock
