@@ -12,6 +12,8 @@ keys, so that a worker never reads the lexicon) and getting a small picklable
   table once, as it starts, and ignores SIGINT and SIGTERM: a Ctrl-C reaches
   the whole process group, a SIGTERM may too, and either is the parent's to
   handle (`asyncpipe.run.interrupt`), which shuts the pool down in order.
+  Workers run at a lower priority than the run (niceness 10), so that a busy
+  pool never keeps the event loop waiting for a core.
 - A worker dies with its parent. A parent killed with SIGKILL runs no cleanup,
   and a pool worker would otherwise wait forever on its task queue (it holds
   that pipe's write end itself, so it never sees end-of-file). On Linux the

@@ -10,6 +10,7 @@ and those tables.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -23,6 +24,8 @@ from asyncpipe.run.blas import hold_one_blas_thread
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _PARENT_CHECK_SECONDS = 1.0
+#: How much lower a worker's scheduling priority is than the run's (`os.nice`).
+WORKER_NICENESS = 10
 
 
 def start_worker(groups: int, size: int, parent: int) -> None:
@@ -30,9 +33,30 @@ def start_worker(groups: int, size: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     die_with(parent)
+    yield_to_the_loop()
     hold_mmap_threshold()  # the worker decodes answers of megabytes: asyncpipe.run.allocator
     hold_one_blas_thread()  # the pool's workers are the run's parallelism: asyncpipe.run.blas
     prepare(groups, size)  # the solver's tables, built once per worker before the first puzzle
+
+
+def yield_to_the_loop() -> None:
+    """Run this worker below the parent's priority: the cores are the event loop's first.
+
+    The workers decode answers and score puzzles flat out, and with a server, a
+    browser or another run on the same cores there are more busy processes than
+    cores. At equal priority the loop's thread and its request thread then waited
+    their turn like any other: on the 2-core machine, 80 puzzles at 3072 dimensions,
+    interleaved, event-loop lag p99 37.9/38.4/32.9 ms against 22.0/26.9/27.8 ms with
+    the workers at niceness 10, request latency p50 0.72 against 0.45 s, the same
+    wall time (the loop wants little CPU, only at once). Nothing is lost when the
+    cores are free: niceness orders who runs, it never idles a core. A decoding that
+    falls behind holds back the next requests (the engine's decoding permits), so
+    the answers waiting for it stay bounded: tree peak 317-320 MB against 322-325.
+    """
+    # POSIX only; a sandbox that forbids it leaves the worker at the parent's priority.
+    if hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICENESS)
 
 
 def ready() -> None:

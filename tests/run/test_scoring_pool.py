@@ -17,6 +17,7 @@ import pytest
 from asyncpipe.embeddings.providers.decode import vectors_from_answer
 from asyncpipe.puzzle.scoring import score_puzzle
 from asyncpipe.run.scoring_pool import ScoringPool
+from asyncpipe.run.scoring_worker import WORKER_NICENESS
 from tests.run.imported_names import imported_of
 from tests.support import CHECKPOINT
 
@@ -156,6 +157,17 @@ async def test_the_executor_is_lent_only_while_the_pool_is_open() -> None:
 
 
 @pytest.mark.asyncio
+async def test_workers_run_below_the_priority_of_the_process_that_holds_the_loop() -> None:
+    async with ScoringPool(workers=2, groups=4, size=4) as pool:
+        assert pool.executor is not None
+        loop = asyncio.get_running_loop()
+        niceness = await asyncio.gather(
+            *(loop.run_in_executor(pool.executor, os.nice, 0) for _ in range(4))
+        )
+    assert set(niceness) == {min(os.nice(0) + WORKER_NICENESS, 19)}
+
+
+@pytest.mark.asyncio
 async def test_a_worker_scoring_and_decoding_imports_no_network_pipeline_or_lexicon() -> None:
     heavy = (
         "google.genai",
@@ -238,6 +250,7 @@ _KILLED_PARENT = """
 import asyncio, os, signal
 import numpy as np
 from asyncpipe.run.scoring_pool import ScoringPool
+from asyncpipe.run.scoring_worker import WORKER_NICENESS
 
 async def main() -> None:
     async with ScoringPool(2, 4, 4) as pool:
