@@ -22,9 +22,11 @@ an interrupted run can be resumed without redoing it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Container, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -95,7 +97,7 @@ async def embed_and_rank(
             failure: ThemeFailure | None = None
             try:
                 outcome.embedded[theme] = await _embed_theme(
-                    theme, candidates, engine, theme in by_typicality
+                    theme, candidates, engine, theme in by_typicality, ranker
                 )
             except EmbeddingStopped:
                 return
@@ -117,9 +119,15 @@ async def embed_and_rank(
         filler=(text for theme, candidates in spares for text in (theme, *candidates)),
     )
     await engine.planned()  # the first requests leave before the themes ask
-    async with asyncio.TaskGroup() as group:
-        for _ in range(max(1, min(workers, len(themes)))):
-            group.create_task(worker())
+    # One ranking thread, not asyncio's default pool of up to six: each thread doing
+    # numpy on 3072-value rows is one more holder of the GIL the loop waits for.
+    ranker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asyncpipe-ranking")
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, min(workers, len(themes)))):
+                group.create_task(worker())
+    finally:
+        ranker.shutdown(wait=False, cancel_futures=True)
     outcome.seconds = time.perf_counter() - started
     # Workers finish in any order; the outputs list themes in the order they were given.
     order = [theme for theme, _ in themes]
@@ -131,13 +139,18 @@ async def embed_and_rank(
 
 
 async def _embed_theme(
-    theme: str, candidates: Sequence[str], engine: EmbeddingEngine, members: bool
+    theme: str,
+    candidates: Sequence[str],
+    engine: EmbeddingEngine,
+    members: bool,
+    ranker: Executor,
 ) -> EmbeddedTheme:
     theme_vector, *rows = await engine.embed_rows([theme, *candidates])
     # Ranked in a thread: at 3072 dimensions a theme is a few milliseconds of numpy, and
     # one answer often completes several themes at once, which on the loop was the
     # event-loop lag's p99.
-    return await asyncio.to_thread(_ranked, theme, candidates, theme_vector, rows, members)
+    rank = functools.partial(_ranked, theme, candidates, theme_vector, rows, members)
+    return await asyncio.get_running_loop().run_in_executor(ranker, rank)
 
 
 def _ranked(
