@@ -34,7 +34,7 @@ from asyncpipe.embeddings.select import (
 )
 from asyncpipe.errors import AsyncpipeError, ConfigError, EmbeddingError
 from asyncpipe.io.documents import (
-    embedding_analysis_document,
+    embedding_analysis_as_written,
     final_puzzles_as_written,
     quality_report,
 )
@@ -517,7 +517,7 @@ def _write_outputs(
     # together, never a mix.
     with pipeline.timed("write_outputs"):
         _write_tables(pipeline, made, kept, provider_json, report.partial)
-        analysis = embedding_analysis_document(kept.themes, assembly.puzzles, provider_json)
+        analysis = embedding_analysis_as_written(kept.themes, assembly.puzzles, provider_json)
         write_json(workspace.embedding_analysis, analysis)
         quality = quality_report(scores, made.below_bar, statistics.puzzles_rebuilt, params.quality)
         write_json(workspace.puzzle_quality, quality)

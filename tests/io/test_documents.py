@@ -10,6 +10,8 @@ import pytest
 
 from asyncpipe.io.documents import (
     all_embeddings_blocks,
+    embedding_analysis_as_written,
+    embedding_analysis_document,
     final_puzzles_as_written,
     final_puzzles_document,
     puzzle_embeddings_blocks,
@@ -285,3 +287,23 @@ def test_final_puzzles_made_as_written_are_the_bytes_of_the_whole_document(
 
     assert streamed.read_bytes() == whole.read_bytes()
     assert list(json.loads(streamed.read_text())) == ["puzzle_1", "puzzle_2"]
+
+
+def test_the_embedding_analysis_made_as_written_is_the_bytes_of_the_whole_document(
+    tmp_path: Path,
+) -> None:
+    embedded = {
+        "Birds": embedded_theme("Birds", ["sparrow", "eagle", "robin", "wren", "crow"], 1),
+        "Fruit": embedded_theme("Fruit", ["apple", "pear", "plum", "fig"], 2),
+        "Metals": embedded_theme("Metals", ["iron", "zinc", "tin", "lead", "gold"], 3),
+    }
+    provider = {"name": "glove", "dimension": 8}
+    whole, streamed = tmp_path / "whole.json", tmp_path / "streamed.json"
+
+    write_json(whole, embedding_analysis_document(embedded, PUZZLES, provider))
+    write_json(streamed, embedding_analysis_as_written(embedded, PUZZLES, provider))
+
+    assert streamed.read_bytes() == whole.read_bytes()
+    per_theme = json.loads(streamed.read_text())["per_theme_similarity"]
+    assert list(per_theme) == ["Birds", "Fruit", "Metals"]
+    assert per_theme["Birds"]["count"] == 5
