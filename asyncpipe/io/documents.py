@@ -204,15 +204,18 @@ def distribution(values: Sequence[float] | np.ndarray) -> dict[str, float | int]
     if array.size == 0:
         return {"count": 0}
     figures: dict[str, float | int] = {"count": int(array.size)}
+    # One call for the four percentiles (the same values as one call each, half the
+    # time: a batch of 50,000 themes asks this once a theme).
+    p10, p25, p75, p90 = np.percentile(array, [10, 25, 75, 90])
     named = {
         "mean": array.mean(),
         "std": array.std(),
         "min": array.min(),
-        "p10": np.percentile(array, 10),
-        "p25": np.percentile(array, 25),
+        "p10": p10,
+        "p25": p25,
         "median": np.median(array),
-        "p75": np.percentile(array, 75),
-        "p90": np.percentile(array, 90),
+        "p75": p75,
+        "p90": p90,
         "max": array.max(),
     }
     figures.update({name: round(float(value), SCORE_DECIMALS) for name, value in named.items()})

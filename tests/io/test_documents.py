@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from asyncpipe.io.documents import (
+    SCORE_DECIMALS,
     all_embeddings_blocks,
+    distribution,
     embedding_analysis_as_written,
     embedding_analysis_document,
     final_puzzles_as_written,
@@ -307,3 +309,26 @@ def test_the_embedding_analysis_made_as_written_is_the_bytes_of_the_whole_docume
     per_theme = json.loads(streamed.read_text())["per_theme_similarity"]
     assert list(per_theme) == ["Birds", "Fruit", "Metals"]
     assert per_theme["Birds"]["count"] == 5
+
+
+def test_a_distribution_gives_each_figure_as_numpy_computes_it_alone() -> None:
+    generator = np.random.default_rng(5)
+    for size in (1, 2, 7, 45, 50):
+        values = generator.uniform(-1, 1, size)
+        figures = distribution(values)
+        alone = {
+            "mean": values.mean(),
+            "std": values.std(),
+            "min": values.min(),
+            "p10": np.percentile(values, 10),
+            "p25": np.percentile(values, 25),
+            "median": np.median(values),
+            "p75": np.percentile(values, 75),
+            "p90": np.percentile(values, 90),
+            "max": values.max(),
+        }
+        assert figures == {
+            "count": size,
+            **{name: round(float(value), SCORE_DECIMALS) for name, value in alone.items()},
+        }
+    assert distribution([]) == {"count": 0}
