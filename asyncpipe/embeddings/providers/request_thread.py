@@ -13,7 +13,7 @@ read are Python bytes shared by both threads, never copied between them.
 the caller's loop. Its exceptions come back as they are; cancelling the caller
 cancels the coroutine on the thread (asyncio chains the two futures). Whatever
 the coroutine uses (an httpx client and its connections) must be used only
-there: `RestTransport` makes and closes its client inside `run`.
+there: `RestTransport` uses and closes its client only inside `run`.
 """
 
 from __future__ import annotations
